@@ -1,0 +1,103 @@
+"""The ``kms`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from kms import __version__
+from kms.config import env_name, load_config
+from kms.errors import KmsError
+
+__all__ = ["main", "build_parser"]
+
+# (flag, dotted config path, type, help). Each is also settable in the --config YAML file
+# (same dotted path as nested keys) and by the environment variable KMS_<PATH>.
+_UP_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--data-dir", "data_dir", str, "directory for the write-ahead log and, with the local backend, blocks (default ./kms-data)"),
+    ("--host", "server.host", str, "address every listener binds to (default 127.0.0.1; 0.0.0.0 for all interfaces)"),
+    ("--port", "server.port", int, "the HTTP API port: Tempo, OTLP/HTTP, /ready, /metrics (default 3200)"),
+    ("--grpc-port", "server.grpc_port", int, "OTLP/gRPC port (default 4317; 0 disables)"),
+    ("--otlp-http-port", "server.otlp_http_port", int, "OTLP/HTTP port (default 4318; 0 disables; OTLP/HTTP is also on --port)"),
+    ("--storage", "storage.backend", str, "block storage backend: local (default) or s3"),
+    ("--s3-endpoint", "storage.s3.endpoint", str, "S3-compatible endpoint, host:port or URL (MinIO, Ceph, AWS...)"),
+    ("--s3-bucket", "storage.s3.bucket", str, "bucket for blocks (default kms)"),
+    ("--s3-region", "storage.s3.region", str, "S3 region (default us-east-1)"),
+    ("--s3-access-key", "storage.s3.access_key", str, "S3 access key"),
+    ("--s3-secret-key", "storage.s3.secret_key", str, "S3 secret key (prefer KMS_STORAGE_S3_SECRET_KEY)"),
+    ("--s3-path-style", "storage.s3.path_style", str, "path-style addressing: true (default) or false for virtual-hosted"),
+    ("--s3-insecure", "storage.s3.insecure", str, "use plain http to the S3 endpoint: true or false (default)"),
+    ("--s3-prefix", "storage.s3.prefix", str, "key prefix inside the bucket"),
+    ("--retention", "storage.retention", str, "delete data older than this, e.g. 720h or 30d (default 0 = keep forever)"),
+    ("--block-max-age", "storage.block_max_age", str, "cut the in-memory head into a block at least this often (default 5m)"),
+    ("--head-max-rows", "storage.head_max_rows", int, "... or when one tenant's head of one signal holds this many rows (default 500000)"),
+    ("--max-request-bytes", "limits.max_request_bytes", int, "largest accepted request body after decompression, 413 above (default 16 MiB)"),
+    ("--ingestion-rate-bytes", "limits.ingestion_rate_bytes", int, "per-tenant ingestion rate in bytes/s, 429 above (default 64 MiB/s; 0 = unlimited)"),
+    ("--ingestion-burst-bytes", "limits.ingestion_burst_bytes", int, "per-tenant ingestion burst in bytes (default 128 MiB)"),
+    ("--memory-limit-mib", "limits.memory_limit_mib", int, "refuse writes (429 / RESOURCE_EXHAUSTED) above this resident memory (default 0 = 80%% of RAM)"),
+    ("--max-search-traces", "limits.max_search_traces", int, "upper bound of a trace search's limit (default 1000)"),
+    ("--query-timeout", "limits.query_timeout", str, "longest a query may run (default 60s)"),
+    ("--multitenancy", "tenancy.required", str, "true: require X-Scope-OrgID on every request (401 without); default false"),
+    ("--default-tenant", "tenancy.default_tenant", str, "tenant for requests without X-Scope-OrgID (default anonymous)"),
+    ("--log-level", "server.log_level", str, "debug, info (default), warning or error"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kms",
+        description="kube-monitoring-stack: traces, metrics and logs in one place, linked by trace id.",
+    )
+    p.add_argument("--version", action="version", version=f"kms {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    up = sub.add_parser(
+        "up",
+        help="run the whole stack in this process (OTLP receivers, storage, query APIs)",
+        description=(
+            "Run the embedded stack in one process: OTLP/gRPC and OTLP/HTTP receivers, durable storage "
+            "(write-ahead log + blocks on local disk or S3) and the Tempo-compatible HTTP API. Every option is "
+            "also settable in the YAML file given with --config (nested keys of the dotted path shown as "
+            "[path]) and by the environment variable KMS_<PATH> (dots become underscores, upper case). "
+            "Precedence: flag > environment > file > default."
+        ),
+    )
+    up.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    for flag, path, typ, help_text in _UP_FLAGS:
+        up.add_argument(flag, dest=path, type=typ, default=None, metavar=path.rsplit(".", 1)[-1].upper(),
+                        help=f"{help_text} [{path}; env {env_name(path)}]")
+    return p
+
+
+def _up(args: argparse.Namespace) -> int:
+    overrides = {path: getattr(args, path) for _, path, _, _ in _UP_FLAGS}
+    cfg = load_config(args.config, overrides)
+    from kms.server import Stack  # after the config is known good: a bad flag fails fast
+    logging.basicConfig(level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stack = Stack(cfg)
+    try:
+        asyncio.run(stack.run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "up":
+            return _up(args)
+    except KmsError as e:
+        print(f"kms: {e.message}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""One typed configuration model: defaults < YAML file (``--config``) < environment < flags.
+
+Every setting has a dotted path (``storage.s3.bucket``), an environment variable
+(``KMS_STORAGE_S3_BUCKET``) and, for the common ones, a command-line flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kms.errors import BadInput
+
+__all__ = [
+    "Config",
+    "ServerConfig",
+    "StorageConfig",
+    "S3Config",
+    "LimitsConfig",
+    "TenancyConfig",
+    "load_config",
+    "parse_duration",
+    "env_name",
+]
+
+
+@dataclass
+class S3Config:
+    endpoint: str = ""  # host:port or URL of any S3-compatible store; empty = AWS
+    bucket: str = "kms"
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    path_style: bool = True  # MinIO and most S3-compatible stores want path-style addressing
+    insecure: bool = False  # plain http
+    prefix: str = ""  # key prefix inside the bucket
+
+
+@dataclass
+class StorageConfig:
+    backend: str = "local"  # local | s3
+    retention: str = "0"  # Go-style duration (e.g. 720h, 30d); 0 keeps data forever
+    block_max_age: str = "5m"  # cut the head into a block at least this often
+    head_max_rows: int = 500_000  # ... or when a tenant's head of one signal holds this many rows
+    s3: S3Config = field(default_factory=S3Config)
+
+
+@dataclass
+class LimitsConfig:
+    max_request_bytes: int = 16 * 1024 * 1024  # per request, after decompression (413 above)
+    ingestion_rate_bytes: int = 64 * 1024 * 1024  # per tenant, per second (429 above)
+    ingestion_burst_bytes: int = 128 * 1024 * 1024
+    memory_limit_mib: int = 0  # refuse writes (429) above this RSS; 0 = 80% of the machine's memory
+    max_search_traces: int = 1000  # upper bound for a search's limit
+    query_timeout: str = "60s"
+
+
+@dataclass
+class TenancyConfig:
+    required: bool = False  # when true, a write or read without X-Scope-OrgID gets 401
+    default_tenant: str = "anonymous"
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 3200  # the one HTTP API port: Tempo, Prometheus/Mimir, Loki, OTLP/HTTP, /ready, /metrics
+    grpc_port: int = 4317  # OTLP/gRPC
+    otlp_http_port: int = 4318  # OTLP/HTTP (also served on the API port)
+    log_level: str = "info"
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("./kms-data")
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    tenancy: TenancyConfig = field(default_factory=TenancyConfig)
+
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Go/Prometheus-style duration ("1h30m", "720h", "15d", "250ms", "0") -> seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = text.strip()
+    if s in ("0", ""):
+        return 0.0
+    total, num, i = 0.0, "", 0
+    while i < len(s):
+        c = s[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = next((u for u in ("ms", "us", "µs", "ns") if s.startswith(u, i)), c)
+        if not num or unit not in _UNITS:
+            raise BadInput(f"invalid duration {text!r}")
+        total += float(num) * _UNITS[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        raise BadInput(f"invalid duration {text!r}: missing unit")
+    return total
+
+
+def env_name(path: str) -> str:
+    return "KMS_" + path.replace(".", "_").upper()
+
+
+def _fields(cls) -> dict[str, tuple[Any, Any]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, typ: Any, path: str) -> Any:
+    try:
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off", ""):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if typ is int:
+            return int(value)
+        if typ is Path:
+            return Path(value)
+        return str(value)
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"config {path}: invalid value {value!r}") from e
+
+
+def _apply(obj: Any, doc: dict, prefix: str) -> None:
+    fields = _fields(type(obj))
+    for key, value in doc.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise BadInput(f"config: unknown setting {prefix}{key!r} (known: {', '.join(sorted(fields))})")
+        _, typ = fields[name]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise BadInput(f"config {prefix}{key}: expected a mapping")
+            _apply(getattr(obj, name), value, f"{prefix}{name}.")
+        else:
+            setattr(obj, name, _coerce(value, typ, prefix + name))
+
+
+def _apply_env(obj: Any, prefix: str, environ: typing.Mapping[str, str]) -> None:
+    for name, (_, typ) in _fields(type(obj)).items():
+        path = prefix + name
+        if dataclasses.is_dataclass(typ):
+            _apply_env(getattr(obj, name), path + ".", environ)
+        elif env_name(path) in environ:
+            setattr(obj, name, _coerce(environ[env_name(path)], typ, path))
+
+
+def set_path(cfg: Config, path: str, value: Any) -> None:
+    """Set one dotted setting (used by command-line flags)."""
+    *parents, last = path.split(".")
+    obj = cfg
+    for p in parents:
+        obj = getattr(obj, p)
+    _, typ = _fields(type(obj))[last]
+    setattr(obj, last, _coerce(value, typ, path))
+
+
+def all_paths(cls=Config, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, type, default) for every leaf setting."""
+    out = []
+    inst = cls()
+    for name, (_, typ) in _fields(cls).items():
+        if dataclasses.is_dataclass(typ):
+            out += all_paths(typ, prefix + name + ".")
+        else:
+            out.append((prefix + name, typ, getattr(inst, name)))
+    return out
+
+
+def load_config(
+    file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+) -> Config:
+    cfg = Config()
+    if file:
+        try:
+            doc = yaml.safe_load(Path(file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise BadInput(f"cannot read config file {file}: {e}") from e
+        if not isinstance(doc, dict):
+            raise BadInput(f"config file {file}: expected a mapping at the top level")
+        _apply(cfg, doc, "")
+    _apply_env(cfg, "", os.environ if environ is None else environ)
+    for path, value in (overrides or {}).items():
+        if value is not None:
+            set_path(cfg, path, value)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    if cfg.storage.backend not in ("local", "s3"):
+        raise BadInput(f"config storage.backend: {cfg.storage.backend!r} is not one of local, s3")
+    if cfg.storage.backend == "s3" and not cfg.storage.s3.bucket:
+        raise BadInput("config storage.s3.bucket: required for the s3 backend")
+    for p in ("storage.retention", "storage.block_max_age", "limits.query_timeout"):
+        obj = cfg
+        for part in p.split("."):
+            obj = getattr(obj, part)
+        parse_duration(obj)
+    for name in ("port", "grpc_port", "otlp_http_port"):
+        v = getattr(cfg.server, name)
+        if not 0 <= v < 65536:
+            raise BadInput(f"config server.{name}: {v} is not a port number")

@@ -1,0 +1,76 @@
+"""Write admission: per-tenant ingestion rate and a process memory limiter (like the Collector's)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+
+from kms.errors import LimitExceeded
+
+__all__ = ["RateLimiter", "MemoryLimiter"]
+
+
+class RateLimiter:
+    """A token bucket per tenant, in bytes. Thread-safe."""
+
+    def __init__(self, rate_bytes: float, burst_bytes: float):
+        self.rate = float(rate_bytes)
+        self.burst = float(max(burst_bytes, rate_bytes))
+        self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, last refill monotonic s)
+        self._lock = threading.Lock()
+
+    def take(self, tenant: str, n: int) -> None:
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            tokens, last = self._buckets.get(tenant, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if n > tokens:
+                self._buckets[tenant] = (tokens, now)
+                wait = (n - tokens) / self.rate
+                raise LimitExceeded(
+                    f"tenant {tenant!r} exceeds its ingestion rate limit of {int(self.rate)} bytes/s "
+                    f"(burst {int(self.burst)}); retry later or raise limits.ingestion_rate_bytes",
+                    reason="rate_limited",
+                    retry_after_s=max(1.0, wait),
+                )
+            self._buckets[tenant] = (tokens - n, now)
+
+
+class MemoryLimiter:
+    """Refuses writes while the process's resident memory is above the limit.
+
+    RSS is sampled at most every ``interval_s`` (reading it costs ~20 µs), so a burst can
+    overshoot by what arrives within one interval.
+    """
+
+    def __init__(self, limit_bytes: int, interval_s: float = 0.5):
+        self.limit = limit_bytes
+        self.interval = interval_s
+        self._proc = psutil.Process()
+        self._checked = 0.0
+        self._rss = 0
+
+    @classmethod
+    def from_mib(cls, mib: int) -> MemoryLimiter:
+        limit = mib * 1024 * 1024 if mib > 0 else int(psutil.virtual_memory().total * 0.8)
+        return cls(limit)
+
+    def rss(self) -> int:
+        now = time.monotonic()
+        if now - self._checked >= self.interval:
+            self._rss = self._proc.memory_info().rss
+            self._checked = now
+        return self._rss
+
+    def check(self) -> None:
+        rss = self.rss()
+        if rss > self.limit:
+            raise LimitExceeded(
+                f"memory limit reached ({rss // 2**20} MiB resident > {self.limit // 2**20} MiB); retry later",
+                reason="memory_limit",
+                retry_after_s=5.0,
+            )

@@ -1,0 +1,183 @@
+"""One process: receivers -> store -> APIs. Components start in dependency order and stop in
+reverse; startup and shutdown durations are logged.
+
+    telemetry -> object store -> store (WAL replay) -> receiver -> HTTP API + OTLP/HTTP + OTLP/gRPC
+
+Listeners open first and answer 503 until the store has replayed its WAL, so ``GET /ready``
+is 200 exactly when writes can be accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from kms.config import Config, parse_duration
+from kms.limits import MemoryLimiter, RateLimiter
+from kms.logs.schema import LOGS
+from kms.metrics.schema import OTLP_METRICS
+from kms.otlp import OtlpGrpcServer, otlp_routes
+from kms.receive import Receiver
+from kms.storage import LocalObjectStore, ObjectStore, S3ObjectStore, Store, StoreConfig
+from kms.telemetry import Telemetry
+from kms.tenancy import TenantResolver
+from kms.traces.api import TempoApi
+from kms.traces.schema import TRACES
+
+__all__ = ["Stack", "make_object_store"]
+
+log = logging.getLogger("kms")
+
+
+def make_object_store(cfg: Config) -> ObjectStore:
+    st = cfg.storage
+    if st.backend == "s3":
+        s3 = st.s3
+        return S3ObjectStore(
+            s3.bucket, endpoint=s3.endpoint, region=s3.region, access_key=s3.access_key,
+            secret_key=s3.secret_key, path_style=s3.path_style, scheme="http" if s3.insecure else "https",
+            prefix=s3.prefix,
+        )
+    return LocalObjectStore(Path(cfg.data_dir) / "blocks")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the Stack owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class Stack:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.telemetry = Telemetry()
+        self.tenants = TenantResolver(cfg.tenancy.default_tenant, cfg.tenancy.required)
+        self.objstore = make_object_store(cfg)
+        retention = parse_duration(cfg.storage.retention)
+        self.store = Store(
+            StoreConfig(
+                data_dir=Path(cfg.data_dir),
+                head_max_rows=cfg.storage.head_max_rows,
+                head_max_age_s=parse_duration(cfg.storage.block_max_age),
+                retention_s=retention or None,
+            ),
+            self.objstore,
+            [TRACES, LOGS, OTLP_METRICS],
+        )
+        self.telemetry.watch_store(self.store.stats)
+        lim = cfg.limits
+        self.receiver = Receiver(
+            self.store,
+            RateLimiter(lim.ingestion_rate_bytes, lim.ingestion_burst_bytes),
+            MemoryLimiter.from_mib(lim.memory_limit_mib),
+            self.telemetry,
+        )
+        self.tempo = TempoApi(self.store, self.tenants.for_read, self.telemetry, lim.max_search_traces,
+                              parse_duration(lim.query_timeout))
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
+        self.app = self._http_app()
+        self._stop = asyncio.Event()
+        self._servers: list[_Uvicorn] = []
+        self.grpc: OtlpGrpcServer | None = None
+
+    def _refused(self, signal_name: str, err: Exception) -> None:
+        reason = getattr(err, "reason", "internal")
+        if reason != "unavailable":
+            log.debug("refused %s write: %s", signal_name, err)
+
+    def _http_app(self) -> Starlette:
+        async def ready(_: Request) -> Response:
+            if self.receiver.ready:
+                return PlainTextResponse("ready")
+            return PlainTextResponse("not ready: replaying the write-ahead log", status_code=503)
+
+        async def metrics(_: Request) -> Response:
+            return Response(self.telemetry.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+        routes = [Route("/ready", ready), Route("/metrics", metrics)]
+        routes += otlp_routes(self.receiver.export, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
+        routes += self.tempo.routes()
+        return Starlette(routes=routes)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        t0 = time.perf_counter()
+        s = self.cfg.server
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+
+        ports = [s.port] + ([s.otlp_http_port] if s.otlp_http_port and s.otlp_http_port != s.port else [])
+        for port in ports:
+            srv = _Uvicorn(uvicorn.Config(self.app, host=s.host, port=port, log_level="warning",
+                                          lifespan="off", access_log=False, timeout_graceful_shutdown=30))
+            self._servers.append(srv)
+        tasks = [asyncio.create_task(srv.serve()) for srv in self._servers]
+        self.grpc = OtlpGrpcServer(self.receiver.export, self.tenants, self.executor,
+                                   self.cfg.limits.max_request_bytes, self._refused)
+        if s.grpc_port:
+            self.grpc.add_port(s.host, s.grpc_port)
+        await self.grpc.start()
+        while not all(srv.started for srv in self._servers):
+            if any(t.done() for t in tasks):
+                for t in tasks:
+                    if t.done() and t.exception():
+                        raise t.exception()
+                raise SystemExit("an HTTP listener failed to start (is the port in use?)")
+            await asyncio.sleep(0.01)
+
+        t_store = time.perf_counter()
+        await loop.run_in_executor(None, self.store.open)
+        log.info("storage opened in %.2fs (backend %s, data dir %s)", time.perf_counter() - t_store,
+                 self.cfg.storage.backend, Path(self.cfg.data_dir).resolve())
+        self.receiver.ready = True
+        self.telemetry.ready.set(1)
+        api = f"http://{s.host}:{s.port}"
+        log.info("kms %s ready in %.2fs", self._version(), time.perf_counter() - t0)
+        log.info("  HTTP API (Tempo /api/*, OTLP/HTTP /v1/*, /ready, /metrics): %s", api)
+        if s.otlp_http_port and s.otlp_http_port != s.port:
+            log.info("  OTLP/HTTP: http://%s:%d/v1/{traces,metrics,logs}", s.host, s.otlp_http_port)
+        if s.grpc_port:
+            log.info("  OTLP/gRPC: %s:%d", s.host, s.grpc_port)
+        log.info("  Grafana Tempo data source URL: %s", api)
+
+        await self._stop.wait()
+        await self.shutdown(tasks)
+
+    async def shutdown(self, tasks) -> None:
+        t0 = time.perf_counter()
+        log.info("shutting down: finishing in-flight writes")
+        for srv in self._servers:
+            srv.should_exit = True
+        if self.grpc:
+            await self.grpc.stop(10.0)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.receiver.ready = False
+        self.telemetry.ready.set(0)
+        self.executor.shutdown(wait=True)
+        t_flush = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+        log.info("flushed the head to blocks in %.2fs; stopped in %.2fs", time.perf_counter() - t_flush,
+                 time.perf_counter() - t0)
+
+    @staticmethod
+    def _version() -> str:
+        from kms import __version__
+
+        return __version__

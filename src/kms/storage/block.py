@@ -1,0 +1,295 @@
+"""Blocks: one immutable Parquet file plus ``meta.json`` per tenant+signal+block (FORMAT.md, "Blocks").
+
+Writing puts ``data.parquet`` first and ``meta.json`` last, so a block exists only once its meta
+does. Reading goes through ``READERS[meta.format_version]`` so blocks of older formats stay
+readable after the format changes. ``Block`` objects are immutable and shared between threads;
+the reader (with the cached Parquet footer) is built once, under ``Block._lock``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from kms.errors import Unavailable
+from kms.storage import layout
+from kms.storage.objstore import ObjectStore
+from kms.storage.types import TIME_COLUMN, SignalSpec
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BlockMeta",
+    "Block",
+    "READERS",
+    "write_block",
+    "delete_block",
+    "sort_table",
+    "referenced_columns",
+]
+
+FORMAT_VERSION = 1
+ZSTD_LEVEL = 3  # python-stack-notes.md section 4: zstd-9 saved nothing over 3 at 3x the write time
+# Results are handed out in tables of about this many rows (row groups are read one at a time).
+YIELD_ROWS = 65_536
+_ROW = "__kms_row"
+
+
+@dataclass(frozen=True)
+class BlockMeta:
+    """The contents of ``meta.json``. Times are unix ns, inclusive; ``bytes`` is data.parquet's size."""
+
+    block_id: str
+    tenant: str
+    signal: str
+    min_time_ns: int
+    max_time_ns: int
+    rows: int
+    bytes: int
+    created_ns: int
+    level: int = 0  # 0 = cut from a head; compaction makes max(source levels) + 1
+    sources: tuple[str, ...] = ()  # ids of the blocks this one replaces (compaction)
+    wal_marks: dict[str, int] = field(default_factory=dict)  # WAL id (hex) -> replay floor it covers
+    sort_by: tuple[str, ...] = ()
+    row_group_rows: int = 0
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> bytes:
+        d = asdict(self)
+        d["sources"] = list(self.sources)
+        d["sort_by"] = list(self.sort_by)
+        return json.dumps(d, indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> BlockMeta:
+        """Parse a meta.json; ValueError if it is not one."""
+        try:
+            d = json.loads(data)
+            known = {f for f in cls.__dataclass_fields__}
+            d = {k: v for k, v in d.items() if k in known}  # newer writers may add fields
+            d["sources"] = tuple(d.get("sources", ()))
+            d["sort_by"] = tuple(d.get("sort_by", ()))
+            d["wal_marks"] = {str(k): int(v) for k, v in d.get("wal_marks", {}).items()}
+            return cls(**d)
+        except (TypeError, AttributeError, KeyError) as e:
+            raise ValueError(f"not a block meta: {e}") from None
+
+    def overlaps(self, start_ns: int | None, end_ns: int | None) -> bool:
+        return (start_ns is None or self.max_time_ns >= start_ns) and (
+            end_ns is None or self.min_time_ns <= end_ns
+        )
+
+
+def sort_table(table: pa.Table, sort_by: tuple[str, ...]) -> pa.Table:
+    """``table`` with its chunks (and dictionaries) combined, rows sorted by ``sort_by``."""
+    table = table.combine_chunks()
+    if not sort_by or table.num_rows < 2:
+        return table
+    keys = {}
+    for name in sort_by:  # Arrow cannot sort by dictionary columns: sort by their values
+        col = table.column(name)
+        keys[name] = col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+    idx = pc.sort_indices(pa.table(keys), sort_keys=[(n, "ascending") for n in sort_by])
+    return table.take(idx)
+
+
+def encode_parquet(table: pa.Table, spec: SignalSpec) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        row_group_size=spec.row_group_rows,
+        write_statistics=True,
+    )
+    return sink.getvalue()
+
+
+def write_block(
+    objstore: ObjectStore,
+    spec: SignalSpec,
+    tenant: str,
+    table: pa.Table,
+    *,
+    level: int = 0,
+    sources: tuple[str, ...] = (),
+    wal_marks: dict[str, int] | None = None,
+) -> Block:
+    """Sort ``table``, write it as a new block (data, then meta) and return it. Unavailable on I/O failure."""
+    if table.num_rows == 0:
+        raise ValueError("BUG: writing an empty block")
+    table = sort_table(table, spec.sort_by)
+    data = encode_parquet(table, spec)
+    lo, hi = pc.min_max(table.column(TIME_COLUMN)).values()
+    meta = BlockMeta(
+        block_id=layout.new_block_id(),
+        tenant=tenant,
+        signal=spec.name,
+        min_time_ns=lo.as_py(),
+        max_time_ns=hi.as_py(),
+        rows=table.num_rows,
+        bytes=data.size,
+        created_ns=time.time_ns(),
+        level=level,
+        sources=tuple(sources),
+        wal_marks=dict(wal_marks or {}),
+        sort_by=tuple(spec.sort_by),
+        row_group_rows=spec.row_group_rows,
+    )
+    objstore.put(layout.block_data_key(tenant, spec.name, meta.block_id), data)
+    objstore.put(layout.block_meta_key(tenant, spec.name, meta.block_id), meta.to_json())
+    return Block(meta, objstore, spec)
+
+
+def delete_block(objstore: ObjectStore, meta: BlockMeta) -> None:
+    """Meta first, so a half-deleted block is ignored (not half-read) by the next open."""
+    objstore.delete(layout.block_meta_key(meta.tenant, meta.signal, meta.block_id))
+    objstore.delete_prefix(layout.block_prefix(meta.tenant, meta.signal, meta.block_id))
+
+
+def referenced_columns(expr: pc.Expression, names: list[str]) -> list[str]:
+    """Columns of ``names`` that ``expr`` may refer to (a superset is harmless: it is only used
+    to pick columns for a first, narrow read; a miss makes that read fail and fall back)."""
+    text = str(expr)
+    return [n for n in names if re.search(r"(?<![\w])" + re.escape(n) + r"(?![\w])", text)]
+
+
+class ParquetBlockReaderV1:
+    """Reads format-1 blocks. The Parquet footer is read once and kept; each scan prunes row
+    groups by their statistics (``ParquetFileFragment.subset``), then for a selective filter
+    reads just the filter's columns first and the rest only for row groups with hits."""
+
+    def __init__(self, objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec):
+        self.objstore = objstore
+        self.meta = meta
+        self.schema = spec.schema
+        self.key = layout.block_data_key(meta.tenant, meta.signal, meta.block_id)
+        fmt = ds.ParquetFileFormat()
+        try:
+            frag = fmt.make_fragment(objstore.path(self.key), filesystem=objstore.filesystem)
+            frag.ensure_complete_metadata()
+        except (OSError, pa.ArrowException) as e:
+            raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
+        self._fragment = frag
+        self._metadata = frag.metadata
+
+    def row_groups(self, expr: pc.Expression | None) -> list[int]:
+        if expr is None:
+            return list(range(self._metadata.num_row_groups))
+        return [rg.id for rg in self._fragment.subset(filter=expr).row_groups]
+
+    def read_all(self) -> pa.Table:
+        with self.objstore.open(self.key) as f:
+            return self._conform(self._file(f).read())
+
+    def _file(self, f: pa.NativeFile) -> pq.ParquetFile:
+        # pre_buffer coalesces the column chunks of a row group into few ranged GETs on S3.
+        return pq.ParquetFile(f, metadata=self._metadata, pre_buffer=self.objstore.remote)
+
+    def _conform(self, t: pa.Table) -> pa.Table:
+        target = pa.schema([self.schema.field(n) for n in t.schema.names])
+        return t if t.schema.equals(target) else t.cast(target)
+
+    def scan(self, expr: pc.Expression | None, columns: list[str], selective: bool) -> Iterator[pa.Table]:
+        """Rows matching ``expr`` (None = all), projected to ``columns``. ``selective``: the caller
+        expects few hits, so read the filter's columns first (late materialization)."""
+        rgs = self.row_groups(expr)
+        if not rgs:
+            return
+        probe_cols = None
+        if expr is not None and selective:
+            probe_cols = referenced_columns(expr, self.schema.names)
+            if TIME_COLUMN not in probe_cols:
+                probe_cols.append(TIME_COLUMN)
+            if set(columns) <= set(probe_cols):
+                probe_cols = None  # the narrow read would be the full read
+        read_cols = (
+            columns
+            if expr is None
+            else list(dict.fromkeys(columns + referenced_columns(expr, self.schema.names)))
+        )
+        pending: list[pa.Table] = []
+        rows = 0
+        try:
+            with self.objstore.open(self.key) as f:
+                pf = self._file(f)
+                for rg in rgs:
+                    t = self._read_rg(pf, rg, expr, columns, read_cols, probe_cols)
+                    if t is None or t.num_rows == 0:
+                        continue
+                    pending.append(t)
+                    rows += t.num_rows
+                    if rows >= YIELD_ROWS:
+                        yield self._conform(pa.concat_tables(pending))
+                        pending, rows = [], 0
+        except (OSError, pa.ArrowException) as e:
+            raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
+        if pending:
+            yield self._conform(pa.concat_tables(pending))
+
+    def _read_rg(self, pf, rg, expr, columns, read_cols, probe_cols) -> pa.Table | None:
+        if probe_cols is not None:
+            try:
+                probe = pf.read_row_group(rg, columns=probe_cols)
+                probe = probe.append_column(_ROW, pa.array(np.arange(probe.num_rows, dtype=np.int64)))
+                hits = probe.filter(expr).column(_ROW)
+            except (pa.ArrowInvalid, KeyError):
+                hits = None  # the expression needs more columns than we guessed: full read
+            if hits is not None:
+                return pf.read_row_group(rg, columns=columns).take(hits) if len(hits) else None
+        t = pf.read_row_group(rg, columns=read_cols)
+        if expr is not None:
+            try:
+                t = t.filter(expr)
+            except pa.ArrowInvalid:  # refers to a column we did not guess: read them all
+                t = pf.read_row_group(rg).filter(expr)
+        return t.select(columns) if t.schema.names != columns else t
+
+
+READERS: dict[int, Callable[[ObjectStore, BlockMeta, SignalSpec], ParquetBlockReaderV1]] = {
+    1: ParquetBlockReaderV1,
+}
+
+
+class Block:
+    """One block in the object store: its meta and a lazily built, cached reader."""
+
+    __slots__ = ("meta", "objstore", "spec", "_reader", "_lock")
+
+    def __init__(self, meta: BlockMeta, objstore: ObjectStore, spec: SignalSpec):
+        if meta.format_version not in READERS:
+            raise Unavailable(
+                f"block {meta.tenant}/{meta.signal}/{meta.block_id} has format version {meta.format_version}; "
+                f"this build reads {sorted(READERS)}",
+                reason="block_format",
+            )
+        self.meta = meta
+        self.objstore = objstore
+        self.spec = spec
+        self._reader = None
+        self._lock = threading.Lock()
+
+    @property
+    def id(self) -> str:
+        return self.meta.block_id
+
+    def reader(self) -> ParquetBlockReaderV1:
+        if self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    self._reader = READERS[self.meta.format_version](self.objstore, self.meta, self.spec)
+        return self._reader
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return f"Block({m.tenant}/{m.signal}/{m.block_id}, rows={m.rows}, level={m.level})"

@@ -1,0 +1,47 @@
+"""The storage engine's request and description types: the only shapes engines pass to storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["SignalSpec", "ScanRequest", "TIME_COLUMN"]
+
+#: Every signal schema has this int64 column: unix time in nanoseconds. The store prunes,
+#: cuts blocks and applies retention by it.
+TIME_COLUMN = "time_ns"
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """What the store needs to know about one signal (traces, logs, otlp_metrics, ...).
+
+    ``sort_by`` orders rows inside a block (e.g. trace_id first so a trace lookup reads one
+    row group); ``row_group_rows`` bounds a Parquet row group, which is the unit of pruning.
+    """
+
+    name: str
+    schema: pa.Schema
+    sort_by: tuple[str, ...] = (TIME_COLUMN,)
+    row_group_rows: int = 16_384
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """One read of one signal for one tenant.
+
+    ``start_ns``/``end_ns`` bound ``time_ns`` inclusively; None means unbounded.
+    ``filter`` must be honoured by the store (rows not matching it are never returned);
+    statistics-based pruning by ``filter`` is a hint the store may use.
+    ``columns`` limits the columns read (None = all); the store always keeps ``time_ns``.
+    """
+
+    tenant: str
+    signal: str
+    start_ns: int | None = None
+    end_ns: int | None = None
+    filter: pc.Expression | None = None
+    columns: tuple[str, ...] | None = None
+    hints: dict = field(default_factory=dict)

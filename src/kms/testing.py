@@ -1,0 +1,166 @@
+"""Running real parts for tests and benchmarks: a ``kms up`` subprocess and an S3 server process.
+
+Not used by the stack itself. ``S3Server`` needs the test extra (moto's server mode, boto3).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+__all__ = ["free_port", "KmsProcess", "S3Server"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, want: int = 200) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            r = httpx.get(url, timeout=1.0)
+            if r.status_code == want:
+                return
+            last = r.status_code
+        except httpx.HTTPError as e:
+            last = e
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer {want} within {timeout_s}s (last: {last})")
+
+
+@dataclass
+class KmsProcess:
+    """``kms up`` in a subprocess on free loopback ports, with its own data dir."""
+
+    data_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cpu: int | None = None  # pin the process to one core (benchmarks)
+    port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    otlp_http_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def args(self) -> list[str]:
+        return [
+            sys.executable, "-m", "kms.cli", "up", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+            "--port", str(self.port), "--grpc-port", str(self.grpc_port),
+            "--otlp-http-port", str(self.otlp_http_port), *self.extra_args,
+        ]
+
+    def start(self, timeout_s: float = 60.0) -> KmsProcess:
+        self.log_path = Path(self.data_dir).with_name(Path(self.data_dir).name + ".log")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        env = {**os.environ, **self.env}
+        preexec = (lambda: os.sched_setaffinity(0, {self.cpu})) if self.cpu is not None else None
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec)
+        _wait_http(self.url + "/ready", timeout_s, self.proc)
+        return self
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout_s)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def peak_rss_bytes(self) -> int:
+        """The kernel's high-water mark of resident memory (VmHWM) for the process."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+
+@dataclass
+class S3Server:
+    """A real S3-compatible server process (moto's server mode) on a free loopback port."""
+
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    access_key: str = "testing"
+    secret_key: str = "testing"
+    region: str = "us-east-1"
+    _client: object = field(default=None, repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` (plain http)."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> S3Server:
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        _wait_http(f"http://{self.endpoint}/moto-api/", timeout_s, self.proc)
+        return self
+
+    def client(self):
+        """A boto3 S3 client for this server."""
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3", endpoint_url=f"http://{self.endpoint}", aws_access_key_id=self.access_key,
+                                        aws_secret_access_key=self.secret_key, region_name=self.region)
+        return self._client
+
+    def create_bucket(self, name: str | None = None) -> str:
+        name = name or f"kms-test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def objstore_kwargs(self) -> dict:
+        """Keyword arguments for ``kms.storage.S3ObjectStore(bucket, **kwargs)``."""
+        return {"endpoint": self.endpoint, "scheme": "http", "access_key": self.access_key,
+                "secret_key": self.secret_key, "region": self.region, "path_style": True}
+
+    def kms_args(self, bucket: str) -> list[str]:
+        """``kms up`` flags that put blocks into ``bucket`` on this server."""
+        return ["--storage", "s3", "--s3-endpoint", self.endpoint, "--s3-bucket", bucket,
+                "--s3-access-key", self.access_key, "--s3-secret-key", self.secret_key,
+                "--s3-region", self.region, "--s3-insecure", "true"]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

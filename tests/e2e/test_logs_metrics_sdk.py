@@ -1,0 +1,73 @@
+"""Logs and metrics from the real OpenTelemetry SDK are accepted and stored durably."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from kms.logs.schema import LOGS
+from kms.metrics.schema import OTLP_METRICS
+from kms.storage import LocalObjectStore, ScanRequest, Store, StoreConfig
+from kms.traces.schema import TRACES
+
+pytestmark = pytest.mark.slow
+
+
+def stored(data_dir, signal: str):
+    store = Store(StoreConfig(data_dir=data_dir), LocalObjectStore(data_dir / "blocks"), [TRACES, LOGS, OTLP_METRICS])
+    store.open()
+    try:
+        import pyarrow as pa
+
+        tables = list(store.scan(ScanRequest("anonymous", signal)))
+        return pa.concat_tables(tables).to_pylist() if tables else []
+    finally:
+        store.close()
+
+
+def test_sdk_logs_and_metrics_are_stored(kms, tmp_path):
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    resource = Resource.create({"service.name": "checkout"})
+    lp = LoggerProvider(resource=resource)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=kms.grpc_target, insecure=True)))
+    logger = logging.getLogger("e2e.checkout")
+    logger.propagate = False
+    logger.addHandler(LoggingHandler(logger_provider=lp))
+    logger.setLevel(logging.INFO)
+    tracer = TracerProvider(resource=resource).get_tracer("e2e")
+    with tracer.start_as_current_span("pay") as span:
+        logger.warning("payment declined for order %s", 42)
+        tid = span.get_span_context().trace_id.to_bytes(16, "big")
+    lp.shutdown()
+
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"http://127.0.0.1:{kms.otlp_http_port}/v1/metrics"), export_interval_millis=60_000
+    )
+    mp = MeterProvider(resource=resource, metric_readers=[reader])
+    mp.get_meter("e2e").create_counter("orders", unit="1").add(3, {"status": "paid"})
+    mp.shutdown()
+    assert kms.stop() == 0
+
+    logs = stored(kms.data_dir, "logs")
+    assert len(logs) == 1
+    rec = logs[0]
+    assert rec["line"] == "payment declined for order 42"
+    assert rec["trace_id"] == tid and rec["severity_text"] == "WARN" and rec["service_name"] == "checkout"
+    assert logs_pb2.LogRecord.FromString(rec["attrs"]).attributes  # code.* attributes kept
+
+    metrics = stored(kms.data_dir, "otlp_metrics")
+    orders = [m for m in metrics if m["name"] == "orders"]
+    assert len(orders) == 1
+    m = metrics_pb2.Metric.FromString(orders[0]["metric"])
+    assert m.sum.data_points[0].as_int == 3 and m.sum.is_monotonic
