@@ -121,7 +121,13 @@ def run_backend(backend: str, n_spans: int, spans_per_trace: int, tmp: Path, s3:
             del objs
             out["bytes_per_span"] = total / n_spans
 
-        kms.start(timeout_s=300)
+        try:
+            kms.start(timeout_s=300)
+        except RuntimeError:
+            print(kms.log()[-3000:])
+            raise
+        print(f"[{backend}] restarted: RSS {kms.rss_bytes() / 2**20:.0f} MiB, peak {kms.peak_rss_bytes() / 2**20:.0f} MiB",
+              flush=True)
         ids = []
         rng = random.Random(7)
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -151,7 +157,9 @@ def run_backend(backend: str, n_spans: int, spans_per_trace: int, tmp: Path, s3:
                     assert r.status_code == 200, (q, r.status_code, r.text[:300])
                 n = len(r.json()["traces"])
                 out["search"][q] = (statistics.median(times) * 1000, n)
-                print(f"[{backend}] search {q!r}: {statistics.median(times) * 1000:.0f} ms ({n} traces)", flush=True)
+                print(f"[{backend}] search {q!r}: {statistics.median(times) * 1000:.0f} ms ({n} traces), "
+                      f"peak RSS {kms.peak_rss_bytes() / 2**20:.0f} MiB", flush=True)
+        time.sleep(8)  # let background compaction run, so its peak is counted too
         out["peak_rss_mib"] = kms.peak_rss_bytes() / 2**20
         kms.stop()
     finally:

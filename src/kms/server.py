@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pyarrow as pa
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -62,6 +63,10 @@ class _Uvicorn(uvicorn.Server):
 
 class Stack:
     def __init__(self, cfg: Config):
+        # Arrow's bundled allocator keeps freed memory for reuse; after a block cut that is
+        # hundreds of MiB never returned. The system allocator gives large blocks back
+        # (bench_traces: peak RSS at 1M spans fell from 1.19 GiB to 0.89 GiB in-process).
+        pa.set_memory_pool(pa.system_memory_pool())
         self.cfg = cfg
         self.telemetry = Telemetry()
         self.tenants = TenantResolver(cfg.tenancy.default_tenant, cfg.tenancy.required)
@@ -71,6 +76,9 @@ class Stack:
             StoreConfig(
                 data_dir=Path(cfg.data_dir),
                 head_max_rows=cfg.storage.head_max_rows,
+                # Compaction holds a whole merged block in memory: merging only up to the size
+                # of a cut keeps that bounded (bench_traces: 1M-row merges peaked at 1.2 GiB).
+                compaction_target_rows=cfg.storage.head_max_rows,
                 head_max_age_s=parse_duration(cfg.storage.block_max_age),
                 retention_s=retention or None,
             ),

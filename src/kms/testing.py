@@ -96,12 +96,18 @@ class KmsProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
-    def peak_rss_bytes(self) -> int:
-        """The kernel's high-water mark of resident memory (VmHWM) for the process."""
+    def _status(self, field_name: str) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field_name + ":"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def peak_rss_bytes(self) -> int:
+        """The kernel's high-water mark of resident memory (VmHWM) for the process."""
+        return self._status("VmHWM")
+
+    def rss_bytes(self) -> int:
+        return self._status("VmRSS")
 
 
 @dataclass

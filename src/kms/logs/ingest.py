@@ -10,8 +10,9 @@ from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput
 from kms.logs.schema import LOG_SCHEMA
+from kms.otlp.grouping import Grouping
 from kms.otlp.lite import LOG_COLUMN_FIELDS, LogsRequest
-from kms.otlp.resource import service_name_of
+from kms.otlp.wire import varint
 
 __all__ = ["DecodedLogs", "decode_logs"]
 
@@ -29,19 +30,7 @@ def _is_plain_string(body) -> bool:
     if not s:
         return False
     n = len(s.encode())
-    return body.ByteSize() == 1 + len(_varint(n)) + n
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    return body.ByteSize() == 1 + len(varint(n)) + n
 
 
 def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
@@ -51,20 +40,13 @@ def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
         raise BadInput(f"malformed OTLP logs protobuf: {e}") from e
     now_ns = now_ns or time.time_ns()
     cols: dict[str, list] = {k: [] for k in ("time_ns", "observed_ns", "sev", "sevtext", "line", "tid", "sid", "rest")}
-    res_idx: list[int] = []
-    scope_idx: list[int] = []
-    res_dict: list[bytes] = []
-    svc_dict: list[str] = []
-    scope_dict: list[bytes] = []
+    g = Grouping()
     rejected = 0
     why = ""
     for rl in req.resource_logs:
-        r = len(res_dict)
-        res_dict.append(rl.resource)
-        svc_dict.append(service_name_of(rl.resource))
+        r = g.resource(rl.resource)
         for sl in rl.scope_logs:
-            sc = len(scope_dict)
-            scope_dict.append(sl.scope)
+            sc = g.scope(sl.scope)
             for rec in sl.log_records:
                 tid, sid = rec.trace_id, rec.span_id
                 if len(tid) not in (0, 16) or len(sid) not in (0, 8):
@@ -86,10 +68,8 @@ def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
                 for f in LOG_COLUMN_FIELDS:
                     rec.ClearField(f)
                 cols["rest"].append(rec.SerializeToString())
-                res_idx.append(r)
-                scope_idx.append(sc)
+                g.row(r, sc)
     try:
-        idx_r = pa.array(res_idx, pa.int32())
         table = pa.Table.from_arrays(
             [
                 pa.array(cols["time_ns"], pa.int64()),
@@ -99,9 +79,7 @@ def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
                 pa.array(cols["line"], pa.string()),
                 pa.array(cols["tid"], pa.binary()),
                 pa.array(cols["sid"], pa.binary()),
-                pa.DictionaryArray.from_arrays(idx_r, pa.array(svc_dict, pa.string())),
-                pa.DictionaryArray.from_arrays(idx_r, pa.array(res_dict, pa.binary())),
-                pa.DictionaryArray.from_arrays(pa.array(scope_idx, pa.int32()), pa.array(scope_dict, pa.binary())),
+                *g.columns(),
                 pa.array(cols["rest"], pa.binary()),
             ],
             schema=LOG_SCHEMA,

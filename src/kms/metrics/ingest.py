@@ -10,8 +10,8 @@ from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput
 from kms.metrics.schema import OTLP_METRIC_SCHEMA
+from kms.otlp.grouping import Grouping
 from kms.otlp.lite import MetricName, MetricsRequest
-from kms.otlp.resource import service_name_of
 
 __all__ = ["DecodedMetrics", "decode_metrics"]
 
@@ -30,19 +30,12 @@ def decode_metrics(body: bytes, now_ns: int | None = None) -> DecodedMetrics:
         now_ns = now_ns or time.time_ns()
         names: list[str] = []
         raw: list[bytes] = []
-        res_idx: list[int] = []
-        scope_idx: list[int] = []
-        res_dict: list[bytes] = []
-        svc_dict: list[str] = []
-        scope_dict: list[bytes] = []
+        g = Grouping()
         rejected = 0
         for rm in req.resource_metrics:
-            r = len(res_dict)
-            res_dict.append(rm.resource)
-            svc_dict.append(service_name_of(rm.resource))
+            r = g.resource(rm.resource)
             for sm in rm.scope_metrics:
-                sc = len(scope_dict)
-                scope_dict.append(sm.scope)
+                sc = g.scope(sm.scope)
                 for m in sm.metrics:
                     name = MetricName.FromString(m).name
                     if not name:
@@ -50,18 +43,14 @@ def decode_metrics(body: bytes, now_ns: int | None = None) -> DecodedMetrics:
                         continue
                     names.append(name)
                     raw.append(m)
-                    res_idx.append(r)
-                    scope_idx.append(sc)
+                    g.row(r, sc)
     except (DecodeError, RuntimeError) as e:
         raise BadInput(f"malformed OTLP metrics protobuf: {e}") from e
-    idx_r = pa.array(res_idx, pa.int32())
     table = pa.Table.from_arrays(
         [
             pa.array([now_ns] * len(raw), pa.int64()),
             pa.array(names, pa.string()),
-            pa.DictionaryArray.from_arrays(idx_r, pa.array(svc_dict, pa.string())),
-            pa.DictionaryArray.from_arrays(idx_r, pa.array(res_dict, pa.binary())),
-            pa.DictionaryArray.from_arrays(pa.array(scope_idx, pa.int32()), pa.array(scope_dict, pa.binary())),
+            *g.columns(),
             pa.array(raw, pa.binary()),
         ],
         schema=OTLP_METRIC_SCHEMA,

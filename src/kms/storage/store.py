@@ -228,7 +228,8 @@ class Store:
         from blocks (oldest first) then the head. Columns: ``req.columns`` plus time_ns, or the
         whole schema, with the signal schema's types (dictionary chunks may carry different
         dictionaries). The request is checked now (BadInput); rows are read as you iterate.
-        ``req.hints["selective"]`` (default: a filter is given) reads filter columns first."""
+        ``req.hints["selective"]`` (default: a filter is given) reads filter columns first;
+        ``req.hints["newest_first"]`` yields the head first, then blocks newest first."""
         layout.validate_tenant(req.tenant)
         spec = self._spec(req.signal)
         names = spec.schema.names
@@ -252,20 +253,27 @@ class Store:
         if req.filter is not None:
             expr = req.filter if expr is None else expr & req.filter
         selective = bool(req.hints.get("selective", req.filter is not None))
+        newest_first = bool(req.hints.get("newest_first", False))
         part = self._parts.get((req.tenant, req.signal))
-        return self._scan(part, req.start_ns, req.end_ns, expr, columns, selective)
+        return self._scan(part, req.start_ns, req.end_ns, expr, columns, selective, newest_first)
 
     @staticmethod
-    def _scan(part, start_ns, end_ns, expr, columns, selective) -> Iterator[pa.Table]:
+    def _scan(part, start_ns, end_ns, expr, columns, selective, newest_first=False) -> Iterator[pa.Table]:
         if part is None:
             return
         entries, blocks = part.snapshot()
+        if newest_first:
+            t = scan_head(entries, start_ns, end_ns, expr, columns)
+            if t is not None:
+                yield t
+            blocks = sorted(blocks, key=lambda b: b.meta.max_time_ns, reverse=True)
         for b in blocks:
             if b.meta.overlaps(start_ns, end_ns):
                 yield from b.reader().scan(expr, columns, selective)
-        t = scan_head(entries, start_ns, end_ns, expr, columns)
-        if t is not None:
-            yield t
+        if not newest_first:
+            t = scan_head(entries, start_ns, end_ns, expr, columns)
+            if t is not None:
+                yield t
 
     # -- background work ---------------------------------------------------------------------------
 

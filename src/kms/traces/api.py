@@ -14,8 +14,10 @@ from starlette.routing import Route
 
 from kms import __version__
 from kms.errors import BadInput, KmsError, NotFound, http_status
+from kms.otlp.wire import len_prefixed
 from kms.telemetry import Telemetry
 from kms.traces import search as search_mod
+from kms.traces import traceql
 from kms.traces.assemble import to_traces_data
 from kms.traces.query import find_trace
 from kms.traces.traceid import parse_trace_id
@@ -37,16 +39,6 @@ def _seconds_to_ns(v: str | None, name: str) -> int | None:
     return int(f * 1e9)
 
 
-def _len_prefixed(field: int, payload: bytes) -> bytes:
-    n, out = len(payload), bytearray([(field << 3) | 2])
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out) + payload
-
-
 class TempoApi:
     def __init__(self, store, read_tenants: Callable[[str | None], list[str]], telemetry: Telemetry,
                  max_search_traces: int = 1000, query_timeout_s: float = 60.0):
@@ -59,6 +51,8 @@ class TempoApi:
     def _error(self, e: Exception) -> Response:
         status = http_status(e)
         msg = e.message if isinstance(e, KmsError) else f"internal error: {e}"
+        if isinstance(e, traceql.TraceQLError):
+            msg = traceql.HTTP_PREFIX + msg
         return PlainTextResponse(msg, status_code=status)
 
     def _wrap(self, kind: str, fn):
@@ -85,7 +79,7 @@ class TempoApi:
         if "application/protobuf" in request.headers.get("accept", ""):
             raw = data.SerializeToString()
             # v2 wraps the Trace (wire-identical to TracesData) as field 1 of TraceByIDResponse.
-            body = _len_prefixed(1, raw) if v2 else raw
+            body = len_prefixed(1, raw) if v2 else raw
             return Response(body, media_type="application/protobuf")
         doc = json_format.MessageToDict(data)
         if v2:

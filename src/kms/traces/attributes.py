@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +34,13 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 __all__ = [
     "anyvalue_to_python", "TypedColumn", "SpanAttributes", "SpanEvents", "SpanLinks",
-    "attribute_keys", "attribute_values", "dictionary_codes",
+    "attribute_keys", "attribute_values", "dictionary_codes", "take_rows", "TableCache",
 ]
 
 _SPAN_ATTRIBUTES, _SPAN_EVENTS, _SPAN_LINKS = 9, 11, 13  # Span field numbers
 _ATTR_CACHE_KEYS = 32  # decoded span-attribute columns kept per table
+_DECODED_SPANS = 200_000  # decoded Span messages (events, links, odd values) kept per table
+_WINDOW_ROWS = 65_536  # rows per contiguous piece of attrs: bounds temporary copies (bench_traceql)
 
 
 def anyvalue_to_python(v: common_pb2.AnyValue) -> Any:
@@ -158,6 +160,11 @@ class _Builder:
             mask[pos] = True
             if kind == "str":
                 vals = pa.concat_arrays([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
+                if _mostly_distinct(vals):  # no dictionary: a dense array (codes = positions)
+                    idx = np.zeros(self.n, np.int64)
+                    idx[pos] = np.arange(len(pos))
+                    col.strings = (mask, np.arange(self.n), vals.take(pa.array(idx)))
+                    continue
                 enc = pc.dictionary_encode(vals)
                 codes = np.zeros(self.n, np.int32)
                 codes[pos] = enc.indices.to_numpy(zero_copy_only=False)
@@ -167,6 +174,14 @@ class _Builder:
                 values[pos] = np.concatenate([c[1] for c in chunks])
                 setattr(col, kind + "s", (mask, values))
         return col
+
+
+def _mostly_distinct(values: pa.Array, sample: int = 2048) -> bool:
+    """Whether dictionary-encoding would barely shrink the strings (judged on a sample)."""
+    if len(values) < 4 * sample:
+        return False
+    picked = values.take(pa.array(np.linspace(0, len(values) - 1, sample).astype(np.int64)))
+    return len(pc.unique(picked)) > sample // 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +277,30 @@ def _top_level_fields(arr: pa.Array, wanted: set[int]) -> tuple[np.ndarray, np.n
     return tuple(c[order] for c in cat)  # type: ignore[return-value]
 
 
+def take_rows(col: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
+    """``col[rows]`` as one array, taking from each chunk only what it holds (Arrow's own
+    ChunkedArray.take concatenates every chunk first)."""
+    rows = np.asarray(rows, np.int64)
+    if not isinstance(col, pa.ChunkedArray):
+        return col.take(pa.array(rows))
+    if col.num_chunks == 1:
+        return col.chunk(0).take(pa.array(rows))
+    if not len(rows):
+        return pa.array([], col.type)
+    starts = np.cumsum([0] + [len(c) for c in col.chunks])
+    order = np.argsort(rows, kind="stable")
+    srt = rows[order]
+    ci = np.searchsorted(starts, srt, side="right") - 1
+    cut = np.flatnonzero(np.r_[True, ci[1:] != ci[:-1], True])
+    pieces = [col.chunk(int(ci[a])).take(pa.array(srt[a:b] - starts[ci[a]])) for a, b in zip(cut[:-1], cut[1:], strict=True)]
+    out = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
+    if np.any(order != np.arange(len(order))):
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        out = out.take(pa.array(inverse))
+    return out
+
+
 def dictionary_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
     """(per-row index into distinct values, distinct values) of a dictionary column; chunks
     with different dictionaries are unified by value."""
@@ -307,36 +346,63 @@ class SpanLinks:
 # per-table access
 
 
+class TableCache:
+    """Per-table state, kept while the table object lives (bounded to ``size`` tables).
+
+    Entries hold the table only weakly (``weakref.finalize`` drops them when it is collected),
+    so caching never keeps a table alive. Lookups are by object identity.
+    """
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._entries: OrderedDict[int, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, table: pa.Table, factory: Any) -> Any:
+        key = id(table)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit._table_ref() is table:
+                self._entries.move_to_end(key)
+                return hit
+            inst = factory(table)
+            self._entries[key] = inst
+            weakref.finalize(table, self._drop, key, weakref.ref(inst))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            return inst
+
+    def _drop(self, key: int, inst_ref: weakref.ref) -> None:
+        with self._lock:
+            if self._entries.get(key) is inst_ref():
+                self._entries.pop(key, None)
+
+
 class SpanAttributes:
     """Attribute access for one span table. Thread-safe for concurrent readers."""
 
-    _cache: OrderedDict[int, tuple[weakref.ref, SpanAttributes]] = OrderedDict()
-    _cache_lock = threading.Lock()
+    _cache = TableCache()
 
     def __init__(self, table: pa.Table):
-        self.table = table
+        self._table_ref = weakref.ref(table)
         self.n = table.num_rows
         self._lock = threading.Lock()
         self._resource: tuple[np.ndarray, list[dict[str, Any]]] | None = None
         self._scope: tuple[np.ndarray, list[tuple[str, str, dict[str, Any]]]] | None = None
-        self._attrs: pa.Array | None = None
         self._span_cols: OrderedDict[str, TypedColumn] = OrderedDict()
         self._decoded: dict[int, trace_pb2.Span] = {}
+
+    @property
+    def table(self) -> pa.Table:
+        table = self._table_ref()
+        if table is None:
+            raise RuntimeError("BUG: span table used after it was released")
+        return table
 
     @classmethod
     def for_table(cls, table: pa.Table) -> SpanAttributes:
         """The (cached) instance for this table object."""
-        key = id(table)
-        with cls._cache_lock:
-            hit = cls._cache.get(key)
-            if hit is not None and hit[0]() is table:
-                cls._cache.move_to_end(key)
-                return hit[1]
-            inst = cls(table)
-            cls._cache[key] = (weakref.ref(table), inst)
-            while len(cls._cache) > 8:
-                cls._cache.popitem(last=False)
-            return inst
+        return cls._cache.get(table, cls)
 
     # -- resource and scope (dictionary columns)
     def resource_entries(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -371,11 +437,33 @@ class SpanAttributes:
         return TypedColumn.from_values(vals).take(codes if rows is None else codes[rows])
 
     # -- span attributes
-    def attrs_array(self) -> pa.Array:
-        if self._attrs is None:
-            col = self.table.column("attrs")
-            self._attrs = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        return self._attrs
+    def _pieces(self, rows: np.ndarray | None) -> Iterator[tuple[pa.Array, int, np.ndarray | None]]:
+        """``attrs`` as contiguous arrays: (array, position of its first element among the rows
+        asked for, those rows or None for all). Small chunks are merged, subsets taken."""
+        col = self.table.column("attrs")
+        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+        if rows is not None:
+            for i in range(0, len(rows), _WINDOW_ROWS):
+                r = rows[i:i + _WINDOW_ROWS]
+                yield take_rows(col, r), i, r
+            return
+        group: list[pa.Array] = []
+        base = size = 0
+        for c in chunks:
+            if len(c) >= _WINDOW_ROWS // 4:
+                if group:
+                    yield pa.concat_arrays(group), base, None
+                    base, group, size = base + size, [], 0
+                yield c, base, None
+                base += len(c)
+                continue
+            group.append(c)
+            size += len(c)
+            if size >= _WINDOW_ROWS:
+                yield pa.concat_arrays(group), base, None
+                base, group, size = base + size, [], 0
+        if group:
+            yield pa.concat_arrays(group), base, None
 
     def span(self, key: str, rows: np.ndarray | None = None) -> TypedColumn:
         """A span attribute for the rows (vectorised; whole-table results are cached)."""
@@ -386,24 +474,28 @@ class SpanAttributes:
         if full is not None:
             return full if rows is None else full.take(rows)
         if rows is not None and len(rows) * 4 < self.n:
-            arr = self.attrs_array().take(pa.array(rows, pa.int64()))
-            return self._extract(arr, key, rows)
-        full = self._extract(self.attrs_array(), key, None)
+            b = _Builder(len(rows))
+            for arr, base, r in self._pieces(rows):
+                self._extract(b, arr, base, r, key)
+            return b.finish()
+        b = _Builder(self.n)
+        for arr, base, r in self._pieces(None):
+            self._extract(b, arr, base, r, key)
+        full = b.finish()
         with self._lock:
             self._span_cols[key] = full
             while len(self._span_cols) > _ATTR_CACHE_KEYS:
                 self._span_cols.popitem(last=False)
         return full if rows is None else full.take(rows)
 
-    def _extract(self, arr: pa.Array, key: str, rows: np.ndarray | None) -> TypedColumn:
-        n = len(arr)
-        b = _Builder(n)
+    def _extract(self, b: _Builder, arr: pa.Array, base: int, rows: np.ndarray | None, key: str) -> None:
+        """Values of ``key`` in ``arr`` into ``b`` at positions base + i."""
         kb = key.encode()
         pat = b"\x0a" + _varint_bytes(len(kb)) + kb + b"\x12"
         found = pc.find_substring(arr, pattern=pat).to_numpy(zero_copy_only=False)
         hit = np.flatnonzero(found >= 0)
         if not len(hit):
-            return b.finish()
+            return
         offs, data = _buffers(arr)
         start = offs[hit] + found[hit]
         p = start + len(pat)
@@ -428,60 +520,66 @@ class SpanAttributes:
         is_bool = ok & (tag == 0x10) & (after == end)
         is_dbl = ok & (tag == 0x21) & (vlen == 9)
         empty = vok & (hdr1 | hdr2) & (vlen == 0)  # an empty AnyValue: a nil value
+        at = hit + base
         if is_str.any():
             s = after[is_str]
             strs = _slices(arr.buffers()[2], s, s + inner[is_str].astype(np.int64))
-            b.add("str", hit[is_str], _as_strings(strs))
+            b.add("str", at[is_str], _as_strings(strs))
         if is_int.any():
-            b.add("int", hit[is_int], inner[is_int].view(np.int64))
+            b.add("int", at[is_int], inner[is_int].view(np.int64))
         if is_bool.any():
-            b.add("bool", hit[is_bool], inner[is_bool] != 0)
+            b.add("bool", at[is_bool], inner[is_bool] != 0)
         if is_dbl.any():
             d = q[is_dbl] + 1
             raw = np.stack([data[d + i] for i in range(8)], axis=1)
-            b.add("float", hit[is_dbl], raw.copy().view("<f8").reshape(-1))
+            b.add("float", at[is_dbl], raw.copy().view("<f8").reshape(-1))
         slow = hit[~(is_str | is_int | is_bool | is_dbl | empty)]
         if len(slow):
             values = []
-            for pos in slow:
-                span = self._span_at(arr, int(pos), None if rows is None else int(rows[pos]))
+            for pos in slow.tolist():
+                span = self._span_at(arr, pos, base + pos if rows is None else int(rows[pos]))
                 v = next((kv.value for kv in span.attributes if kv.key == key), None)
                 values.append(None if v is None else anyvalue_to_python(v))
-            b.add_python(slow, values)
-        return b.finish()
+            b.add_python(slow + base, values)
 
-    def _span_at(self, arr: pa.Array, pos: int, row: int | None) -> trace_pb2.Span:
-        row = pos if row is None else row
+    def _span_at(self, arr: pa.Array, pos: int, row: int) -> trace_pb2.Span:
+        """The decoded span (attributes, events, links) of a row, cached per table."""
         span = self._decoded.get(row)
         if span is None:
             span = trace_pb2.Span.FromString(arr[pos].as_py() or b"")
-            if len(self._decoded) < 200_000:
+            if len(self._decoded) < _DECODED_SPANS:
                 self._decoded[row] = span
         return span
 
     # -- events and links
-    def _with_field(self, rows: np.ndarray | None, fnum: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-        arr = self.attrs_array() if rows is None else self.attrs_array().take(pa.array(rows, pa.int64()))
-        pos = np.unique(_top_level_fields(arr, {fnum})[0])
-        return arr, pos, (pos if rows is None else rows[pos])
+    def _decoded_with(self, rows: np.ndarray | None, fnum: int) -> Iterator[tuple[int, trace_pb2.Span]]:
+        """(position among the rows asked for, decoded span) of spans having field ``fnum``;
+        rows without the field's tag byte anywhere are skipped before the exact walk."""
+        tag = bytes([(fnum << 3) | 2])
+        for arr, base, r in self._pieces(rows):
+            cand = np.flatnonzero(pc.find_substring(arr, pattern=tag).to_numpy(zero_copy_only=False) >= 0)
+            if not len(cand):
+                continue
+            sub = arr.take(pa.array(cand))
+            for p in np.unique(_top_level_fields(sub, {fnum})[0]).tolist():
+                pos = int(cand[p])
+                yield base + pos, self._span_at(sub, p, base + pos if r is None else int(r[pos]))
 
     def events(self, rows: np.ndarray | None = None) -> SpanEvents:
-        arr, pos, absolute = self._with_field(rows, _SPAN_EVENTS)
         owner, names, times, attrs = [], [], [], []
-        for p, r in zip(pos, absolute, strict=True):
-            for ev in self._span_at(arr, int(p), int(r)).events:
-                owner.append(p)
+        for pos, span in self._decoded_with(rows, _SPAN_EVENTS):
+            for ev in span.events:
+                owner.append(pos)
                 names.append(ev.name)
                 times.append(ev.time_unix_nano)
                 attrs.append(_kv_dict(ev.attributes))
         return SpanEvents(np.asarray(owner, np.int64), names, np.asarray(times, np.int64), attrs)
 
     def links(self, rows: np.ndarray | None = None) -> SpanLinks:
-        arr, pos, absolute = self._with_field(rows, _SPAN_LINKS)
         owner, tids, sids, attrs = [], [], [], []
-        for p, r in zip(pos, absolute, strict=True):
-            for ln in self._span_at(arr, int(p), int(r)).links:
-                owner.append(p)
+        for pos, span in self._decoded_with(rows, _SPAN_LINKS):
+            for ln in span.links:
+                owner.append(pos)
                 tids.append(ln.trace_id)
                 sids.append(ln.span_id)
                 attrs.append(_kv_dict(ln.attributes))
@@ -490,18 +588,19 @@ class SpanAttributes:
     # -- listings
     def span_keys(self, rows: np.ndarray | None = None, limit: int | None = None) -> list[str]:
         """Distinct span attribute keys (sorted), read from the wire without decoding spans."""
-        arr = self.attrs_array() if rows is None else self.attrs_array().take(pa.array(rows, pa.int64()))
-        _, fnum, start, end = _top_level_fields(arr, {_SPAN_ATTRIBUTES})
-        if not len(start):
-            return []
-        _, data = _buffers(arr)
-        ok = data[np.minimum(start, len(data) - 1)] == 0x0A
-        klen, ksz, kok = _varints(data, start[ok] + 1, 5)
-        ks = start[ok] + 1 + ksz
-        ke = ks + klen.astype(np.int64)
-        good = kok & (ke <= end[ok])
-        keys = _as_strings(_slices(arr.buffers()[2], ks[good], ke[good]))
-        out = sorted(pc.unique(keys).to_pylist())
+        keys: set[str] = set()
+        for arr, _, _ in self._pieces(rows):
+            _, _, start, end = _top_level_fields(arr, {_SPAN_ATTRIBUTES})
+            if not len(start):
+                continue
+            _, data = _buffers(arr)
+            ok = data[np.minimum(start, len(data) - 1)] == 0x0A
+            klen, ksz, kok = _varints(data, start[ok] + 1, 5)
+            ks = start[ok] + 1 + ksz
+            ke = ks + klen.astype(np.int64)
+            good = kok & (ke <= end[ok])
+            keys.update(pc.unique(_as_strings(_slices(arr.buffers()[2], ks[good], ke[good]))).to_pylist())
+        out = sorted(keys)
         return out[:limit] if limit else out
 
 

@@ -12,11 +12,13 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput
+from kms.otlp.grouping import Grouping
 from kms.otlp.lite import SPAN_COLUMN_FIELDS, TracesRequest
-from kms.otlp.resource import service_name_of
 from kms.traces.schema import SPAN_SCHEMA
 
 __all__ = ["DecodedSpans", "decode_spans"]
+
+_NO_TRACE = b"\0" * 16
 
 
 @dataclass
@@ -44,25 +46,18 @@ def decode_spans(body: bytes) -> DecodedSpans:
     codes: list[int] = []
     messages: list[str] = []
     rest: list[bytes] = []
-    res_idx: list[int] = []
-    scope_idx: list[int] = []
-    res_dict: list[bytes] = []
-    svc_dict: list[str] = []
-    scope_dict: list[bytes] = []
+    g = Grouping()
     rejected = 0
     why = ""
     clear = SPAN_COLUMN_FIELDS
 
     for rs in req.resource_spans:
-        r = len(res_dict)
-        res_dict.append(rs.resource)
-        svc_dict.append(service_name_of(rs.resource))
+        r = g.resource(rs.resource)
         for ss in rs.scope_spans:
-            sc = len(scope_dict)
-            scope_dict.append(ss.scope)
+            sc = g.scope(ss.scope)
             for s in ss.spans:
                 tid, sid, pid = s.trace_id, s.span_id, s.parent_span_id
-                if len(tid) != 16 or tid == b"\0" * 16 or len(sid) != 8 or len(pid) not in (0, 8):
+                if len(tid) != 16 or tid == _NO_TRACE or len(sid) != 8 or len(pid) not in (0, 8):
                     rejected += 1
                     why = "invalid trace_id, span_id or parent_span_id length (want 16, 8 and 0|8 bytes)"
                     continue
@@ -80,35 +75,25 @@ def decode_spans(body: bytes) -> DecodedSpans:
                 for f in clear:
                     s.ClearField(f)
                 rest.append(s.SerializeToString())
-                res_idx.append(r)
-                scope_idx.append(sc)
+                g.row(r, sc)
 
     try:
-        table = _to_table(starts, trace_ids, span_ids, parents, names, kinds, durations, codes, messages,
-                          res_idx, svc_dict, res_dict, scope_idx, scope_dict, rest)
+        table = pa.Table.from_arrays(
+            [
+                pa.array(starts, pa.int64()),
+                pa.array(trace_ids, pa.binary(16)),
+                pa.array(span_ids, pa.binary(8)),
+                pa.array(parents, pa.binary()),
+                pa.array(names, pa.string()),
+                pa.array(kinds, pa.int8()),
+                pa.array(durations, pa.int64()),
+                pa.array(codes, pa.int8()),
+                pa.array(messages, pa.string()),
+                *g.columns(),
+                pa.array(rest, pa.binary()),
+            ],
+            schema=SPAN_SCHEMA,
+        )
     except (pa.ArrowInvalid, OverflowError) as e:
         raise BadInput(f"OTLP span field out of range: {e}") from e
     return DecodedSpans(table, rejected, why)
-
-
-def _to_table(starts, trace_ids, span_ids, parents, names, kinds, durations, codes, messages,
-              res_idx, svc_dict, res_dict, scope_idx, scope_dict, rest) -> pa.Table:
-    idx_r = pa.array(res_idx, pa.int32())
-    return pa.Table.from_arrays(
-        [
-            pa.array(starts, pa.int64()),
-            pa.array(trace_ids, pa.binary(16)),
-            pa.array(span_ids, pa.binary(8)),
-            pa.array(parents, pa.binary()),
-            pa.array(names, pa.string()),
-            pa.array(kinds, pa.int8()),
-            pa.array(durations, pa.int64()),
-            pa.array(codes, pa.int8()),
-            pa.array(messages, pa.string()),
-            pa.DictionaryArray.from_arrays(idx_r, pa.array(svc_dict, pa.string())),
-            pa.DictionaryArray.from_arrays(idx_r, pa.array(res_dict, pa.binary())),
-            pa.DictionaryArray.from_arrays(pa.array(scope_idx, pa.int32()), pa.array(scope_dict, pa.binary())),
-            pa.array(rest, pa.binary()),
-        ],
-        schema=SPAN_SCHEMA,
-    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -12,9 +13,11 @@ import pyarrow.compute as pc
 
 from kms.config import parse_duration
 from kms.errors import BadInput, LimitExceeded
+from kms.storage.types import ScanRequest
 from kms.traces import attributes as attrs_mod
 from kms.traces import traceql
 from kms.traces.query import spans_in_range
+from kms.traces.schema import SPAN_SCHEMA, TRACES
 
 __all__ = ["SearchParams", "search", "tag_names", "tag_values", "legacy_to_traceql", "anyvalue_json"]
 
@@ -102,57 +105,120 @@ def _kv(pairs) -> list[dict]:
     return [{"key": k, "value": anyvalue_json(v)} for k, v in pairs]
 
 
+_SPAN_LEVEL = ("attrs",)  # columns only span/event/link attributes need
+_SPAN_COLUMNS = tuple(n for n in SPAN_SCHEMA.names if n not in _SPAN_LEVEL)
+
+
+def _attributes_of(node, out: list) -> None:
+    if isinstance(node, traceql.Attribute):
+        out.append(node)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for f in dataclasses.fields(node):
+            _attributes_of(getattr(node, f.name), out)
+    elif isinstance(node, (list, tuple)):
+        for x in node:
+            _attributes_of(x, out)
+
+
+def columns_for(query) -> tuple[str, ...]:
+    """The span columns a query reads: ``attrs`` (the largest) only when it names span, event or
+    link attributes (or unscoped ones, which may be span attributes)."""
+    found: list = []
+    _attributes_of(query, found)
+    for a in found:
+        if a.intrinsic is traceql.Intrinsic.NONE and a.scope in (
+            traceql.Scope.NONE, traceql.Scope.SPAN, traceql.Scope.EVENT, traceql.Scope.LINK
+        ):
+            return tuple(SPAN_SCHEMA.names)
+        if a.intrinsic is not traceql.Intrinsic.NONE and str(a.intrinsic).startswith(("event:", "link:")):
+            return tuple(SPAN_SCHEMA.names)
+    return _SPAN_COLUMNS
+
+
+def trace_chunks(tables) -> Iterator[pa.Table]:
+    """Re-cut a stream of span tables so that a trace at the end of one table travels on with
+    the next: blocks are sorted by trace id and read in pieces, so without this a trace on a
+    piece boundary would be evaluated in two halves."""
+    carry = None
+    for t in tables:
+        if carry is not None:
+            t = pa.concat_tables([carry, t]).unify_dictionaries()
+            carry = None
+        if t.num_rows == 0:
+            continue
+        last = t["trace_id"][t.num_rows - 1]
+        tail = pc.equal(t["trace_id"], last)
+        carry = t.filter(tail)
+        if carry.num_rows < t.num_rows:
+            yield t.filter(pc.invert(tail))
+    if carry is not None and carry.num_rows:
+        yield carry
+
+
 def search(store, tenants: list[str], p: SearchParams, timeout_s: float) -> dict:
+    """Evaluate piece by piece, newest data first, and stop once ``limit`` traces are found:
+    memory stays bounded by one piece and a selective or recent query returns early. A trace
+    whose spans sit in different blocks is evaluated per block (as Tempo does)."""
     t0 = time.perf_counter()
     query = traceql.parse(p.query)
     if query.is_metrics:
         raise BadInput("invalid TraceQL query: metrics queries are served by /api/metrics/query_range")
-    spans = spans_in_range(store, tenants, p.start_ns, p.end_ns)
-    matches = traceql.evaluate(query, spans, spss=p.spss, limit=p.limit)
-    if time.perf_counter() - t0 > timeout_s:
-        raise LimitExceeded(f"query exceeded the query timeout of {timeout_s:g}s", reason="query_timeout")
-    names = spans["name"]
-    starts = spans["time_ns"]
-    durations = spans["duration_ns"]
-    span_ids = spans["span_id"]
-    traces = []
-    for m in matches:
-        spansets = []
-        for ss in m.spansets:
-            out_spans = []
-            for i, row in enumerate(ss.rows):
-                sel = ss.selected[i] if getattr(ss, "selected", None) and i < len(ss.selected) else []
-                out_spans.append({
-                    "spanID": span_ids[row].as_py().hex(),
-                    "name": names[row].as_py(),
-                    "startTimeUnixNano": str(starts[row].as_py()),
-                    "durationNanos": str(durations[row].as_py()),
-                    "attributes": _kv(sel),
-                })
-            entry = {"spans": out_spans, "matched": ss.matched}
-            if ss.attributes:
-                entry["attributes"] = _kv(ss.attributes)
-            spansets.append(entry)
-        trace = {
-            "traceID": m.trace_id.hex(),
-            "rootServiceName": m.root_service_name if m.root_service_name is not None else NO_ROOT,
-            "rootTraceName": m.root_name if m.root_name is not None else NO_ROOT,
-            "startTimeUnixNano": str(m.start_ns),
-            "durationMs": int(m.duration_ns // 1_000_000),
-            "serviceStats": {
-                svc: ({"spanCount": c, "errorCount": e} if e else {"spanCount": c})
-                for svc, (c, e) in sorted(m.service_stats.items())
-            },
-            "spanSets": spansets,
-        }
-        if spansets:
-            trace["spanSet"] = spansets[0]
-        traces.append(trace)
+    columns = columns_for(query)
+    traces: list[dict] = []
+    seen: set[bytes] = set()
+    inspected_spans = inspected_bytes = 0
+    for tenant in tenants:
+        req = ScanRequest(tenant, TRACES.name, p.start_ns, p.end_ns, None, columns, {"newest_first": True})
+        for spans in trace_chunks(store.scan(req)):
+            if time.perf_counter() - t0 > timeout_s:
+                raise LimitExceeded(f"query exceeded the query timeout of {timeout_s:g}s", reason="query_timeout")
+            inspected_spans += spans.num_rows
+            inspected_bytes += spans.nbytes
+            for m in traceql.evaluate(query, spans, spss=p.spss, limit=p.limit):
+                if m.trace_id not in seen:
+                    seen.add(m.trace_id)
+                    traces.append(_trace_json(m, spans))
+            if len(traces) >= p.limit:
+                break
+    traces.sort(key=lambda t: int(t["startTimeUnixNano"]), reverse=True)
     return {
-        "traces": traces,
-        "metrics": {"inspectedTraces": pc.count_distinct(spans["trace_id"]).as_py(),
-                    "inspectedBytes": str(spans.nbytes), "inspectedSpans": str(spans.num_rows)},
+        "traces": traces[: p.limit],
+        "metrics": {"inspectedSpans": str(inspected_spans), "inspectedBytes": str(inspected_bytes)},
     }
+
+
+def _trace_json(m, spans: pa.Table) -> dict:
+    spansets = []
+    for ss in m.spansets:
+        out_spans = []
+        for i, row in enumerate(ss.rows):
+            sel = ss.selected[i] if getattr(ss, "selected", None) and i < len(ss.selected) else []
+            out_spans.append({
+                "spanID": spans["span_id"][row].as_py().hex(),
+                "name": spans["name"][row].as_py(),
+                "startTimeUnixNano": str(spans["time_ns"][row].as_py()),
+                "durationNanos": str(spans["duration_ns"][row].as_py()),
+                "attributes": _kv(sel),
+            })
+        entry = {"spans": out_spans, "matched": ss.matched}
+        if ss.attributes:
+            entry["attributes"] = _kv(ss.attributes)
+        spansets.append(entry)
+    trace = {
+        "traceID": m.trace_id.hex(),
+        "rootServiceName": m.root_service_name if m.root_service_name is not None else NO_ROOT,
+        "rootTraceName": m.root_name if m.root_name is not None else NO_ROOT,
+        "startTimeUnixNano": str(m.start_ns),
+        "durationMs": int(m.duration_ns // 1_000_000),
+        "serviceStats": {
+            svc: ({"spanCount": c, "errorCount": e} if e else {"spanCount": c})
+            for svc, (c, e) in sorted(m.service_stats.items())
+        },
+        "spanSets": spansets,
+    }
+    if spansets:
+        trace["spanSet"] = spansets[0]
+    return trace
 
 
 #: Tag and tag-value listings look at no more than this many of the newest spans in range
@@ -212,10 +278,7 @@ def _filter_rows(spans, q: Mapping[str, str]):
         return None
     if query.is_metrics:
         return None
-    import numpy as np
-
-    matches = traceql.evaluate(query, spans, spss=1 << 30, limit=1 << 30)
-    return np.array(sorted({r for m in matches for ss in m.spansets for r in ss.rows}), dtype=np.int64)
+    return traceql.matching_rows(query, spans)
 
 
 def tag_names(store, tenants: list[str], q: Mapping[str, str], v2: bool) -> dict:

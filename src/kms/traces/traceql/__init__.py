@@ -4,34 +4,43 @@ Public surface::
 
     parse(text) -> Query                        # parse and validate (TraceQLError = HTTP 400)
     evaluate(query, spans, *, spss=3, limit=20) -> list[TraceMatch]
+    evaluate_metrics(query, spans, *, start_ns, end_ns, step_ns, instant=False) -> MetricsResult
+    matching_rows(query, spans) -> np.ndarray  # all rows in any result spanset
     parse_identifier(text) -> Attribute         # "resource.service.name", ".x", "status", ...
 
 ``TraceQLError`` messages are Tempo's without the HTTP prefix ``HTTP_PREFIX``
 ("invalid TraceQL query: "). Valid TraceQL that is not run raises ``TraceQLUnsupported``.
 Modules: ``lexer``/``traceql.lark``/``parser`` (text -> ``ast``), ``validate`` (Tempo's rules),
-``statics``/``values`` (value semantics, scalar and vectorised), ``context``/``fields``/
-``evaluate``/``structural`` (execution over the table), ``search`` (result shaping).
+``statics``/``operators``/``values`` (values and their semantics, scalar and vectorised),
+``context``/``fields``/``evaluate``/``structural`` (execution over the table), ``search``
+(result shaping) and ``metrics`` (TraceQL metrics).
 """
 
 from __future__ import annotations
 
 from .ast import Attribute, Intrinsic, Query, Scope
 from .errors import HTTP_PREFIX, TraceQLError, TraceQLParseError, TraceQLUnsupported
+from .metrics import MetricSeries, MetricsResult, evaluate_metrics
 from .parser import parse_query
-from .search import SpanSetMatch, TraceMatch, evaluate
+from .search import SpanSetMatch, TraceMatch, evaluate, matching_rows
 from .statics import Static
 from .validate import validate_query
 
 __all__ = [
-    "parse", "parse_identifier", "evaluate", "Query", "TraceMatch", "SpanSetMatch", "Attribute", "Scope",
+    "parse", "parse_identifier", "evaluate", "evaluate_metrics", "matching_rows", "Query", "TraceMatch", "SpanSetMatch",
+    "MetricsResult", "MetricSeries", "Attribute", "Scope",
     "Intrinsic", "Static", "TraceQLError", "TraceQLParseError", "TraceQLUnsupported", "HTTP_PREFIX",
 ]
 
 
 def parse(text: str) -> Query:
     """Parse and validate a TraceQL query (search or metrics)."""
-    query = parse_query(text)
-    validate_query(query)
+    try:
+        query = parse_query(text)
+        validate_query(query)
+        str(query)  # the stringer recurses like evaluation does: refuse what cannot be printed
+    except RecursionError:
+        raise TraceQLError("query is nested too deeply") from None
     return query
 
 

@@ -144,6 +144,8 @@ FieldExpr = Static | Attribute | BinaryOp | UnaryOp
 
 
 def _wrap(e: object) -> str:
+    if isinstance(e, Static) and e.type in (T.INT, T.FLOAT, T.DURATION) and e.value < 0:
+        return f"({e})"  # "-1 * x" would read back as -(1 * x)
     if isinstance(e, Static | Attribute):
         return str(e)
     return f"({e})"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kms.traces.attributes import SpanAttributes, dictionary_codes
+from kms.traces.attributes import SpanAttributes, TableCache, dictionary_codes, take_rows
 
 __all__ = ["SpanContext"]
 
@@ -27,9 +26,9 @@ _KIND_MAP = np.array([0, 1, 3, 2, 4, 5], np.int64)  # unspecified, internal, ser
 
 
 def _np(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    return col.fill_null(0).to_numpy(zero_copy_only=False)
+    if col.null_count:
+        col = col.fill_null(0)
+    return col.to_numpy() if isinstance(col, pa.ChunkedArray) else col.to_numpy(zero_copy_only=False)
 
 
 def _fixed_u64(col: pa.ChunkedArray, width: int) -> np.ndarray:
@@ -43,45 +42,42 @@ def _fixed_u64(col: pa.ChunkedArray, width: int) -> np.ndarray:
 class SpanContext:
     """Lazily computed, cached views of one span table (thread-safe for readers)."""
 
-    _cache: OrderedDict[int, tuple[weakref.ref, SpanContext]] = OrderedDict()
-    _cache_lock = threading.Lock()
+    _cache = TableCache()
 
     def __init__(self, table: pa.Table):
-        self.table = table
+        self._table_ref = weakref.ref(table)
         self.n = table.num_rows
         self.attrs = SpanAttributes.for_table(table)
         self._lock = threading.RLock()
 
+    @property
+    def table(self) -> pa.Table:
+        table = self._table_ref()
+        if table is None:
+            raise RuntimeError("BUG: span table used after it was released")
+        return table
+
     @classmethod
     def for_table(cls, table: pa.Table) -> SpanContext:
-        key = id(table)
-        with cls._cache_lock:
-            hit = cls._cache.get(key)
-            if hit is not None and hit[0]() is table:
-                cls._cache.move_to_end(key)
-                return hit[1]
-            inst = cls(table)
-            cls._cache[key] = (weakref.ref(table), inst)
-            while len(cls._cache) > 8:
-                cls._cache.popitem(last=False)
-            return inst
+        """The (cached) context of this table object; see ``attributes.TableCache``."""
+        return cls._cache.get(table, cls)
 
     # -- plain columns
     @functools.cached_property
     def duration(self) -> np.ndarray:
-        return _np(self.table.column("duration_ns")).astype(np.int64)
+        return np.asarray(_np(self.table.column("duration_ns")), np.int64)
 
     @functools.cached_property
     def start(self) -> np.ndarray:
-        return _np(self.table.column("time_ns")).astype(np.int64)
+        return np.asarray(_np(self.table.column("time_ns")), np.int64)
 
     @functools.cached_property
     def status(self) -> np.ndarray:
-        return _STATUS_MAP[np.clip(_np(self.table.column("status_code")).astype(np.int64), 0, 2)]
+        return _STATUS_MAP[np.clip(_np(self.table.column("status_code")), 0, 2)]
 
     @functools.cached_property
     def kind(self) -> np.ndarray:
-        return _KIND_MAP[np.clip(_np(self.table.column("kind")).astype(np.int64), 0, 5)]
+        return _KIND_MAP[np.clip(_np(self.table.column("kind")), 0, 5)]
 
     @functools.cached_property
     def otlp_error(self) -> np.ndarray:
@@ -130,17 +126,33 @@ class SpanContext:
     @functools.cached_property
     def trace_bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per trace: (first start, last end, root row or -1); root = first root span by row."""
+        return self._bounds(np.arange(self.n))
+
+    def bounds_of(self, traces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``trace_bounds`` (full length, meaningful at ``traces``) without touching other traces."""
+        if "trace_bounds" in self.__dict__ or len(traces) * 8 > self.n_traces:
+            return self.trace_bounds
+        return self._bounds(self.rows_of(traces))
+
+    def _bounds(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         nt = self.n_traces
+        tix = self.tix[rows]
+        start = self.start[rows]
         first = np.full(nt, np.iinfo(np.int64).max)
         last = np.full(nt, np.iinfo(np.int64).min)
-        np.minimum.at(first, self.tix, self.start)
-        np.maximum.at(last, self.tix, self.start + self.duration)
+        np.minimum.at(first, tix, start)
+        np.maximum.at(last, tix, start + self.duration[rows])
         root = np.full(nt, -1, np.int64)
-        roots = np.flatnonzero(self.is_root)
+        roots = rows[self.is_root[rows]]
         if len(roots):
             uniq, idx = np.unique(self.tix[roots], return_index=True)
             root[uniq] = roots[idx]
         return first, last, root
+
+    @functools.cached_property
+    def by_trace(self) -> np.ndarray:
+        """All rows ordered by trace (then row)."""
+        return np.argsort(self.tix, kind="stable")
 
     def rows_of(self, traces: np.ndarray) -> np.ndarray:
         """All rows of the given traces, ascending."""
@@ -149,41 +161,65 @@ class SpanContext:
         return np.flatnonzero(mask[self.tix])
 
     # -- the span tree
-    @functools.cached_property
-    def parent_row(self) -> np.ndarray:
-        """Row of each span's parent in the same trace, -1 for roots and unknown parents."""
-        span = _fixed_u64(self.table.column("span_id"), 8)[:, 0]
-        pcol = self.table.column("parent_span_id")
-        parr = pcol.combine_chunks() if isinstance(pcol, pa.ChunkedArray) else pcol
-        has = (_np(pc.binary_length(parr)) == 8)
-        offs = np.frombuffer(parr.buffers()[1], np.int32, count=len(parr) + 1, offset=parr.offset * 4).astype(np.int64)
-        data = np.frombuffer(parr.buffers()[2], np.uint8) if parr.buffers()[2] is not None else np.zeros(8, np.uint8)
-        rows = np.flatnonzero(has)
-        parent = np.zeros(self.n, np.uint64)
-        if len(rows):
-            raw = np.stack([data[offs[rows] + i] for i in range(8)], axis=1).copy()
-            parent[rows] = raw.view(np.uint64).reshape(-1)
-        mix = np.uint64(0x9E3779B97F4A7C15)
-        tix = self.tix.astype(np.uint64)
-        key = span ^ (tix * mix)
-        order = np.argsort(key, kind="stable")
-        skey = key[order]
-        want = parent ^ (tix * mix)
-        pos = np.minimum(np.searchsorted(skey, want), max(self.n - 1, 0))
-        cand = order[pos] if self.n else pos
-        ok = has & (skey[pos] == want) & (span[cand] == parent) & (self.tix[cand] == self.tix)
-        return np.where(ok, cand, -1)
+    def tree(self, traces: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(parent row, connected) per row, valid for the rows of ``traces`` (None: all).
 
-    @functools.cached_property
+        The parent is the span with the parent id in the same trace (-1 for roots and unknown
+        parents); connected means reachable from a root span, as Tempo's nested sets are.
+        Computed per trace on demand, so a selective structural query touches few traces.
+        """
+        with self._lock:
+            if "_tree" not in self.__dict__:
+                self._tree = (np.full(self.n, -1, np.int64), np.zeros(self.n, bool), np.zeros(self.n_traces, bool))
+            parent, connected, done = self._tree
+            todo = np.flatnonzero(~done) if traces is None else np.unique(traces[~done[traces]])
+            if len(todo):
+                rows = np.arange(self.n) if len(todo) == self.n_traces else self.rows_of(todo)
+                p, c = self._build_tree(rows)
+                parent[rows], connected[rows] = p, c
+                done[todo] = True
+            return parent, connected
+
+    @property
+    def parent_row(self) -> np.ndarray:
+        return self.tree()[0]
+
+    @property
     def connected(self) -> np.ndarray:
-        """Whether a span is reachable from a root span (Tempo's nested sets only cover those)."""
-        top = np.where(self.parent_row >= 0, self.parent_row, np.arange(self.n))
-        for _ in range(64):
+        return self.tree()[1]
+
+    def _build_tree(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Parent (as a row index) and connectedness for ``rows``, which hold whole traces."""
+        ids = _fixed_u64(self.table.column("span_id"), 8)[rows, 0]
+        pcol = self.table.column("parent_span_id")
+        parr = take_rows(pcol, rows)
+        plen = pc.binary_length(parr).to_numpy(zero_copy_only=False)
+        has = np.flatnonzero(plen == 8)
+        pid = np.zeros(len(rows), np.uint64)
+        if len(has):
+            offs = np.frombuffer(parr.buffers()[1], np.int32, count=len(parr) + 1, offset=parr.offset * 4).astype(np.int64)
+            data = np.frombuffer(parr.buffers()[2], np.uint8)
+            raw = np.stack([data[offs[has] + i] for i in range(8)], axis=1).copy()
+            pid[has] = raw.view(np.uint64).reshape(-1)
+        mix = np.uint64(0x9E3779B97F4A7C15)  # keys mix the trace in, so one hash lookup finds (trace, id)
+        tix = self.tix[rows]
+        salt = tix.astype(np.uint64) * mix
+        local = np.full(len(rows), -1, np.int64)
+        if len(has):
+            found = pc.index_in(pa.array(pid[has] ^ salt[has]), value_set=pa.array(ids ^ salt))
+            cand = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+            ok = cand >= 0
+            cand = np.where(ok, cand, 0)
+            ok &= (ids[cand] == pid[has]) & (tix[cand] == tix[has])
+            local[has[ok]] = cand[ok]
+        top = np.where(local >= 0, local, np.arange(len(rows)))
+        for _ in range(64):  # pointer jumping: log2(depth) rounds
             nxt = top[top]
             if np.array_equal(nxt, top):
                 break
             top = nxt
-        return self.is_root[top] if self.n else np.zeros(0, bool)
+        connected = plen[top] == 0
+        return np.where(local >= 0, rows[np.maximum(local, 0)], -1), connected
 
     @functools.cached_property
     def child_count(self) -> np.ndarray:

@@ -35,9 +35,10 @@ from .statics import Op, Static, T
 from .structural import relate
 from .values import StrPart, Vals, constant
 
-__all__ = ["Batch", "run_pipeline"]
+__all__ = ["Batch", "run_pipeline", "row_values", "value_keys", "group_rows"]
 
 Labels = list[tuple[str, Vals]]  # per-spanset values (n = number of spansets), shared key list
+_NEGATED = (Op.SS_NOT_CHILD, Op.SS_NOT_PARENT, Op.SS_NOT_DESC, Op.SS_NOT_ANCE, Op.SS_NOT_SIBL)
 _MULTIPLE = "spanset operators are not supported for multiple spansets per trace. consider using coalesce()"
 
 
@@ -67,7 +68,8 @@ class Batch:
         indexed by it); groups keep their order."""
         if not len(rows):
             return cls.empty()
-        order = np.lexsort((rows, group))
+        ascending = len(rows) < 2 or bool(np.all(rows[1:] >= rows[:-1]))
+        order = np.argsort(group, kind="stable") if ascending else np.lexsort((rows, group))
         rows, group = rows[order], group[order]
         new = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         ids = group[new]
@@ -103,12 +105,12 @@ class _Eval:
     def full(self, first: object) -> Batch:
         """Every trace as one spanset; a leading filter is run over the table in one pass."""
         ctx = self.ctx
-        if isinstance(first, SpansetFilter):
-            rows = np.flatnonzero(matches(ctx, first.expr, None))
-        else:
-            rows = np.arange(ctx.n)
-        tix = ctx.tix[rows]
-        return Batch.of_rows(rows, tix, np.arange(ctx.n_traces), np.arange(ctx.n_traces), [])
+        traces = np.arange(ctx.n_traces)
+        if not isinstance(first, SpansetFilter):
+            rows = ctx.by_trace
+            return Batch(rows, ctx.tix[rows], traces, traces, [])
+        rows = np.flatnonzero(matches(ctx, first.expr, None))
+        return Batch.of_rows(rows, ctx.tix[rows], traces, traces, [])
 
     def pipeline(self, p: Pipeline, batch: Batch, skip_first: bool = False) -> Batch:
         for i, el in enumerate(p.elements):
@@ -155,7 +157,12 @@ class _Eval:
             l_count = np.bincount(lhs.origin, minlength=n)
             if ((r_count >= 1) & ((l_count > 1) | (r_count > 1))).any():
                 raise TraceQLError(_MULTIPLE)
-            o, r = relate(self.ctx, op.op, lo, lhs.rows, ro, rhs.rows)
+            both = (l_count > 0) & (r_count > 0)  # only there can a relation hold: the tree is built there
+            sl, sr = both[lo], both[ro]
+            o, r = relate(self.ctx, op.op, lo[sl], lhs.rows[sl], ro[sr], rhs.rows[sr])
+            if op.op in _NEGATED:  # no left-hand spans: every right-hand span is returned
+                alone = l_count[ro] == 0
+                o, r = np.concatenate([o, ro[alone]]), np.concatenate([r, rhs.rows[alone]])
         return Batch.of_rows(r, o, batch.trace, batch.origin, batch.labels)
 
     # -- aggregates
@@ -223,39 +230,8 @@ class _Eval:
 
     # -- grouping
     def group(self, g: GroupOperation, batch: Batch) -> Batch:
-        v = evaluate_field(self.ctx, g.expr, batch.rows)
-        n = len(batch.rows)
-        if isinstance(v, Static):
-            v = constant(v, n)
-        if v.owner is not None:  # multi-valued: group by the first value of each row
-            first = np.unique(v.owner, return_index=True)
-            v2 = Vals(n)
-            picked = v.take(first[1])
-            for t, p in picked.parts.items():
-                v2.parts[t] = _scatter(p, first[0], n)
-            v = v2
-        tcode, val = np.zeros(n, np.int64), np.zeros(n, np.int64)
-        for t, p in v.parts.items():
-            if isinstance(p, StrPart):
-                enc = pc.dictionary_encode(p.dense()) if p.codes is None else None
-                codes = enc.indices.to_numpy(zero_copy_only=False) if enc is not None else p.codes
-                tcode[p.mask], val[p.mask] = int(t), codes[p.mask]
-            else:
-                raw = p[1].view(np.int64) if p[1].dtype == np.float64 else p[1].astype(np.int64)
-                tcode[p[0]], val[p[0]] = int(t), raw[p[0]]
-        for pos, s in v.objs.items():
-            tcode[pos], val[pos] = 100, hash(s)
-        order = np.lexsort((val, tcode, batch.ss))
-        ss_o, t_o, v_o = batch.ss[order], tcode[order], val[order]
-        new = np.r_[True, (ss_o[1:] != ss_o[:-1]) | (t_o[1:] != t_o[:-1]) | (v_o[1:] != v_o[:-1])]
-        gid = np.empty(n, np.int64)
-        gid[order] = np.cumsum(new) - 1
-        first_pos = order[new]  # stable sort: the first row of each group
-        rank = np.empty(len(first_pos), np.int64)
-        by_first = np.argsort(first_pos, kind="stable")  # groups in order of first appearance
-        rank[by_first] = np.arange(len(first_pos))
-        group = rank[gid]
-        first_pos = first_pos[by_first]
+        v = row_values(evaluate_field(self.ctx, g.expr, batch.rows), len(batch.rows))
+        group, first_pos = group_rows([batch.ss, *value_keys(v)])
         src = batch.ss[first_pos]
         labels = _take_labels(batch.labels, src) + [(str(g), v.take(first_pos))]
         return Batch.of_rows(batch.rows, group, batch.trace[src], batch.origin[src], labels)
@@ -264,6 +240,55 @@ class _Eval:
         uniq, first = np.unique(batch.origin, return_index=True)
         group = np.searchsorted(uniq, batch.origin[batch.ss])
         return Batch.of_rows(batch.rows, group, batch.trace[first], uniq, [])
+
+
+def row_values(v: Vals | Static, n: int) -> Vals:
+    """One value per row: constants repeated, multi-valued (event/link) values by their first."""
+    if isinstance(v, Static):
+        return constant(v, n)
+    if v.owner is None:
+        return v
+    rows, first = np.unique(v.owner, return_index=True)
+    out = Vals(n)
+    for t, p in v.take(first).parts.items():
+        out.parts[t] = _scatter(p, rows, n)
+    return out
+
+
+def value_keys(v: Vals) -> tuple[np.ndarray, np.ndarray]:
+    """(type code, value code) per position, equal exactly for equal values (nil: type 0)."""
+    n = v.n
+    tcode, val = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for t, p in v.parts.items():
+        if isinstance(p, StrPart):
+            codes = pc.dictionary_encode(p.dense()).indices.to_numpy(zero_copy_only=False) if p.codes is None else p.codes
+            tcode[p.mask], val[p.mask] = int(t), codes[p.mask]
+        else:
+            raw = p[1].view(np.int64) if p[1].dtype == np.float64 else p[1].astype(np.int64)
+            tcode[p[0]], val[p[0]] = int(t), raw[p[0]]
+    for pos, s in v.objs.items():
+        tcode[pos], val[pos] = 100, hash(s)
+    return tcode, val
+
+
+def group_rows(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Group positions by equal key tuples: (group per position, first position of each group);
+    groups are numbered in order of first appearance."""
+    n = len(keys[0])
+    order = np.lexsort(keys[::-1])
+    new = np.zeros(n, bool)
+    if n:
+        new[0] = True
+        for k in keys:
+            ko = k[order]
+            new[1:] |= ko[1:] != ko[:-1]
+    gid = np.empty(n, np.int64)
+    gid[order] = np.cumsum(new) - 1
+    first_pos = order[new]  # stable sort: the first position of each group
+    by_first = np.argsort(first_pos, kind="stable")
+    rank = np.empty(len(first_pos), np.int64)
+    rank[by_first] = np.arange(len(first_pos))
+    return rank[gid], first_pos[by_first]
 
 
 def _take_labels(labels: Labels, ids: np.ndarray) -> Labels:

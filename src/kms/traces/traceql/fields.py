@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kms.traces.attributes import TypedColumn
+from kms.traces.attributes import TypedColumn, take_rows
 
 from .ast import Attribute, BinaryOp, Intrinsic, Scope, UnaryOp
 from .context import SpanContext
@@ -209,8 +209,7 @@ def _trace_level(ctx: SpanContext, i: Intrinsic, tix: np.ndarray) -> Vals:
 
 def _hex_ids(ctx: SpanContext, i: Intrinsic, rows: np.ndarray | None) -> Vals:
     col = ctx.table.column("span_id" if i is Intrinsic.SPAN_ID else "parent_span_id")
-    r = np.arange(ctx.n) if rows is None else rows
-    vals = col.take(pa.array(r, pa.int64())).to_pylist()
+    vals = (col if rows is None else take_rows(col, rows)).to_pylist()
     mask = np.array([bool(v) for v in vals], bool)
     strings = pa.array([v.hex().rjust(16, "0") if v else "" for v in vals], pa.string())
     return Vals.strings(mask, None, strings)

@@ -3,11 +3,17 @@
 Like Tempo's grammar actions, building folds constant sub-expressions that validate
 (``{ 1 = 2 }`` becomes ``{ false }``), strips leading zeros from strings compared with
 ``trace:id``, and folds literal arithmetic in scalar positions (durations refused there).
+Unlike Tempo, a run of more than 64 operands of one ``&&`` or ``||`` is built as balanced
+blocks rather than left-deep, so thousand-condition queries do not exhaust Python's stack.
+The LALR tables are built once and shared; the builder keeps its per-parse state per thread.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import threading
+from dataclasses import dataclass
 from importlib import resources
 
 from lark import Lark, Token, Transformer
@@ -41,7 +47,8 @@ from .ast import (
 )
 from .errors import TraceQLError, TraceQLParseError
 from .lexer import TOKEN_TEXT, TraceQLLexer
-from .statics import FALSE, INT_MAX, INT_MIN, TRUE, EvalError, Kind, Op, Static, Status, T, binop, unop
+from .operators import binop, unop
+from .statics import FALSE, INT_MAX, INT_MIN, TRUE, EvalError, Kind, Op, Static, Status, T
 from .validate import validate_element
 
 __all__ = ["parse_query", "fold"]
@@ -85,6 +92,7 @@ _SCOPED_INTRINSICS = {
     ("INSTRUMENTATION_COLON", "NAME"): Intrinsic.INSTRUMENTATION_NAME,
     ("INSTRUMENTATION_COLON", "VERSION"): Intrinsic.INSTRUMENTATION_VERSION,
 }
+_CHAIN_BLOCK = 64  # operands of one &&/|| run between rebalancings
 _SCOPES = {
     "DOT": Scope.NONE, "RESOURCE_DOT": Scope.RESOURCE, "SPAN_DOT": Scope.SPAN, "EVENT_DOT": Scope.EVENT,
     "LINK_DOT": Scope.LINK, "INSTRUMENTATION_DOT": Scope.INSTRUMENTATION,
@@ -123,9 +131,12 @@ def _simplify(node: BinaryOp | UnaryOp) -> object:
         return node
     try:
         validate_element(node)
-        return fold(node)
+        value = fold(node)
     except (TraceQLError, EvalError):
         return node
+    if value.type is T.FLOAT and not math.isfinite(value.value):
+        return node  # NaN / Inf have no literal: keep the expression so it prints back
+    return value
 
 
 def _trace_id_operand(attr: object, other: object) -> object:
@@ -150,6 +161,25 @@ def make_unary(op: Op, e: object) -> object:
 
 class _Builder(Transformer):
     """Builds AST nodes bottom-up while the LALR parser reduces (errors surface in order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._state = threading.local()  # one Lark (and builder) serves every thread
+
+    @property
+    def _runs(self) -> dict[int, _Run]:
+        if not hasattr(self._state, "runs"):
+            self._state.runs, self._state.keep = {}, []
+        return self._state.runs
+
+    @property
+    def _keep(self) -> list[object]:
+        self._runs  # noqa: B018 - creates this thread's state
+        return self._state.keep
+
+    def reset(self) -> None:
+        self._runs.clear()
+        self._keep.clear()
 
     # -- roots
     def start(self, c):
@@ -291,7 +321,36 @@ class _Builder(Transformer):
 
     # -- field expressions
     def binary(self, c):
-        return make_binary(_OPS[c[1].type], c[0], c[2])
+        op = _OPS[c[1].type]
+        if op in (Op.AND, Op.OR):
+            return self._chain(op, c[0], c[2])
+        return make_binary(op, c[0], c[2])
+
+    def _chain(self, op: Op, lhs: object, rhs: object) -> object:
+        """``a && b && c ...`` is left-deep, as Tempo builds it, up to _CHAIN_BLOCK operands of
+        one operator; longer runs are kept as balanced blocks (a binary counter), so depth
+        stays logarithmic. Same meaning: && and || are associative."""
+        run = self._runs.get(id(lhs)) if isinstance(lhs, BinaryOp) and lhs.op is op else None
+        if run is None:
+            run = _Run([lhs])
+        if run.stack is None:
+            run.operands.append(rhs)
+            if len(run.operands) < _CHAIN_BLOCK:
+                node = make_binary(op, lhs, rhs)
+            else:
+                run.stack = [(len(run.operands), _balanced(op, run.operands))]
+                node = run.stack[0][1]
+        else:
+            run.stack.append((1, rhs))
+            while len(run.stack) > 1 and run.stack[-1][0] == run.stack[-2][0]:
+                (n, right), (_, left) = run.stack.pop(), run.stack.pop()
+                run.stack.append((2 * n, BinaryOp(op, left, right)))
+            node = run.stack[0][1]
+            for _, tree in run.stack[1:]:
+                node = BinaryOp(op, node, tree)
+        self._runs[id(node)] = run
+        self._keep.append(node)  # ids stay unique while the parse runs
+        return node
 
     def unary(self, c):
         return make_unary(Op.SUB if c[0].type == "SUB" else Op.NOT, c[1])
@@ -340,6 +399,22 @@ class _Builder(Transformer):
         return Attribute(name, _SCOPES[types[0]])
 
 
+@dataclass
+class _Run:
+    """One run of && (or ||) being parsed: its operands, then its balanced blocks."""
+
+    operands: list
+    stack: list[tuple[int, object]] | None = None
+
+
+def _balanced(op: Op, operands: list) -> object:
+    """Operands of an already built (and simplified) run, as a balanced tree."""
+    if len(operands) == 1:
+        return operands[0]
+    mid = len(operands) // 2
+    return BinaryOp(op, _balanced(op, operands[:mid]), _balanced(op, operands[mid:]))
+
+
 def _with_stages(node, stages: tuple) -> MetricsLeaf | MetricsMath:
     if isinstance(node, MetricsLeaf):
         return MetricsLeaf(node.pipeline, node.agg, node.stages + stages)
@@ -350,6 +425,16 @@ def _with_stages(node, stages: tuple) -> MetricsLeaf | MetricsMath:
 def _parser() -> Lark:
     grammar = resources.files(__package__).joinpath("traceql.lark").read_text(encoding="utf-8")
     return Lark(grammar, parser="lalr", lexer=TraceQLLexer, transformer=_Builder(), start="start")
+
+
+def _parse(text: str) -> Query:
+    parser = _parser()
+    builder: _Builder = parser.options.transformer
+    builder.reset()
+    try:
+        return parser.parse(text)
+    finally:
+        builder.reset()
 
 
 def _describe(tok: Token) -> str:
@@ -363,7 +448,7 @@ def parse_query(text: str) -> Query:
     if not text.strip():
         raise TraceQLParseError("syntax error: unexpected $end")
     try:
-        return _parser().parse(text)
+        return _parse(text)
     except UnexpectedToken as e:
         tok = e.token
         msg = f"syntax error: unexpected {_describe(tok)}"

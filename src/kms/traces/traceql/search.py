@@ -33,12 +33,12 @@ from .ast import (
     UnaryOp,
 )
 from .context import SpanContext
-from .errors import TraceQLUnsupported
+from .errors import TraceQLError, TraceQLUnsupported
 from .evaluate import run_pipeline
 from .fields import column
 from .statics import FALSE, NIL
 
-__all__ = ["TraceMatch", "SpanSetMatch", "evaluate"]
+__all__ = ["TraceMatch", "SpanSetMatch", "evaluate", "matching_rows"]
 
 _NOT_SHOWN = {Intrinsic.NAME, Intrinsic.DURATION, Intrinsic.TRACE_DURATION, Intrinsic.TRACE_ROOT_SERVICE,
               Intrinsic.TRACE_ROOT_SPAN, Intrinsic.TRACE_ID, Intrinsic.SPAN_ID, Intrinsic.EVENT_NAME,
@@ -97,12 +97,15 @@ def evaluate(query: Query, spans: pa.Table, *, spss: int = 3, limit: int = 20) -
     if spans.num_rows == 0 or _is_noop(query.pipeline):
         return []
     ctx = SpanContext.for_table(spans)
-    batch = run_pipeline(ctx, query.pipeline)
+    try:
+        batch = run_pipeline(ctx, query.pipeline)
+    except RecursionError:
+        raise TraceQLError("query is nested too deeply") from None
     if not batch.size:
         return []
     spss = spss if spss > 0 else 3
-    first, last, root = ctx.trace_bounds
     traces = np.unique(batch.trace)
+    first, last, root = ctx.bounds_of(traces)
     chosen = traces[np.argsort(-first[traces], kind="stable")][: max(limit, 0) or len(traces)]
     shown: list[Attribute] = []
     _shown_attributes(query.pipeline, shown)
@@ -114,6 +117,7 @@ def evaluate(query: Query, spans: pa.Table, *, spss: int = 3, limit: int = 20) -
     name_codes, names = ctx.name
     svc_codes, services = ctx.service
     out = []
+    all_sets: list[SpanSetMatch] = []
     for t in chosen.tolist():
         spansets = []
         for s in by_trace[t]:
@@ -123,7 +127,7 @@ def evaluate(query: Query, spans: pa.Table, *, spss: int = 3, limit: int = 20) -
                 rows=rows[:spss].tolist(),
                 attributes=[(k, v.static_at(s).python()) for k, v in batch.labels],
             ))
-        _add_selected(ctx, shown, spansets)
+        all_sets += spansets
         r = int(root[t])
         out.append(TraceMatch(
             trace_id=ctx.trace_id(t),
@@ -134,7 +138,17 @@ def evaluate(query: Query, spans: pa.Table, *, spss: int = 3, limit: int = 20) -
             service_stats=stats.get(t, {}),
             spansets=spansets,
         ))
+    _add_selected(ctx, shown, all_sets)
     return out
+
+
+def matching_rows(query: Query, spans: pa.Table) -> np.ndarray:
+    """Every row in any spanset the query yields (ascending), e.g. to filter tag values."""
+    if query.pipeline is None:
+        raise TraceQLUnsupported("evaluating a metrics query as a search")
+    if spans.num_rows == 0 or _is_noop(query.pipeline):
+        return np.zeros(0, np.int64)
+    return np.unique(run_pipeline(SpanContext.for_table(spans), query.pipeline).rows)
 
 
 def _service_stats(ctx: SpanContext, traces: np.ndarray) -> dict[int, dict[str, tuple[int, int]]]:

@@ -28,10 +28,10 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 class _Side:
     """One side's pairs, with the keys the relations look up."""
 
-    def __init__(self, ctx: SpanContext, origin: np.ndarray, rows: np.ndarray):
+    def __init__(self, ctx: SpanContext, origin: np.ndarray, rows: np.ndarray, tree: tuple[np.ndarray, np.ndarray]):
         self.origin, self.rows, self.n = origin, rows, ctx.n
-        self.valid = ctx.connected[rows]
-        self.parent = ctx.parent_row[rows]
+        self.parent = tree[0][rows]
+        self.valid = tree[1][rows]
 
     def key(self, origin: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return origin * self.n + rows
@@ -98,8 +98,9 @@ def _has_sibling_in(x: _Side, y: _Side) -> np.ndarray:
 def relate(ctx: SpanContext, op: Op, lo: np.ndarray, lr: np.ndarray, ro: np.ndarray,
            rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (origin, row) pairs a structural operator returns, sorted, without duplicates."""
-    L, R = _Side(ctx, lo, lr), _Side(ctx, ro, rr)
-    parent = ctx.parent_row
+    tree = ctx.tree(np.unique(ctx.tix[np.concatenate([lr, rr])]))
+    L, R = _Side(ctx, lo, lr, tree), _Side(ctx, ro, rr, tree)
+    parent = tree[0]
     if op in (Op.SS_CHILD, Op.SS_NOT_CHILD, Op.SS_U_CHILD):
         r_hit = _has_parent_in(R, L)
         l_hit = _has_child_in(L, R) if op is Op.SS_U_CHILD else None

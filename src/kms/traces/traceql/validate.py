@@ -33,7 +33,8 @@ from .ast import (
     references_span,
 )
 from .errors import TraceQLError, TraceQLUnsupported
-from .statics import Op, Static, T, check_regex, is_matching, types_valid, unary_valid
+from .operators import check_regex, is_matching, types_valid, unary_valid
+from .statics import Op, Static, T
 
 __all__ = ["validate_query", "validate_element", "MAX_GROUP_BYS", "MAX_COMPARE_TOP_N"]
 

@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 
 from kms.traces.attributes import TypedColumn
 
-from .statics import NIL, EvalError, Op, Static, T, binop, is_matching, regex_matches, types_valid, unop
+from .operators import binop, is_matching, regex_matches, types_valid, unop
+from .statics import NIL, EvalError, Op, Static, T
 
 __all__ = ["StrPart", "Vals", "Operand", "binary", "unary", "truth", "to_static", "constant"]
 
@@ -127,10 +128,7 @@ class Vals:
         """Multi-valued booleans -> per row: true when any element is true."""
         if self.owner is None:
             return self
-        hit = self.owner[truth(self)]
-        out = np.zeros(self.nrows, bool)
-        out[hit] = True
-        return Vals.of(T.BOOL, out)
+        return Vals.of(T.BOOL, truth(self))
 
 
 Operand = Vals | Static
@@ -159,6 +157,10 @@ def truth(v: Operand, n: int | None = None) -> np.ndarray:
     out = np.zeros(v.n, bool) if p is None else p[0] & p[1]
     for pos, s in v.objs.items():
         out[pos] = s.type is T.BOOL and bool(s.value)
+    if v.owner is not None:  # multi-valued: a row is true when any of its elements is
+        rows = np.zeros(v.nrows, bool)
+        rows[v.owner[out]] = True
+        return rows
     return out
 
 
