@@ -1,4 +1,5 @@
-"""Tempo's HTTP API (section 4 of the API contracts): trace by id, search, tags, echo, buildinfo."""
+"""Tempo's HTTP API (section 4 of the API contracts): trace by id, search, tags, TraceQL
+metrics, echo, buildinfo."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from kms.telemetry import Telemetry
 from kms.traces import search as search_mod
 from kms.traces import traceql
 from kms.traces.assemble import to_traces_data
+from kms.traces.metrics_query import metrics_query
 from kms.traces.query import find_trace
 from kms.traces.traceid import parse_trace_id
 
@@ -120,6 +122,14 @@ class TempoApi:
         )
         return JSONResponse(body)
 
+    async def metrics_range(self, request: Request, tenants: list[str]) -> Response:
+        body = await run_in_threadpool(metrics_query, self.store, tenants, request.query_params, False)
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    async def metrics_instant(self, request: Request, tenants: list[str]) -> Response:
+        body = await run_in_threadpool(metrics_query, self.store, tenants, request.query_params, True)
+        return Response(orjson.dumps(body), media_type="application/json")
+
     def routes(self) -> list[Route]:
         async def echo(_: Request) -> Response:
             return PlainTextResponse("echo")
@@ -139,6 +149,8 @@ class TempoApi:
             Route("/api/v2/search/tags", w("tags", self.tags_v2)),
             Route("/api/search/tag/{tag:path}/values", w("tag_values", self.tag_values)),
             Route("/api/v2/search/tag/{tag:path}/values", w("tag_values", self.tag_values_v2)),
+            Route("/api/metrics/query_range", w("metrics_query", self.metrics_range)),
+            Route("/api/metrics/query", w("metrics_query", self.metrics_instant)),
             Route("/api/echo", echo),
             Route("/api/status/buildinfo", buildinfo),
         ]

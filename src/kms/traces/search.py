@@ -135,24 +135,34 @@ def columns_for(query) -> tuple[str, ...]:
     return _SPAN_COLUMNS
 
 
-def trace_chunks(tables) -> Iterator[pa.Table]:
-    """Re-cut a stream of span tables so that a trace at the end of one table travels on with
+class TraceChunks:
+    """Re-cuts a stream of span tables so that a trace at the end of one table travels on with
     the next: blocks are sorted by trace id and read in pieces, so without this a trace on a
-    piece boundary would be evaluated in two halves."""
-    carry = None
-    for t in tables:
-        if carry is not None:
-            t = pa.concat_tables([carry, t]).unify_dictionaries()
-            carry = None
-        if t.num_rows == 0:
-            continue
-        last = t["trace_id"][t.num_rows - 1]
-        tail = pc.equal(t["trace_id"], last)
-        carry = t.filter(tail)
-        if carry.num_rows < t.num_rows:
-            yield t.filter(pc.invert(tail))
-    if carry is not None and carry.num_rows:
-        yield carry
+    piece boundary would be evaluated in two halves. ``remainder()`` hands out what is still
+    held back when the reader stops early."""
+
+    def __init__(self, tables):
+        self._tables = tables
+        self._carry: pa.Table | None = None
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        for t in self._tables:
+            if self._carry is not None:
+                t = pa.concat_tables([self._carry, t]).unify_dictionaries()
+                self._carry = None
+            if t.num_rows == 0:
+                continue
+            tail = pc.equal(t["trace_id"], t["trace_id"][t.num_rows - 1])
+            self._carry = t.filter(tail)
+            if self._carry.num_rows < t.num_rows:
+                yield t.filter(pc.invert(tail))
+        rest = self.remainder()
+        if rest is not None:
+            yield rest
+
+    def remainder(self) -> pa.Table | None:
+        rest, self._carry = self._carry, None
+        return rest if rest is not None and rest.num_rows else None
 
 
 def search(store, tenants: list[str], p: SearchParams, timeout_s: float) -> dict:
@@ -167,18 +177,27 @@ def search(store, tenants: list[str], p: SearchParams, timeout_s: float) -> dict
     traces: list[dict] = []
     seen: set[bytes] = set()
     inspected_spans = inspected_bytes = 0
+
+    def collect(spans: pa.Table) -> None:
+        for m in traceql.evaluate(query, spans, spss=p.spss, limit=p.limit):
+            if m.trace_id not in seen:
+                seen.add(m.trace_id)
+                traces.append(_trace_json(m, spans))
+
     for tenant in tenants:
         req = ScanRequest(tenant, TRACES.name, p.start_ns, p.end_ns, None, columns, {"newest_first": True})
-        for spans in trace_chunks(store.scan(req)):
+        chunks = TraceChunks(store.scan(req))
+        for spans in chunks:
             if time.perf_counter() - t0 > timeout_s:
                 raise LimitExceeded(f"query exceeded the query timeout of {timeout_s:g}s", reason="query_timeout")
             inspected_spans += spans.num_rows
             inspected_bytes += spans.nbytes
-            for m in traceql.evaluate(query, spans, spss=p.spss, limit=p.limit):
-                if m.trace_id not in seen:
-                    seen.add(m.trace_id)
-                    traces.append(_trace_json(m, spans))
+            collect(spans)
             if len(traces) >= p.limit:
+                # The held-back trace is as recent as what was read; it competes for the limit.
+                rest = chunks.remainder()
+                if rest is not None:
+                    collect(rest)
                 break
     traces.sort(key=lambda t: int(t["startTimeUnixNano"]), reverse=True)
     return {
