@@ -91,13 +91,15 @@ def test_http_refusals(small_kms, signal, path, name, body, headers, status, wor
         assert words in msg
 
 
-@pytest.mark.parametrize("service", ["trace.v1.TraceService", "metrics.v1.MetricsService", "logs.v1.LogsService"])
-def test_grpc_refusals(small_kms, service):
+@pytest.mark.parametrize("signal, service", [("traces", "trace.v1.TraceService"), ("metrics", "metrics.v1.MetricsService"),
+                                             ("logs", "logs.v1.LogsService")])
+def test_grpc_refusals(small_kms, signal, service):
     with grpc.insecure_channel(small_kms.grpc_target) as ch:
         call = ch.unary_unary(f"/opentelemetry.proto.collector.{service}/Export")
-        with pytest.raises(grpc.RpcError) as e:
-            call(b"\xff\xff\xff\xff", timeout=10)
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed" in e.value.details()
+        for body in (b"\xff\xff\xff\xff", truncated(signal)):
+            with pytest.raises(grpc.RpcError) as e:
+                call(body, timeout=10)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed" in e.value.details()
         with pytest.raises(grpc.RpcError) as e:
             call(b"\x0a" * (MAX + 1), timeout=10)
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

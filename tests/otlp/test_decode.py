@@ -91,6 +91,20 @@ def test_decoders_never_crash_on_arbitrary_bytes(data):
             pass
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "name", "attributes", "x"]), kids, max_size=4),
+    max_leaves=20).map(orjson.dumps)))
+def test_json_decoder_refuses_cleanly(data):
+    for signal in ("traces", "metrics", "logs"):
+        try:
+            json_to_protobuf(signal, data)
+        except BadInput:
+            pass
+
+
 def test_logs_keep_plain_string_body_as_line_and_the_rest_in_attrs():
     req = logs_service_pb2.ExportLogsServiceRequest()
     rl = req.resource_logs.add()

@@ -32,6 +32,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from kms.otlp.wire import varint
+
 __all__ = [
     "anyvalue_to_python", "TypedColumn", "SpanAttributes", "SpanEvents", "SpanLinks",
     "attribute_keys", "attribute_values", "dictionary_codes", "take_rows", "TableCache",
@@ -186,18 +188,6 @@ def _mostly_distinct(values: pa.Array, sample: int = 2048) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # wire-level helpers
-
-
-def _varint_bytes(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def _varints(data: np.ndarray, pos: np.ndarray, max_bytes: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -491,7 +481,7 @@ class SpanAttributes:
     def _extract(self, b: _Builder, arr: pa.Array, base: int, rows: np.ndarray | None, key: str) -> None:
         """Values of ``key`` in ``arr`` into ``b`` at positions base + i."""
         kb = key.encode()
-        pat = b"\x0a" + _varint_bytes(len(kb)) + kb + b"\x12"
+        pat = b"\x0a" + varint(len(kb)) + kb + b"\x12"
         found = pc.find_substring(arr, pattern=pat).to_numpy(zero_copy_only=False)
         hit = np.flatnonzero(found >= 0)
         if not len(hit):
