@@ -7,7 +7,6 @@ It blocks: call it from a worker thread, never from the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from kms.errors import KmsError, Unavailable
@@ -39,8 +38,6 @@ class Receiver:
         self.memory = memory
         self.telemetry = telemetry
         self.ready = False
-        #: Called with (tenant, span table) after spans are stored (e.g. the metrics generator).
-        self.span_listeners: list[Callable] = []
 
     def export(self, signal: str, tenant: str, payload: bytes) -> ExportResult:
         t = self.telemetry
@@ -69,7 +66,4 @@ class Receiver:
         t.received_bytes.labels(signal, tenant).inc(len(payload))
         if rejected:
             t.refused_items.labels(signal, "invalid").inc(rejected)
-        if signal == "traces":
-            for listener in self.span_listeners:
-                listener(tenant, table)
         return ExportResult(table.num_rows, rejected, msg)

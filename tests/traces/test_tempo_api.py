@@ -112,6 +112,7 @@ def test_search_shapes_and_legacy_tags(api):
     ({"limit": "5000"}, 400, "exceeds the maximum"),
     ({"start": "20", "end": "10"}, 400, "end"),
     ({"tags": "noequals"}, 400, "key=value"),
+    ({"tags": "status.code=}"}, 400, "status.code"),
     ({"minDuration": "fast"}, 400, "duration"),
 ])
 def test_search_refusals(api, params, status, words):

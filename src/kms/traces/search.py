@@ -74,6 +74,8 @@ def legacy_to_traceql(tags: str, min_duration: str | None, max_duration: str | N
         k, v = part.split("=", 1)
         key = {"name": "name", "status.code": "status"}.get(k)
         if key == "status":
+            if v not in ("ok", "error", "unset"):
+                raise BadInput(f"invalid status.code {v!r}: want ok, error or unset")
             conds.append(f"status = {v}")
         elif key:
             conds.append(f"name = {_quote(v)}")
