@@ -122,6 +122,16 @@ def lookups(store: Store, ids: list[bytes]) -> list[float]:
     return lat
 
 
+def bloom_summary(store: Store) -> str:
+    metas = [b.meta for p in store._parts.values() for b in p.blocks if b.meta.bloom]
+    if not metas:
+        return "no block has a filter"
+    keys = sum(m.bloom["keys"] for m in metas)
+    size = sum(m.bloom["bytes"] for m in metas)
+    fpp = sum(m.bloom["fpp"] * m.bloom["keys"] for m in metas) / keys
+    return f"{len(metas)} filters, {keys:,} ids, {size / 1024:.0f} KiB, {size * 8 / keys:.1f} bits/id, est. FP {fpp:.2%}"
+
+
 def bench_scan(root: Path, total_rows: int, block_rows: int, queries: int) -> None:
     d = root / "scan"
     store = open_store(d, head_max_rows=block_rows, compaction_min_blocks=10**6)
@@ -166,6 +176,11 @@ def bench_scan(root: Path, total_rows: int, block_rows: int, queries: int) -> No
         )
         lat.append(time.perf_counter() - t1)
     print(f"lookup  absent trace id:                    {percentiles(lat)}")
+    s = store.stats()
+    print(
+        f"bloom   filters on: {s['bloom_skipped_blocks']:,} block reads skipped, {s['block_scans']:,} done; "
+        f"{bloom_summary(store)}"
+    )
     store.config.compaction_min_blocks = 2
     store.config.compaction_target_rows = total_rows
     t0 = time.perf_counter()

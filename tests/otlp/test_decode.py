@@ -93,7 +93,7 @@ def test_decoders_never_crash_on_arbitrary_bytes(data):
 
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(st.binary(max_size=200), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
         st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "name", "attributes", "x"]), kids, max_size=4),
     max_leaves=20).map(orjson.dumps)))

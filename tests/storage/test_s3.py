@@ -62,7 +62,8 @@ def test_store_on_s3_survives_a_lost_data_dir(make_store, s3, s3_server, bucket,
     store.close()  # cuts the last rows too
     keys = s3_server.keys(bucket, "kms/")
     assert {k.split("/")[1] for k in keys if k.count("/") == 4} == {"acme", "other"}
-    assert all(k.endswith(("data.parquet", "meta.json")) for k in keys if k.count("/") == 4)
+    assert all(k.endswith(("data.parquet", "meta.json", "bloom.bin")) for k in keys if k.count("/") == 4)
+    assert any(k.split("/")[2] == "traces" and k.endswith("/bloom.bin") for k in keys)
 
     # A new node with an empty data_dir (no WAL) reads everything back from the bucket.
     store = make_store(tmp_path / "node2", objstore=s3(), signals=[TOY, TRACES])

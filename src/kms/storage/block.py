@@ -1,6 +1,7 @@
-"""Blocks: one immutable Parquet file plus ``meta.json`` per tenant+signal+block (FORMAT.md, "Blocks").
+"""Blocks: one immutable Parquet file plus ``meta.json`` (and, for signals with a
+``bloom_column``, ``bloom.bin``) per tenant+signal+block (FORMAT.md, "Blocks").
 
-Writing puts ``data.parquet`` first and ``meta.json`` last, so a block exists only once its meta
+Writing puts ``data.parquet`` first, then ``bloom.bin``, and ``meta.json`` last, so a block exists only once its meta
 does. Reading goes through ``READERS[meta.format_version]`` so blocks of older formats stay
 readable after the format changes. ``Block`` objects are immutable and shared between threads;
 the reader (with the cached Parquet footer) is built once, under ``Block._lock``.
@@ -9,6 +10,7 @@ the reader (with the cached Parquet footer) is built once, under ``Block._lock``
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -21,8 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from kms.errors import Unavailable
+from kms.errors import NotFound, Unavailable
 from kms.storage import layout
+from kms.storage.bloom import BloomFilter, hash_column
 from kms.storage.objstore import ObjectStore
 from kms.storage.types import TIME_COLUMN, SignalSpec
 
@@ -33,6 +36,7 @@ __all__ = [
     "READERS",
     "write_block",
     "delete_block",
+    "load_bloom",
     "sort_table",
     "referenced_columns",
 ]
@@ -42,6 +46,9 @@ ZSTD_LEVEL = 3  # python-stack-notes.md section 4: zstd-9 saved nothing over 3 a
 # Results are handed out in tables of about this many rows (row groups are read one at a time).
 YIELD_ROWS = 65_536
 _ROW = "__kms_row"
+_UNLOADED = object()
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class BlockMeta:
     wal_marks: dict[str, int] = field(default_factory=dict)  # WAL id (hex) -> replay floor it covers
     sort_by: tuple[str, ...] = ()
     row_group_rows: int = 0
+    # {"column", "bytes", "keys", "bits_per_key", "fpp"} when bloom.bin exists, else None
+    bloom: dict | None = None
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
@@ -79,6 +88,8 @@ class BlockMeta:
             d["sources"] = tuple(d.get("sources", ()))
             d["sort_by"] = tuple(d.get("sort_by", ()))
             d["wal_marks"] = {str(k): int(v) for k, v in d.get("wal_marks", {}).items()}
+            if not isinstance(d.get("bloom"), dict):
+                d["bloom"] = None
             return cls(**d)
         except (TypeError, AttributeError, KeyError) as e:
             raise ValueError(f"not a block meta: {e}") from None
@@ -131,6 +142,17 @@ def write_block(
     table = sort_table(table, spec.sort_by)
     data = encode_parquet(table, spec)
     lo, hi = pc.min_max(table.column(TIME_COLUMN)).values()
+    bloom = bloom_info = None
+    if spec.bloom_column is not None:
+        bloom = BloomFilter.build(hash_column(table.column(spec.bloom_column)))
+        bloom_data = bloom.to_bytes()
+        bloom_info = {
+            "column": spec.bloom_column,
+            "bytes": len(bloom_data),
+            "keys": bloom.keys,
+            "bits_per_key": round(len(bloom.bits) * 8 / max(1, bloom.keys), 2),
+            "fpp": round(bloom.estimated_fpp(), 5),
+        }
     meta = BlockMeta(
         block_id=layout.new_block_id(),
         tenant=tenant,
@@ -145,10 +167,27 @@ def write_block(
         wal_marks=dict(wal_marks or {}),
         sort_by=tuple(spec.sort_by),
         row_group_rows=spec.row_group_rows,
+        bloom=bloom_info,
     )
     objstore.put(layout.block_data_key(tenant, spec.name, meta.block_id), data)
+    if bloom is not None:
+        objstore.put(layout.block_bloom_key(tenant, spec.name, meta.block_id), bloom_data)
     objstore.put(layout.block_meta_key(tenant, spec.name, meta.block_id), meta.to_json())
-    return Block(meta, objstore, spec)
+    return Block(meta, objstore, spec, bloom=bloom)
+
+
+def load_bloom(objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec) -> BloomFilter | None:
+    """The block's Bloom filter of ``spec.bloom_column``, or None when it has none (older blocks,
+    another column, a missing or damaged bloom.bin: the block is then always read). Unavailable
+    when the object store fails (try again later)."""
+    if spec.bloom_column is None or not meta.bloom or meta.bloom.get("column") != spec.bloom_column:
+        return None
+    key = layout.block_bloom_key(meta.tenant, meta.signal, meta.block_id)
+    try:
+        return BloomFilter.from_bytes(objstore.get(key))
+    except (NotFound, ValueError) as e:
+        log.warning("block %s: ignoring its bloom filter: %s", key, e)
+        return None
 
 
 def delete_block(objstore: ObjectStore, meta: BlockMeta) -> None:
@@ -264,9 +303,15 @@ READERS: dict[int, Callable[[ObjectStore, BlockMeta, SignalSpec], ParquetBlockRe
 class Block:
     """One block in the object store: its meta and a lazily built, cached reader."""
 
-    __slots__ = ("meta", "objstore", "spec", "_reader", "_lock")
+    __slots__ = ("meta", "objstore", "spec", "_reader", "_bloom", "_lock")
 
-    def __init__(self, meta: BlockMeta, objstore: ObjectStore, spec: SignalSpec):
+    def __init__(
+        self,
+        meta: BlockMeta,
+        objstore: ObjectStore,
+        spec: SignalSpec,
+        bloom: BloomFilter | None | object = _UNLOADED,
+    ):
         if meta.format_version not in READERS:
             raise Unavailable(
                 f"block {meta.tenant}/{meta.signal}/{meta.block_id} has format version {meta.format_version}; "
@@ -277,6 +322,7 @@ class Block:
         self.objstore = objstore
         self.spec = spec
         self._reader = None
+        self._bloom = bloom  # _UNLOADED until load_bloom() has answered
         self._lock = threading.Lock()
 
     @property
@@ -289,6 +335,14 @@ class Block:
                 if self._reader is None:
                     self._reader = READERS[self.meta.format_version](self.objstore, self.meta, self.spec)
         return self._reader
+
+    def bloom(self) -> BloomFilter | None:
+        """The block's Bloom filter (loaded once, then kept), or None. Unavailable on I/O failure."""
+        if self._bloom is _UNLOADED:
+            with self._lock:
+                if self._bloom is _UNLOADED:
+                    self._bloom = load_bloom(self.objstore, self.meta, self.spec)
+        return self._bloom  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         m = self.meta

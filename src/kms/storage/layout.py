@@ -10,6 +10,7 @@ Local disk (always, even with S3)::
 Object store (local directory or S3 bucket + prefix)::
 
     <tenant>/<signal>/<block_id>/data.parquet
+    <tenant>/<signal>/<block_id>/bloom.bin     optional Bloom filter of SignalSpec.bloom_column
     <tenant>/<signal>/<block_id>/meta.json     written last: a block without it does not exist
 
 Tenant ids are validated like Mimir's (``validate_tenant``), so they are safe path components.
@@ -30,6 +31,7 @@ __all__ = [
     "LOCK_FILE",
     "BLOCK_DATA",
     "BLOCK_META",
+    "BLOCK_BLOOM",
     "wal_dir",
     "segment_name",
     "segment_base",
@@ -38,6 +40,7 @@ __all__ = [
     "block_prefix",
     "block_data_key",
     "block_meta_key",
+    "block_bloom_key",
     "parse_block_key",
     "new_block_id",
     "validate_tenant",
@@ -51,6 +54,7 @@ LOCK_FILE = "LOCK"  # flock()ed by the open store: one process per data_dir
 BLOCKS_DIR = "blocks"
 BLOCK_DATA = "data.parquet"
 BLOCK_META = "meta.json"
+BLOCK_BLOOM = "bloom.bin"
 
 _SEGMENT_RE = re.compile(r"^(\d{20})\.wal$")
 # Mimir's tenant id rules: at most 150 bytes of [A-Za-z0-9!-_.*'()], and not "." or "..".
@@ -95,6 +99,10 @@ def block_data_key(tenant: str, signal: str, block_id: str) -> str:
 
 def block_meta_key(tenant: str, signal: str, block_id: str) -> str:
     return block_prefix(tenant, signal, block_id) + BLOCK_META
+
+
+def block_bloom_key(tenant: str, signal: str, block_id: str) -> str:
+    return block_prefix(tenant, signal, block_id) + BLOCK_BLOOM
 
 
 def parse_block_key(key: str) -> tuple[str, str, str, str] | None:

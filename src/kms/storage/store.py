@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 from kms.errors import BadInput, KmsError, LimitExceeded, Unavailable
 from kms.storage import layout
 from kms.storage.block import Block, BlockMeta, delete_block, write_block
+from kms.storage.bloom import filter_keys, hash_values
 from kms.storage.checkpoint import read_checkpoint, write_checkpoint
 from kms.storage.compact import compact_blocks, plan_compaction, superseded
 from kms.storage.head import HeadEntry, Partition, scan_head
@@ -92,6 +94,8 @@ class Store:
                 "replayed_rows",
                 "replay_skipped_records",
                 "maintenance_errors",
+                "block_scans",  # blocks read by scans (time range and Bloom filter allowing)
+                "bloom_skipped_blocks",  # blocks a scan skipped because their Bloom filter said absent
             ),
             0,
         )
@@ -254,11 +258,19 @@ class Store:
             expr = req.filter if expr is None else expr & req.filter
         selective = bool(req.hints.get("selective", req.filter is not None))
         newest_first = bool(req.hints.get("newest_first", False))
+        hashes = None
+        if spec.bloom_column is not None:
+            width = spec.schema.field(spec.bloom_column).type.byte_width
+            keys = filter_keys(req.filter, spec.bloom_column, width)
+            if keys is not None:
+                hashes = hash_values(keys, width)
         part = self._parts.get((req.tenant, req.signal))
-        return self._scan(part, req.start_ns, req.end_ns, expr, columns, selective, newest_first)
+        return self._scan(part, req.start_ns, req.end_ns, expr, columns, selective, newest_first, hashes)
 
-    @staticmethod
-    def _scan(part, start_ns, end_ns, expr, columns, selective, newest_first=False) -> Iterator[pa.Table]:
+    def _scan(
+        self, part, start_ns, end_ns, expr, columns, selective, newest_first=False, hashes=None
+    ) -> Iterator[pa.Table]:
+        """``hashes``: Bloom hashes of the values the filter requires of the bloom column (None = any)."""
         if part is None:
             return
         entries, blocks = part.snapshot()
@@ -268,8 +280,18 @@ class Store:
                 yield t
             blocks = sorted(blocks, key=lambda b: b.meta.max_time_ns, reverse=True)
         for b in blocks:
-            if b.meta.overlaps(start_ns, end_ns):
-                yield from b.reader().scan(expr, columns, selective)
+            if not b.meta.overlaps(start_ns, end_ns):
+                continue
+            if hashes is not None:
+                try:
+                    bloom = b.bloom()
+                except KmsError:
+                    bloom = None  # cannot tell: read the block
+                if bloom is not None and not bloom.may_contain_any(hashes):
+                    self._n["bloom_skipped_blocks"] += 1
+                    continue
+            self._n["block_scans"] += 1
+            yield from b.reader().scan(expr, columns, selective)
         if not newest_first:
             t = scan_head(entries, start_ns, end_ns, expr, columns)
             if t is not None:
@@ -462,6 +484,7 @@ class Store:
                 raise Unavailable(f"block {tenant}/{signal}/{block_id}: meta.json names another block")
             metas.append(meta)
         dead = superseded(metas)
+        blocks: list[Block] = []
         for meta in metas:
             if meta.block_id in dead:
                 log.info(
@@ -470,7 +493,28 @@ class Store:
                 delete_block(self.objstore, meta)
                 continue
             part = self._partition(meta.tenant, self._specs[meta.signal])
-            part.swap_blocks(set(), Block(meta, self.objstore, part.spec))
+            block = Block(meta, self.objstore, part.spec)
+            part.swap_blocks(set(), block)
+            blocks.append(block)
+        self._load_blooms(blocks)
+
+    def _load_blooms(self, blocks: list[Block]) -> None:
+        """Read the blocks' Bloom filters now (in parallel on a remote store), so lookups never
+        wait for them. A failure is logged; that block's filter is tried again when a scan needs it."""
+
+        def load(b: Block) -> None:
+            try:
+                b.bloom()
+            except KmsError as e:
+                log.warning("cannot read the bloom filter of %s yet: %s", b, e)
+
+        wanted = [b for b in blocks if b.meta.bloom]
+        if self.objstore.remote and len(wanted) > 1:
+            with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kms-bloom") as pool:
+                list(pool.map(load, wanted))
+        else:
+            for b in wanted:
+                load(b)
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -526,6 +570,12 @@ def _check_spec(spec: SignalSpec) -> None:
     missing = [c for c in spec.sort_by if spec.schema.get_field_index(c) < 0]
     if missing or spec.row_group_rows < 1:
         raise ValueError(f"signal {spec.name}: bad sort_by {missing} or row_group_rows {spec.row_group_rows}")
+    if spec.bloom_column is not None:
+        i = spec.schema.get_field_index(spec.bloom_column)
+        if i < 0 or not pa.types.is_fixed_size_binary(spec.schema.field(i).type):
+            raise ValueError(
+                f"signal {spec.name}: bloom_column {spec.bloom_column!r} is not a fixed_size_binary column"
+            )
 
 
 def _conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:

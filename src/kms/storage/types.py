@@ -20,12 +20,16 @@ class SignalSpec:
 
     ``sort_by`` orders rows inside a block (e.g. trace_id first so a trace lookup reads one
     row group); ``row_group_rows`` bounds a Parquet row group, which is the unit of pruning.
+    ``bloom_column`` (a fixed_size_binary column, e.g. trace_id) gets a per-block Bloom filter
+    (``bloom.bin``), so a scan filtering on ``column == v`` / ``column.isin(...)`` skips blocks
+    that cannot hold the value without reading them.
     """
 
     name: str
     schema: pa.Schema
     sort_by: tuple[str, ...] = (TIME_COLUMN,)
     row_group_rows: int = 16_384
+    bloom_column: str | None = None
 
 
 @dataclass(frozen=True)

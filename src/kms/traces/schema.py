@@ -35,4 +35,4 @@ SPAN_SCHEMA = pa.schema(
 )
 
 # Blocks are sorted by trace id so a lookup by id touches one row group per block.
-TRACES = SignalSpec(name="traces", schema=SPAN_SCHEMA, sort_by=("trace_id", "time_ns"), row_group_rows=8192)
+TRACES = SignalSpec(name="traces", schema=SPAN_SCHEMA, sort_by=("trace_id", "time_ns"), row_group_rows=8192, bloom_column="trace_id")
