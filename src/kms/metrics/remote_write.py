@@ -1,0 +1,424 @@
+"""Prometheus remote write (1.0 and 2.0) request bodies -> :class:`~kms.metrics.samples.SampleBatch`.
+
+Wire format (``prompb/types.proto``, ``prompb/remote.proto``,
+``prompb/io/prometheus/write/v2/types.proto``): the body is a **snappy block format** (not
+framed) compressed protobuf, ``prometheus.WriteRequest`` for 1.0 and
+``io.prometheus.write.v2.Request`` for 2.0, chosen by the ``Content-Type`` ``proto=`` parameter
+(:func:`protocol_version`). The protobuf classes are built at runtime from the field tables below
+(no generated code); they are wire-compatible with the real messages and also serve to encode
+requests in tests and in the agent.
+
+Validation, all-or-nothing for series (a :class:`~kms.errors.BadInput` names the first bad series
+with Mimir's wording and nothing of the request is returned):
+
+* a series without ``__name__`` (or with an empty one), an invalid metric name, an invalid label
+  name, duplicate label names, label names not sorted, label values that are not UTF-8;
+* with ``utf8_names=False`` (the default, Mimir's and our store's legacy scheme) metric names
+  must match ``[a-zA-Z_:][a-zA-Z0-9_:]*`` and label names ``[a-zA-Z_][a-zA-Z0-9_]*``; with
+  ``utf8_names=True`` (Prometheus 3) any non-empty UTF-8 name is accepted;
+* labels with an empty value are dropped (an empty value means "no such label");
+* NaN, +-Inf and the staleness marker are ordinary values; timestamps are not checked here;
+* 2.0 only (as Prometheus): ``labels_refs`` of odd length or outside the symbols table, and a
+  series without any sample or histogram, are errors; a 1.0 series without samples is skipped.
+
+Exemplars are dropped and counted (``batch.rejected``) rather than failing the request, as
+Prometheus's write handler only logs exemplar errors: invalid or duplicate label names, or a
+label set longer than 128 runes (names plus values). Native histograms (``histograms`` of a
+series) are not stored yet: they are counted under ``native_histogram_unsupported``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cramjam
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+
+from kms.errors import BadInput, TooLarge
+from kms.metrics.samples import METRIC_TYPES, BatchBuilder, Exemplar, Labels, Metadata, SampleBatch
+
+__all__ = [
+    "WriteRequest",
+    "TimeSeries",
+    "Label",
+    "Sample",
+    "Exemplar1",
+    "MetricMetadata",
+    "WriteRequestV2",
+    "PROTO_V1",
+    "PROTO_V2",
+    "DEFAULT_MAX_BYTES",
+    "EXEMPLAR_MAX_LABEL_RUNES",
+    "protocol_version",
+    "decompress",
+    "decode_write_request",
+    "decode_remote_write",
+    "encode_remote_write",
+    "written_headers",
+]
+
+PROTO_V1 = "prometheus.WriteRequest"
+PROTO_V2 = "io.prometheus.write.v2.Request"
+#: Uncompressed body limit when the caller gives none (Mimir's default gRPC message limit is 100 MiB).
+DEFAULT_MAX_BYTES = 64 << 20
+#: Prometheus's ``exemplar.ExemplarMaxLabelSetLength``: runes of all exemplar label names + values.
+EXEMPLAR_MAX_LABEL_RUNES = 128
+
+_F = descriptor_pb2.FieldDescriptorProto
+_T = {
+    "string": _F.TYPE_STRING,
+    "double": _F.TYPE_DOUBLE,
+    "int64": _F.TYPE_INT64,
+    "int32": _F.TYPE_INT32,
+    "uint32": _F.TYPE_UINT32,
+    "uint64": _F.TYPE_UINT64,
+    "sint32": _F.TYPE_SINT32,
+}
+
+# (name, number, type or ".Message", repeated); enums are declared int32 (same varint wire type).
+_V1: dict[str, list[tuple[str, int, str, bool]]] = {
+    "Label": [("name", 1, "string", False), ("value", 2, "string", False)],
+    "Sample": [("value", 1, "double", False), ("timestamp", 2, "int64", False)],
+    "Exemplar": [("labels", 1, ".Label", True), ("value", 2, "double", False), ("timestamp", 3, "int64", False)],
+    # Only the fields we look at; the rest of a native histogram stays as unknown fields.
+    "Histogram": [("count_int", 1, "uint64", False), ("sum", 3, "double", False), ("schema", 4, "sint32", False), ("timestamp", 15, "int64", False)],
+    "TimeSeries": [
+        ("labels", 1, ".Label", True),
+        ("samples", 2, ".Sample", True),
+        ("exemplars", 3, ".Exemplar", True),
+        ("histograms", 4, ".Histogram", True),
+    ],
+    "MetricMetadata": [
+        ("type", 1, "int32", False),
+        ("metric_family_name", 2, "string", False),
+        ("help", 4, "string", False),
+        ("unit", 5, "string", False),
+    ],
+    "WriteRequest": [("timeseries", 1, ".TimeSeries", True), ("metadata", 3, ".MetricMetadata", True)],
+}
+_V2: dict[str, list[tuple[str, int, str, bool]]] = {
+    "Sample": [("value", 1, "double", False), ("timestamp", 2, "int64", False), ("start_timestamp", 3, "int64", False)],
+    "Exemplar": [("labels_refs", 1, "uint32", True), ("value", 2, "double", False), ("timestamp", 3, "int64", False)],
+    "Metadata": [("type", 1, "int32", False), ("help_ref", 3, "uint32", False), ("unit_ref", 4, "uint32", False)],
+    "Histogram": [("count_int", 1, "uint64", False), ("sum", 3, "double", False), ("schema", 4, "sint32", False), ("timestamp", 15, "int64", False)],
+    "TimeSeries": [
+        ("labels_refs", 1, "uint32", True),
+        ("samples", 2, ".Sample", True),
+        ("histograms", 3, ".Histogram", True),
+        ("exemplars", 4, ".Exemplar", True),
+        ("metadata", 5, ".Metadata", False),
+    ],
+    "Request": [("symbols", 4, "string", True), ("timeseries", 5, ".TimeSeries", True)],
+}
+
+
+def _build(package: str, messages: dict, syntax: str) -> descriptor_pool.DescriptorPool:
+    fd = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax=syntax)
+    for msg_name, fields in messages.items():
+        m = fd.message_type.add(name=msg_name)
+        for name, number, typ, repeated in fields:
+            f = m.field.add(name=name, number=number, label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
+            if typ.startswith("."):
+                f.type, f.type_name = _F.TYPE_MESSAGE, f".{package}{typ}"
+            else:
+                f.type = _T[typ]
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return pool
+
+
+def _classes(package: str, messages: dict, syntax: str) -> dict:
+    pool = _build(package, messages, syntax)
+    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{n}")) for n in messages}
+
+
+# proto3 classes reject strings that are not UTF-8 (DecodeError); the proto2 twins hand such
+# strings back as bytes, which is only used to name the culprit once decoding has failed.
+_C1 = _classes("kmsprompb", _V1, "proto3")
+_C1_LAX = _classes("kmsprompblax", _V1, "proto2")
+_C2 = _classes("kmsprompbv2", _V2, "proto3")
+_C2_LAX = _classes("kmsprompbv2lax", _V2, "proto2")
+
+WriteRequest = _C1["WriteRequest"]
+TimeSeries = _C1["TimeSeries"]
+Label = _C1["Label"]
+Sample = _C1["Sample"]
+Exemplar1 = _C1["Exemplar"]
+MetricMetadata = _C1["MetricMetadata"]
+WriteRequestV2 = _C2["Request"]
+
+_METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _unsupported(message: str) -> BadInput:
+    return BadInput(message, reason="unsupported_media_type")
+
+
+def protocol_version(content_type: str | None) -> int:
+    """1 or 2 from a ``Content-Type`` header, as Prometheus's ``parseProtoMsg`` reads it.
+
+    Absent, ``application/x-protobuf`` and ``proto=prometheus.WriteRequest`` mean 1.0;
+    ``proto=io.prometheus.write.v2.Request`` means 2.0. Anything else raises BadInput with reason
+    ``unsupported_media_type`` (HTTP 415).
+    """
+    if not content_type:
+        return 1
+    parts = [p.strip() for p in content_type.split(";")]
+    if parts[0].lower() != "application/x-protobuf":
+        raise _unsupported(f"expected application/x-protobuf as the first (media) part, got {content_type} content-type")
+    for p in parts[1:]:
+        key, _, value = p.partition("=")
+        if key.strip().lower() != "proto":
+            continue
+        value = value.strip().strip('"')
+        if value == PROTO_V1:
+            return 1
+        if value == PROTO_V2:
+            return 2
+        raise _unsupported(f"unknown type for remote write protobuf message {value}, supported: {PROTO_V1}, {PROTO_V2}")
+    return 1
+
+
+def _uncompressed_len(body: bytes) -> int:
+    """The varint length header of a snappy block (at most 5 bytes, 32 bits)."""
+    n = shift = 0
+    for i in range(min(5, len(body))):
+        b = body[i]
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return n
+        shift += 7
+    raise BadInput("snappy decode error: bad length header")
+
+
+def decompress(body: bytes, content_encoding: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Snappy block-decode ``body``; over ``max_bytes`` uncompressed raises TooLarge (before decoding).
+
+    Like Prometheus, an absent ``Content-Encoding`` means snappy and anything else is a 415.
+    """
+    enc = (content_encoding or "snappy").strip().lower()
+    if enc != "snappy":
+        raise _unsupported(f"{content_encoding} encoding (compression) is not accepted by this server; only snappy is acceptable")
+    size = _uncompressed_len(body)
+    if size > max_bytes:
+        raise TooLarge(f"remote write body is {size} bytes uncompressed, over the limit of {max_bytes} bytes")
+    try:
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except Exception as e:  # cramjam.DecompressionError and friends
+        raise BadInput(f"snappy decode error: {e}") from e
+
+
+def _fmt(labels) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
+
+
+class _Validator:
+    """Label checks with a per-request cache of names already found valid."""
+
+    def __init__(self, utf8_names: bool):
+        self.utf8 = utf8_names
+        self.ok_names: set[str] = set()
+        self.ok_metric_names: set[str] = set()
+
+    def label_name_ok(self, name: str) -> bool:
+        if name in self.ok_names:
+            return True
+        ok = bool(name) and (self.utf8 or _LABEL_NAME_RE.fullmatch(name) is not None)
+        if ok:
+            self.ok_names.add(name)
+        return ok
+
+    def series(self, pairs: list[tuple[str, str]]) -> Labels:
+        """Validated, sorted labels of one series without empty values; BadInput names the problem."""
+        prev = None
+        metric = None
+        has_empty = False
+        for name, value in pairs:
+            if not value:
+                has_empty = True
+            if name == "__name__":
+                metric = value
+            elif name not in self.ok_names and not self.label_name_ok(name):
+                raise BadInput(
+                    f"received a series with an invalid label: '{name[:200]}' series: '{_fmt(pairs)[:200]}'",
+                    reason="label_invalid",
+                )
+            if prev is not None and name <= prev:
+                if name == prev:
+                    raise BadInput(
+                        f"received a series with duplicate label name, label: '{name[:200]}' series: '{_fmt(pairs)[:200]}'",
+                        reason="duplicate_label_names",
+                    )
+                raise BadInput(
+                    f"received a series where the label names are not sorted, label: '{name[:200]}' series: '{_fmt(pairs)[:200]}'",
+                    reason="labels_not_sorted",
+                )
+            prev = name
+        if not metric:
+            raise BadInput(f"received a series without metric name, series: '{_fmt(pairs)[:200]}'", reason="missing_metric_name")
+        if metric not in self.ok_metric_names:
+            if not self.utf8 and _METRIC_NAME_RE.fullmatch(metric) is None:
+                raise BadInput(f"received a series with invalid metric name: '{metric[:200]}'", reason="metric_name_invalid")
+            self.ok_metric_names.add(metric)
+        return tuple(p for p in pairs if p[1]) if has_empty else tuple(pairs)
+
+    def exemplar(self, pairs: list[tuple[str, str]], series: Labels) -> tuple[Labels | None, str]:
+        """(sorted labels, "") or (None, message) for an exemplar that is dropped."""
+        runes = 0
+        for name, value in pairs:
+            if not self.label_name_ok(name):
+                return None, f"exemplar with an invalid label name '{name[:200]}' for series {_fmt(series)[:200]}"
+            runes += len(name) + len(value)
+        if runes > EXEMPLAR_MAX_LABEL_RUNES:
+            return None, (
+                f"exemplar label set of {runes} UTF-8 characters exceeds maximum of {EXEMPLAR_MAX_LABEL_RUNES} "
+                f"for series {_fmt(series)[:200]}"
+            )
+        out = tuple(sorted(p for p in pairs if p[1]))
+        names = [k for k, _ in out]
+        if len(set(names)) != len(names):
+            return None, f"exemplar with duplicate label names for series {_fmt(series)[:200]}"
+        return out, ""
+
+
+def _add_exemplars(b: BatchBuilder, v: _Validator, idx: int, labels: Labels, exemplars) -> None:
+    """exemplars: iterable of (label pairs, value, timestamp ms)."""
+    for pairs, value, ts in exemplars:
+        ex_labels, problem = v.exemplar(pairs, labels)
+        if ex_labels is None:
+            b.reject("invalid_exemplar", 1, problem)
+        else:
+            b.exemplars.append(Exemplar(idx, ex_labels, value, ts))
+
+
+def _decode_v1(data: bytes, v: _Validator) -> SampleBatch:
+    req = WriteRequest.FromString(data)
+    b = BatchBuilder()
+    for ts in req.timeseries:
+        labels = v.series([(lb.name, lb.value) for lb in ts.labels])
+        if not (ts.samples or ts.exemplars or ts.histograms):
+            continue
+        idx = b.series_index(labels)
+        for s in ts.samples:
+            b.add(idx, s.timestamp, s.value)
+        if ts.exemplars:
+            _add_exemplars(b, v, idx, labels, (([(lb.name, lb.value) for lb in e.labels], e.value, e.timestamp) for e in ts.exemplars))
+        if ts.histograms:
+            b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
+    for md in req.metadata:
+        if md.metric_family_name:
+            mtype = METRIC_TYPES[md.type] if 0 <= md.type < len(METRIC_TYPES) else "unknown"
+            b.metadata.append(Metadata(md.metric_family_name, mtype, md.help, md.unit))
+    return b.build()
+
+
+def _refs(symbols, refs, what: str) -> list[tuple[str, str]]:
+    """Label pairs from 2.0 ``labels_refs``; errors in Prometheus's wording."""
+    if len(refs) % 2:
+        raise BadInput(f"parsing labels for {what} {list(refs)[:50]}: invalid labelRefs length {len(refs)}", reason="bad_label_refs")
+    try:
+        return [(symbols[refs[i]], symbols[refs[i + 1]]) for i in range(0, len(refs), 2)]
+    except IndexError:
+        raise BadInput(
+            f"parsing labels for {what} {list(refs)[:50]}: labelRefs outside of symbols table (size {len(symbols)})",
+            reason="bad_label_refs",
+        ) from None
+
+
+def _decode_v2(data: bytes, v: _Validator) -> SampleBatch:
+    req = WriteRequestV2.FromString(data)
+    symbols = list(req.symbols)
+    b = BatchBuilder()
+    for ts in req.timeseries:
+        labels = v.series(_refs(symbols, ts.labels_refs, "series"))
+        if not (ts.samples or ts.histograms):
+            raise BadInput(
+                f"TimeSeries must contain at least one sample or histogram for series {_fmt(labels)[:200]}",
+                reason="empty_series",
+            )
+        md = ts.metadata
+        if md.type or md.help_ref or md.unit_ref:
+            try:
+                help_, unit = symbols[md.help_ref], symbols[md.unit_ref]
+            except IndexError:
+                raise BadInput(
+                    f"metadata of series {_fmt(labels)[:200]}: refs outside of symbols table (size {len(symbols)})",
+                    reason="bad_label_refs",
+                ) from None
+            mtype = METRIC_TYPES[md.type] if 0 <= md.type < len(METRIC_TYPES) else "unknown"
+            b.metadata.append(Metadata(dict(labels)["__name__"], mtype, help_, unit))
+        idx = b.series_index(labels)
+        for s in ts.samples:
+            b.add(idx, s.timestamp, s.value)
+        if ts.exemplars:
+            exs = [(_refs(symbols, e.labels_refs, "exemplar"), e.value, e.timestamp) for e in ts.exemplars]
+            _add_exemplars(b, v, idx, labels, exs)
+        if ts.histograms:
+            b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
+    return b.build()
+
+
+def _bad_utf8(data: bytes, version: int) -> str:
+    """Describe where a request has a string that is not UTF-8 (decoding with the lax classes)."""
+    try:
+        if version == 1:
+            req = _C1_LAX["WriteRequest"].FromString(data)
+            for ts in req.timeseries:
+                for lb in ts.labels:
+                    if isinstance(lb.name, bytes) or isinstance(lb.value, bytes):
+                        pairs = [(str(x.name), str(x.value)) for x in ts.labels]
+                        return f"received a series with invalid UTF-8 in label {lb.name!r}={lb.value!r}, series: '{_fmt(pairs)[:200]}'"
+        else:
+            req = _C2_LAX["Request"].FromString(data)
+            for i, s in enumerate(req.symbols):
+                if isinstance(s, bytes):
+                    return f"symbol {i} is not valid UTF-8: {s[:200]!r}"
+    except DecodeError:
+        pass
+    return "a string field is not valid UTF-8"
+
+
+def decode_write_request(data: bytes, version: int = 1, *, utf8_names: bool = False) -> SampleBatch:
+    """Decode an uncompressed 1.0 ``WriteRequest`` or 2.0 ``Request`` protobuf (see module docstring)."""
+    v = _Validator(utf8_names)
+    try:
+        return _decode_v1(data, v) if version == 1 else _decode_v2(data, v)
+    except DecodeError as e:
+        if "UTF-8" in str(e):
+            raise BadInput(_bad_utf8(data, version), reason="label_invalid_utf8") from e
+        raise BadInput(f"malformed remote write protobuf: {e}") from e
+
+
+def decode_remote_write(
+    body: bytes,
+    *,
+    content_type: str | None = None,
+    content_encoding: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    utf8_names: bool = False,
+) -> SampleBatch:
+    """An HTTP remote write body (snappy + protobuf, version from ``content_type``) -> SampleBatch.
+
+    Raises BadInput (400; reason ``unsupported_media_type`` = 415) or TooLarge (413); on error
+    nothing is returned. Refusals that do not fail the request are in ``batch.rejected``.
+    """
+    version = protocol_version(content_type)
+    data = decompress(body, content_encoding, max_bytes)
+    return decode_write_request(data, version, utf8_names=utf8_names)
+
+
+def encode_remote_write(request) -> bytes:
+    """Serialize and snappy block-compress a ``WriteRequest`` / ``WriteRequestV2`` message."""
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+
+
+def written_headers(batch: SampleBatch) -> dict[str, str]:
+    """The response headers a 2.0 receiver MUST send (on success and partial failure), for what
+    ``batch`` would store: its float samples and exemplars; native histograms are not stored yet."""
+    return {
+        "X-Prometheus-Remote-Write-Samples-Written": str(len(batch)),
+        "X-Prometheus-Remote-Write-Histograms-Written": "0",
+        "X-Prometheus-Remote-Write-Exemplars-Written": str(len(batch.exemplars)),
+    }
