@@ -140,3 +140,16 @@ def test_traceql_metrics_range_and_instant(api):
     assert [s["value"] for s in inst["series"]] == [6.0]
     assert api.get("/api/metrics/query_range", params={"q": "{ }"}).status_code == 400
     assert api.get("/api/metrics/query_range", params={"q": "{ } | rate()", "start": "x"}).status_code == 400
+
+
+def test_trace_ids_with_leading_zeros(api):
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    tid = bytes(6) + bytes(range(1, 11))
+    req.resource_spans.add().scope_spans.add().spans.add(trace_id=tid, span_id=b"\x01" * 8, name="z",
+                                                         start_time_unix_nano=T0, end_time_unix_nano=T0 + 1)
+    assert api.post("/v1/traces", content=req.SerializeToString(), headers=PB).status_code == 200
+    full = tid.hex()
+    for form in (full, full.lstrip("0"), full.upper(), "0" + full.lstrip("0")):
+        assert api.get(f"/api/v2/traces/{form}").status_code == 200, form
+    found = api.get("/api/search", params={"q": '{ name = "z" }'}).json()["traces"]
+    assert [t["traceID"] for t in found] == [full]  # always 32 lower-case hex characters out
