@@ -1,0 +1,258 @@
+"""Binary operators: arithmetic, comparison (filter or ``bool``), set operators, vector matching."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kms.metrics.promql.values import InstantVec, PromQLError, ScalarVal, VSeries
+
+__all__ = ["eval_binary"]
+
+COMPARISON = {"==", "!=", ">", "<", ">=", "<="}
+SET_OPS = {"and", "or", "unless"}
+
+
+def _arith(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return np.divide(a, b)
+        if op == "%":
+            return np.fmod(a, b)
+        if op == "^":
+            return np.power(a, b)
+        if op == "atan2":
+            return np.arctan2(a, b)
+        if op == "==":
+            return a == b
+        if op == "!=":
+            return a != b
+        if op == ">":
+            return a > b
+        if op == "<":
+            return a < b
+        if op == ">=":
+            return a >= b
+        if op == "<=":
+            return a <= b
+    raise PromQLError(f"unsupported binary operator {op}")
+
+
+def _sig(labels: dict[str, str], on: bool, names: list[str]) -> tuple:
+    if on:
+        return tuple((k, labels.get(k, "")) for k in sorted(names))
+    drop = set(names) | {"__name__"}  # __type__/__unit__ still take part in matching
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in drop))
+
+
+def eval_binary(ev, e, ts):
+    op = str(e.op)
+    mod = e.modifier
+    return_bool = bool(mod is not None and mod.return_bool)
+    lhs = ev.eval(e.lhs, ts)
+    rhs = ev.eval(e.rhs, ts)
+    n = len(ts)
+    if isinstance(lhs, ScalarVal) and isinstance(rhs, ScalarVal):
+        r = _arith(op, lhs.v, rhs.v)
+        return ScalarVal(np.asarray(r, dtype=np.float64))
+    if isinstance(lhs, ScalarVal) or isinstance(rhs, ScalarVal):
+        swap = isinstance(lhs, ScalarVal)
+        vec, sc = (rhs, lhs) if swap else (lhs, rhs)
+        out = []
+        for s in vec.series:
+            a, b = (sc.v, s.v) if swap else (s.v, sc.v)
+            r = _arith(op, a, b)
+            if op in COMPARISON:
+                if return_bool:
+                    out.append(VSeries(s.labels, r.astype(np.float64), s.ok, True))
+                else:
+                    ok = s.ok & r
+                    if ok.any():
+                        out.append(VSeries(s.labels, s.v, ok, s.drop_name))
+            else:
+                out.append(VSeries(s.labels, r, s.ok, True))
+        return InstantVec(out)
+    if op in SET_OPS:
+        return _set_op(op, mod, lhs, rhs, n)
+    return _vector_binop(op, mod, return_bool, lhs, rhs, n)
+
+
+def _matching(mod):
+    if mod is None or mod.matching is None:
+        return False, []
+    return str(mod.matching.type).endswith("Include"), list(mod.matching.labels)
+
+
+def _set_op(op, mod, lhs: InstantVec, rhs: InstantVec, n: int) -> InstantVec:
+    on, names = _matching(mod)
+    present: dict[tuple, np.ndarray] = {}
+    for s in rhs.series:
+        k = _sig(s.labels, on, names)
+        present[k] = present.get(k, np.zeros(n, dtype=bool)) | s.ok
+    none = np.zeros(n, dtype=bool)
+    if op == "and":
+        out = [
+            VSeries(s.labels, s.v, s.ok & present.get(_sig(s.labels, on, names), none), s.drop_name)
+            for s in lhs.series
+        ]
+    elif op == "unless":
+        out = [
+            VSeries(s.labels, s.v, s.ok & ~present.get(_sig(s.labels, on, names), none), s.drop_name)
+            for s in lhs.series
+        ]
+    else:
+        lpres: dict[tuple, np.ndarray] = {}
+        for s in lhs.series:
+            k = _sig(s.labels, on, names)
+            lpres[k] = lpres.get(k, np.zeros(n, dtype=bool)) | s.ok
+        out = list(lhs.series)
+        out += [
+            VSeries(s.labels, s.v, s.ok & ~lpres.get(_sig(s.labels, on, names), none), s.drop_name)
+            for s in rhs.series
+        ]
+    return InstantVec([s for s in out if s.ok.any()])
+
+
+def _vector_binop(op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int) -> InstantVec:
+    on, names = _matching(mod)
+    card = str(mod.card) if mod is not None else "OneToOne"
+    group_right = card.endswith("OneToMany")
+    many_to_one = card.endswith("ManyToOne") or group_right
+    include = list(mod.group_labels) if (mod is not None and many_to_one and mod.group_labels) else []
+    many, one = (rhs, lhs) if group_right else (lhs, rhs)
+
+    # Index the "one" side; it must be unique per signature at every step.
+    ones: dict[tuple, list[VSeries]] = {}
+    for s in one.series:
+        ones.setdefault(_sig(s.labels, on, names), []).append(s)
+    for k, group in ones.items():
+        if len(group) > 1:
+            cnt = np.sum([g.ok for g in group], axis=0)
+            if np.any(cnt > 1):
+                side = "left" if group_right else "right"
+                dup = sorted(_braced(g.labels) for g in group)
+                grp = ", ".join(f'{a}="{b}"' for a, b in k)
+                raise PromQLError(
+                    f"found duplicate series for the match group {{{grp}}} on the {side} hand-side of the operation:"
+                    f" [{', '.join(dup)}];many-to-many matching not allowed: matching labels must be unique on one side"
+                )
+    drop_name = op not in COMPARISON or return_bool
+    out: list[VSeries] = []
+    seen: dict[tuple, list[VSeries]] = {}
+    matched: dict[tuple, list[np.ndarray]] = {}
+    for s in many.series:
+        k = _sig(s.labels, on, names)
+        for o in ones.get(k, ()):
+            ok = s.ok & o.ok
+            if not ok.any():
+                continue
+            lv, rv = (o.v, s.v) if group_right else (s.v, o.v)
+            matched.setdefault((k, id(o)), []).append(ok)
+            r = _arith(op, lv, rv)
+            if op in COMPARISON:
+                if return_bool:
+                    val = r.astype(np.float64)
+                else:
+                    ok = ok & r
+                    val = lv
+            else:
+                val = r
+            if not ok.any():
+                continue
+            labels = _result_labels(s.labels, o.labels, on, names, many_to_one, include, drop_name)
+            seen.setdefault(k, []).append(VSeries(labels, val, ok))
+            out.append(VSeries(labels, val, ok, drop_name or s.drop_name))
+    fv = mod.fill_values if mod is not None else None
+    fill_l = fv.lhs if fv is not None else None
+    fill_r = fv.rhs if fv is not None else None
+    # Prometheus swaps the sides for group_right before filling, so fill_left always fills the
+    # "many" side and fill_right the "one" side (fill-modifier.test pins this down).
+    fill_one, fill_many = fill_r, fill_l
+    if fill_one is not None or fill_many is not None:
+        out += _filled(
+            op, return_bool, on, names, many, ones, many_to_one, include, group_right, fill_one, fill_many, n
+        )
+    if not many_to_one:
+        for oks in matched.values():
+            if len(oks) > 1 and np.any(np.sum(oks, axis=0) > 1):
+                raise PromQLError(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                )
+    else:
+        byl: dict[tuple, list[VSeries]] = {}
+        for s in out:
+            byl.setdefault(tuple(sorted(s.labels.items())), []).append(s)
+        for group in byl.values():
+            if len(group) > 1 and np.any(np.sum([g.ok for g in group], axis=0) > 1):
+                raise PromQLError("multiple matches for labels: grouping labels must ensure unique matches")
+    return InstantVec(out)
+
+
+def _filled(
+    op, return_bool, on, names, many, ones, many_to_one, include, group_right, fill_one, fill_many, n
+):
+    """The ``fill()``/``fill_left()``/``fill_right()`` modifiers: pair unmatched series with a constant."""
+    out = []
+    one_ok = {k: np.any([g.ok for g in grp], axis=0) for k, grp in ones.items()}
+    none = np.zeros(n, dtype=bool)
+    many_ok: dict[tuple, np.ndarray] = {}
+
+    def emit(labels, lv, rv, ok):
+        r = _arith(op, lv, rv)
+        if op in COMPARISON:
+            if return_bool:
+                val = r.astype(np.float64)
+            else:
+                ok = ok & r
+                val = lv
+        else:
+            val = r
+        if ok.any():
+            out.append(
+                VSeries(labels, np.asarray(val, dtype=np.float64), ok, op not in COMPARISON or return_bool)
+            )
+
+    for s in many.series:
+        k = _sig(s.labels, on, names)
+        many_ok[k] = many_ok.get(k, none) | s.ok
+        if fill_one is not None:
+            ok = s.ok & ~one_ok.get(k, none)
+            if ok.any():
+                const = np.full(n, fill_one)
+                lv, rv = (const, s.v) if group_right else (s.v, const)
+                labels = _result_labels(s.labels, {}, on, names, many_to_one, include, True)
+                emit(labels, lv, rv, ok)
+    if fill_many is not None:
+        for k, grp in ones.items():
+            for o in grp:
+                ok = o.ok & ~many_ok.get(k, none)
+                if ok.any():
+                    const = np.full(n, fill_many)
+                    lv, rv = (o.v, const) if group_right else (const, o.v)
+                    emit({a: b for a, b in k if b != ""}, lv, rv, ok)
+    return out
+
+
+def _braced(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _result_labels(many_l, one_l, on, names, many_to_one, include, drop_name):
+    lab = dict(many_l)
+    if not many_to_one:
+        if on:
+            lab = {k: v for k, v in lab.items() if k in names}
+        else:
+            for k in names:
+                lab.pop(k, None)
+    for k in include:
+        if one_l.get(k, ""):
+            lab[k] = one_l[k]
+        else:
+            lab.pop(k, None)
+    return lab

@@ -1,0 +1,506 @@
+"""Runner for Prometheus's PromQL test scripts (format: shared/conformance/promql/README.md).
+
+``run_file(path)`` returns a ``FileReport`` with one ``CaseResult`` per ``eval`` header: passed,
+failed (with the reason) or skipped (the case touches native histograms, which ``kms`` does not
+implement). Instant cases also get the range-mode re-run the README describes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import promql_parser as pp
+
+from kms.metrics.promql.engine import Engine, Evaluator
+from kms.metrics.promql.model import STALE_NAN, MemorySeriesSource, is_stale
+from kms.metrics.promql.values import Matrix, PromQLError, Scalar, String, Vector, label_key
+
+__all__ = ["CaseResult", "FileReport", "run_file", "parse_duration_ms"]
+
+_DUR = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_UNIT_MS = {
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+    "y": 31_536_000_000,
+}
+_MIN_NORMAL = 2.2250738585072014e-308
+
+
+def parse_duration_ms(s: str) -> int:
+    if s == "0":
+        return 0
+    pos, total = 0, 0
+    for m in _DUR.finditer(s):
+        if m.start() != pos:
+            raise ValueError(f"bad duration {s!r}")
+        total += int(m.group(1)) * _UNIT_MS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or pos == 0:
+        raise ValueError(f"bad duration {s!r}")
+    return total
+
+
+@dataclass
+class CaseResult:
+    line: int
+    query: str
+    status: str  # "passed" | "failed" | "skipped"
+    reason: str = ""
+
+
+@dataclass
+class FileReport:
+    path: str
+    cases: list[CaseResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for c in self.cases if c.status == status)
+
+
+class _Hist(Exception):
+    """A native-histogram value was met."""
+
+
+def _parse_float(tok: str) -> float:
+    t = tok.lower()
+    if t in ("nan",):
+        return math.nan
+    if t in ("inf", "+inf"):
+        return math.inf
+    if t == "-inf":
+        return -math.inf
+    if t.startswith(("0x", "-0x", "+0x")):
+        raise ValueError(f"hex not allowed in series values: {tok}")
+    return float(tok)
+
+
+_EXPAND = re.compile(r"^([-+]?[^x+\-]+(?:[eE][-+]?\d+)?)([+-])([^x]+)x(\d+)$")
+
+
+def parse_values(items: list[str]) -> list[float | None]:
+    """Series-notation values; ``None`` is an empty slot. Raises ``_Hist`` on ``{{...}}``."""
+    out: list[float | None] = []
+    for it in items:
+        if it.startswith("{{"):
+            raise _Hist(it)
+        if it == "_":
+            out.append(None)
+        elif it.startswith("_x"):
+            out.extend([None] * int(it[2:]))
+        elif it == "stale":
+            out.append(STALE_NAN)
+        else:
+            m = re.fullmatch(
+                r"([-+]?(?:[0-9.]+(?:[eE][-+]?\d+)?|Inf|inf|NaN|nan))(?:([+-])([0-9.]+(?:[eE][-+]?\d+)?|Inf|NaN))?x(\d+)",
+                it,
+            )
+            if m:
+                a = _parse_float(m.group(1))
+                b = _parse_float(m.group(3)) if m.group(3) else 0.0
+                if m.group(2) == "-":
+                    b = -b
+                out.extend(a + i * b for i in range(int(m.group(4)) + 1))
+            else:
+                out.append(_parse_float(it))
+    return out
+
+
+def _split_series(line: str) -> tuple[str, str]:
+    brace = line.find("{")
+    ws = re.search(r"\s", line)
+    if brace >= 0 and (ws is None or brace < ws.start()):
+        depth, quote, i = 0, "", brace
+        while i < len(line):
+            c = line[i]
+            if quote:
+                if c == "\\":
+                    i += 1
+                elif c == quote:
+                    quote = ""
+            elif c in "\"'`":
+                quote = c
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    return line[: i + 1], line[i + 1 :].strip()
+            i += 1
+        raise ValueError(f"unbalanced braces: {line}")
+    if ws is None:
+        return line, ""
+    return line[: ws.start()], line[ws.start() :].strip()
+
+
+def parse_labels(desc: str) -> dict[str, str]:
+    if desc.strip() == "{}":
+        return {}
+    e = pp.parse(desc)
+    labels = {}
+    if e.name:
+        labels["__name__"] = e.name
+    for m in e.matchers.matchers:
+        labels[m.name] = m.value
+    return labels
+
+
+def _almost_equal(a: float, b: float) -> bool:
+    if is_stale(np.array([a]))[0] or is_stale(np.array([b]))[0]:
+        return bool(is_stale(np.array([a]))[0] and is_stale(np.array([b]))[0])
+    if math.isnan(a) and math.isnan(b):
+        return True
+    if a == b:
+        return True
+    abs_sum, diff = abs(a) + abs(b), abs(a - b)
+    if a == 0 or b == 0 or abs_sum < _MIN_NORMAL:
+        return diff < 1e-6 * _MIN_NORMAL
+    return diff / min(abs_sum, 1.7976931348623157e308) < 1e-6
+
+
+_NO_AT_CHECK = re.compile(
+    r"\b(time|timestamp|predict_linear|start|end|range|step|hour|minute|month|year|day_of_\w+|days_in_month)\s*\("
+)
+_CMD = re.compile(r"(?i)(load|load_with_nhcb|clear|eval|eval_fail|eval_warn|eval_info|eval_ordered)(\s|$)")
+_NO_RANGE_CHECK = re.compile(r"\b(start|end|range|step)\s*\(")
+
+
+class _Script:
+    def __init__(self, path: Path):
+        self.path = path
+        self.lines = path.read_text().splitlines()
+        self.source = MemorySeriesSource()
+        self.engine = Engine(self.source)
+        self.hist_names: set[str] = set()
+        self.hist_series: list[dict[str, str]] = []
+        self.report = FileReport(path.name)
+
+    def run(self) -> FileReport:
+        i = 0
+        n = len(self.lines)
+        while i < n:
+            line = self.lines[i].strip()
+            if not line or line.startswith("#"):
+                i += 1
+                continue
+            body_start = i + 1
+            j = body_start
+            word = line.split()[0].lower()
+            while (
+                word != "clear"
+                and j < n
+                and self.lines[j].strip()
+                and not self.lines[j].strip().startswith("#")
+            ):
+                if _CMD.match(self.lines[j].strip()):
+                    break
+                j += 1
+            body = [self.lines[k].strip() for k in range(body_start, j)]
+            if word in ("load", "load_with_nhcb"):
+                self._load(line, body, nhcb=word == "load_with_nhcb")
+            elif word == "clear":
+                self.source.clear()
+                self.hist_names.clear()
+                self.hist_series.clear()
+            elif word.startswith("eval"):
+                self.report.cases.append(self._eval(i + 1, line, body))
+            else:
+                raise ValueError(f"{self.path}:{i + 1}: unknown command {line!r}")
+            i = j
+        return self.report
+
+    def _load(self, header: str, body: list[str], nhcb: bool) -> None:
+        step = parse_duration_ms(header.split()[1])
+        for line in body:
+            desc, rest = _split_series(line)
+            if desc.endswith("@st") or rest.startswith("@st"):
+                continue
+            labels = parse_labels(desc)
+            try:
+                vals = parse_values(rest.split())
+            except _Hist:
+                self.hist_names.add(labels.get("__name__", ""))
+                self.hist_series.append(labels)
+                continue
+            name = labels.get("__name__", "")
+            if nhcb:
+                for suf in ("_bucket", "_count", "_sum"):
+                    if name.endswith(suf):
+                        self.hist_names.add(name[: -len(suf)])
+            for k, v in enumerate(vals):
+                if v is not None:
+                    self.source.add(labels, k * step, v)
+
+    def _touches_hist(self, query: str, body: list[str]) -> bool:
+        if any("{{" in b for b in body):
+            return True
+        words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", query))
+        if words & self.hist_names:
+            return True
+        if not self.hist_series:
+            return False
+        try:
+            expr = pp.parse(query)
+        except Exception:  # noqa: BLE001 - unparsable queries are judged by the name check only
+            return False
+        ev = Evaluator(self.engine, 0, 0, 0)
+        for vs in _selectors(expr):
+            ms = ev.matchers(vs)
+            if any(all(m.matches(h.get(m.name, "")) for m in ms) for h in self.hist_series):
+                return True
+        return False
+
+    def _eval(self, lineno: int, header: str, body: list[str]) -> CaseResult:
+        parts = header.split()
+        cmd = parts[0].lower()
+        fail = cmd == "eval_fail"
+        ordered = cmd == "eval_ordered"
+        if parts[1] == "instant":
+            t = parse_duration_ms(parts[3])
+            query = header.split(None, 4)[4]
+            rng = None
+        else:
+            start, end, step = (parse_duration_ms(parts[k]) for k in (3, 5, 7))
+            query = header.split(None, 8)[8]
+            rng = (start, end, step)
+        case = CaseResult(lineno, query, "passed")
+        if self._touches_hist(query, body):
+            case.status = "skipped"
+            case.reason = "native histograms"
+            return case
+        try:
+            self._check(
+                query,
+                t if rng is None else None,
+                rng,
+                body,
+                fail,
+                ordered,
+                cmd[5:] if cmd.startswith("eval_") else "",
+            )
+        except AssertionError as exc:
+            case.status, case.reason = "failed", str(exc)[:300]
+        except Exception as exc:  # an engine bug is a failed case, not a crashed run
+            case.status, case.reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
+        return case
+
+    def _check(self, query, t, rng, body, fail, ordered, deprecated="") -> None:
+        fail_msg = fail_rx = None
+        expect_range = None
+        expect_string = None
+        scalar = None
+        series: list[tuple[dict, list]] = []
+        annos: dict[str, list[tuple[str, str]]] = {"warn": [], "info": []}
+        forbid: set[str] = set()
+        if deprecated in ("warn", "info"):  # eval_warn / eval_info headers
+            annos[deprecated].append(("any", ""))
+        for line in body:
+            low = line.lower()
+            if low.startswith("expected_fail_message"):
+                fail_msg = line.split(None, 1)[1] if " " in line else ""
+                continue
+            if low.startswith("expected_fail_regexp"):
+                fail_rx = line.split(None, 1)[1]
+                continue
+            if low.startswith("expect "):
+                rest = line[7:].strip()
+                if rest.startswith("range vector"):
+                    p = rest.split()
+                    expect_range = (parse_duration_ms(p[3]), parse_duration_ms(p[5]), parse_duration_ms(p[7]))
+                elif rest.startswith("string"):
+                    expect_string = rest[6:].strip()[1:-1]
+                else:
+                    kind = rest.split()[0]
+                    tail = rest[len(kind) :].strip()
+                    if kind == "fail":
+                        fail = True
+                        if tail.startswith("msg:"):
+                            fail_msg = tail[4:].strip()
+                        elif tail.startswith("regex:"):
+                            fail_rx = tail[6:].strip()
+                    elif kind == "ordered":
+                        ordered = True
+                    elif kind in ("warn", "info"):
+                        mode = (
+                            "msg"
+                            if tail.startswith("msg:")
+                            else "regex"
+                            if tail.startswith("regex:")
+                            else "any"
+                        )
+                        annos[kind].append((mode, tail.split(":", 1)[1].strip() if mode != "any" else ""))
+                    elif kind in ("no_warn", "no_info"):
+                        forbid.add(kind[3:])
+                continue
+            if (
+                series == []
+                and scalar is None
+                and re.fullmatch(r"[-+]?(0x[0-9a-fA-F]+|[0-9.eE+\-]+|NaN|Inf|nan|inf)", line)
+            ):
+                try:
+                    scalar = float(int(line, 0))
+                except ValueError:
+                    scalar = _parse_float(line)
+                break
+            desc, rest = _split_series(line)
+            series.append((parse_labels(desc), parse_values(rest.split())))
+
+        def run(q, tt):
+            return self.engine.instant(q, tt) if rng is None else self.engine.range(q, *rng)
+
+        if fail:
+            try:
+                run(query, t)
+            except PromQLError as exc:
+                msg = exc.message
+                if (
+                    msg.startswith("parse error: ")
+                    and fail_msg is not None
+                    and not fail_msg.startswith("parse error")
+                ):
+                    msg = msg[len("parse error: ") :]
+                if fail_msg is not None:
+                    assert msg == fail_msg, f"error {msg!r} != expected {fail_msg!r}"
+                if fail_rx is not None:
+                    assert re.search(fail_rx, msg), f"error {msg!r} !~ {fail_rx!r}"
+                return
+            raise AssertionError("expected failure, query succeeded")
+        res = run(query, t)
+        _check_annotations("warn", res.warnings, annos["warn"], "warn" in forbid)
+        _check_annotations("info", res.infos, annos["info"], "info" in forbid)
+        if rng is not None:
+            _compare_matrix(res.value, series, rng)
+            return
+        at_check = not _NO_AT_CHECK.search(query)
+        times = [t]
+        if at_check:
+            times = [-10 * t, 0, t // 5, t, 10 * t] if t else [-1000, 0, 1000]
+        for tt in times:
+            val = res.value if tt == t else self.engine.instant(query, tt, pin_at_ms=t).value
+            where = "" if tt == t else f"@-check at {tt}ms: "
+            if expect_string is not None:
+                assert isinstance(val, String), f"{where}expected string, got {val.type}"
+                assert val.value == expect_string, f"{where}string {val.value!r} != {expect_string!r}"
+            elif expect_range is not None:
+                _compare_matrix(val, series, expect_range, raw=True)
+            else:
+                _compare_instant(val, scalar, series, ordered, where)
+        if expect_string is not None or expect_range is not None:
+            return
+        if not ordered and not _NO_RANGE_CHECK.search(query):
+            r2 = self.engine.range(query, t - 60_000, t + 60_000, 60_000)
+            _compare_instant(
+                _middle(r2.value, t, isinstance(res.value, Scalar)), scalar, series, False, "range-mode: "
+            )
+
+
+def _selectors(node):
+    kind = type(node).__name__
+    if kind == "VectorSelector":
+        yield node
+    elif kind == "MatrixSelector":
+        yield node.vector_selector
+    for attr in ("expr", "lhs", "rhs", "param"):
+        child = getattr(node, attr, None)
+        if child is not None and not isinstance(child, (str, float, int)):
+            yield from _selectors(child)
+    for a in getattr(node, "args", None) or []:
+        yield from _selectors(a)
+
+
+def _check_annotations(kind: str, got: list[str], want: list[tuple[str, str]], forbidden: bool) -> None:
+    if forbidden:
+        assert not got, f"unexpected {kind} annotations: {got}"
+    if not want:
+        return
+    assert got, f"expected a {kind} annotation"
+
+    def match(text: str, rule: tuple[str, str]) -> bool:
+        mode, pat = rule
+        return mode == "any" or (text == pat if mode == "msg" else re.search(pat, text) is not None)
+
+    for text in got:
+        assert any(match(text, r) for r in want), f"{kind} annotation {text!r} not expected"
+    for r in want:
+        assert any(match(text, r) for text in got), f"expected {kind} annotation {r[1]!r}, got {got}"
+
+
+def _middle(m: Matrix, t: int, scalar: bool):
+    if scalar:
+        for s in m.series:
+            idx = np.nonzero(s.t == t)[0]
+            if len(idx):
+                return Scalar(t, float(s.v[idx[0]]))
+        return Vector([])
+    from kms.metrics.promql.values import Sample
+
+    out = []
+    for s in m.series:
+        idx = np.nonzero(s.t == t)[0]
+        if len(idx):
+            out.append(Sample(s.labels, t, float(s.v[idx[0]])))
+    return Vector(out)
+
+
+def _compare_instant(val, scalar, series, ordered, prefix="") -> None:
+    if scalar is not None:
+        assert isinstance(val, Scalar), f"{prefix}expected scalar, got {val.type}"
+        assert _almost_equal(val.value, scalar), f"{prefix}scalar {val.value} != {scalar}"
+        return
+    assert isinstance(val, Vector), f"{prefix}expected vector, got {val.type}"
+    exp = {}
+    for labels, vals in series:
+        assert len(vals) == 1, f"{prefix}instant result line needs exactly one value"
+        exp[label_key(labels)] = vals[0]
+    got = {label_key(s.labels): s.value for s in val.samples}
+    missing = [k for k in exp if k not in got]
+    extra = [k for k in got if k not in exp]
+    assert not missing and not extra, f"{prefix}missing {missing[:3]} extra {extra[:3]}"
+    for k, v in exp.items():
+        assert _almost_equal(got[k], v), f"{prefix}{dict(k)}: got {got[k]} want {v}"
+    if ordered:
+        order = [label_key(s.labels) for s in val.samples]
+        assert order == [label_key(lab) for lab, _ in series], f"{prefix}order differs"
+
+
+def _compare_matrix(val, series, rng, raw: bool = False) -> None:
+    assert isinstance(val, Matrix), f"expected matrix, got {val.type}"
+    start, end, step = rng
+    exp = {}
+    for labels, vals in series:
+        pts = [(start + i * step, v) for i, v in enumerate(vals) if v is not None]
+        if pts:
+            exp[label_key(labels)] = pts
+    got = {label_key(s.labels): list(zip(s.t.tolist(), s.v.tolist(), strict=True)) for s in val.series}
+    missing = [k for k in exp if k not in got]
+    extra = [k for k in got if k not in exp]
+    assert not missing and not extra, f"missing {missing[:3]} extra {extra[:3]}"
+    for k, pts in exp.items():
+        g = got[k]
+        assert len(g) == len(pts), f"{dict(k)}: {len(g)} points, want {len(pts)}: {g[:5]} vs {pts[:5]}"
+        for (gt, gv), (et, ev) in zip(g, pts, strict=True):
+            assert gt == et and _almost_equal(gv, ev), f"{dict(k)}: got ({gt}, {gv}) want ({et}, {ev})"
+
+
+def run_file(path: str | Path) -> FileReport:
+    return _Script(Path(path)).run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    for p in sys.argv[1:]:
+        rep = run_file(p)
+        for c in rep.cases:
+            if c.status == "failed":
+                print(f"{rep.path}:{c.line}: {c.query}\n    {c.reason}")
+        print(
+            f"{rep.path}: passed={rep.count('passed')} failed={rep.count('failed')} skipped={rep.count('skipped')}"
+        )
