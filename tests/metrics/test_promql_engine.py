@@ -259,15 +259,12 @@ def test_window_index_matches_per_series_search():
         start += len(t)
 
 
-@pytest.mark.parametrize(
-    "data, want",
-    [(b"", 0xEF46DB3751D8E999), (b"a", 0xD24EC4F1A98C6E5B), (b"abc", 0x44BC2CF5AD770999), (b"x" * 100, None)],
-)
-def test_xxh64_vectors(data, want):
-    from kms.metrics.promql.xxhash64 import xxh64
+def test_label_hash_is_xxh64_of_the_serialised_labels():
+    from kms.metrics.promql.labelhash import labels_hash
 
-    got = xxh64(data)
-    assert 0 <= got < 2**64 and (want is None or got == want)
+    assert labels_hash({}) == 0xEF46DB3751D8E999  # XXH64 of no bytes, the published test vector
+    assert labels_hash({"b": "2", "a": "1"}) == labels_hash({"a": "1", "b": "2"})
+    assert labels_hash({"a": "1"}) != labels_hash({"a": "2"})
 
 
 def test_limit_ratio_complements(engine):

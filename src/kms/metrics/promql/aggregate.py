@@ -232,7 +232,7 @@ def _limit_ratio(ev, e, groups, param, n) -> InstantVec:
     """Keep a series when its label hash, scaled to [0, 1], falls under the ratio (or, for a
     negative ratio, at or above 1 + ratio): a stable sample that complements across signs."""
     from kms.metrics.promql.histograms import fmt_g
-    from kms.metrics.promql.xxhash64 import labels_hash
+    from kms.metrics.promql.labelhash import labels_hash
 
     if not isinstance(param, ScalarVal):
         raise PromQLError("expected scalar parameter in limit_ratio")
