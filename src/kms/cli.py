@@ -41,6 +41,8 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--query-timeout", "limits.query_timeout", str, "longest a query may run (default 60s)"),
     ("--multitenancy", "tenancy.required", str, "true: require X-Scope-OrgID on every request (401 without); default false"),
     ("--default-tenant", "tenancy.default_tenant", str, "tenant for requests without X-Scope-OrgID (default anonymous)"),
+    ("--otlp-metric-suffixes", "metrics.otlp_metric_suffixes", str, "true (default): OTLP metric names get Prometheus's unit and _total suffixes; false: Mimir's names without"),
+    ("--lookback-delta", "metrics.lookback_delta", str, "how far back PromQL instant selectors look for a sample (default 5m)"),
     ("--log-level", "server.log_level", str, "debug, info (default), warning or error"),
 ]
 
@@ -54,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     up = sub.add_parser(
         "up",
-        help="run the whole stack in this process (OTLP receivers, storage, query APIs)",
+        help="run the whole stack in this process (OTLP and remote write receivers, storage, query APIs)",
         description=(
             "Run the embedded stack in one process: OTLP/gRPC and OTLP/HTTP receivers, durable storage "
-            "(write-ahead log + blocks on local disk or S3) and the Tempo-compatible HTTP API. Every option is "
+            "(write-ahead log + blocks on local disk or S3), Prometheus remote write, and the Tempo- and "
+            "Prometheus-compatible HTTP APIs. Every option is "
             "also settable in the YAML file given with --config (nested keys of the dotted path shown as "
             "[path]) and by the environment variable KMS_<PATH> (dots become underscores, upper case). "
             "Precedence: flag > environment > file > default."

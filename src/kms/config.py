@@ -24,6 +24,7 @@ __all__ = [
     "S3Config",
     "LimitsConfig",
     "TenancyConfig",
+    "MetricsConfig",
     "load_config",
     "parse_duration",
     "env_name",
@@ -68,6 +69,12 @@ class TenancyConfig:
 
 
 @dataclass
+class MetricsConfig:
+    otlp_metric_suffixes: bool = True  # Prometheus's OTLP names (unit, _total, _ratio); false = Mimir's, without
+    lookback_delta: str = "5m"  # how far back an instant selector looks for a sample
+
+
+@dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 3200  # the one HTTP API port: Tempo, Prometheus/Mimir, Loki, OTLP/HTTP, /ready, /metrics
@@ -83,6 +90,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     tenancy: TenancyConfig = field(default_factory=TenancyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
@@ -214,7 +222,7 @@ def validate(cfg: Config) -> None:
         raise BadInput(f"config storage.backend: {cfg.storage.backend!r} is not one of local, s3")
     if cfg.storage.backend == "s3" and not cfg.storage.s3.bucket:
         raise BadInput("config storage.s3.bucket: required for the s3 backend")
-    for p in ("storage.retention", "storage.block_max_age", "limits.query_timeout"):
+    for p in ("storage.retention", "storage.block_max_age", "limits.query_timeout", "metrics.lookback_delta"):
         obj = cfg
         for part in p.split("."):
             obj = getattr(obj, part)

@@ -1,20 +1,22 @@
 """The write door every receiver calls: admission, decoding, durable append, accounting.
 
-Receivers (OTLP gRPC and HTTP) hand over the serialized protobuf request; ``export`` returns
-only after the data is in the WAL (fsynced) and visible, so an acknowledgement is a promise.
-It blocks: call it from a worker thread, never from the event loop.
+Receivers (OTLP gRPC and HTTP, remote write) hand over the serialized request or decoded
+samples; ``export`` / ``export_samples`` return only after the data is in the WAL (fsynced)
+and visible, so an acknowledgement is a promise. They block: call them from a worker thread,
+never from the event loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kms.errors import KmsError, Unavailable
 from kms.limits import MemoryLimiter, RateLimiter
 from kms.logs.ingest import decode_logs
 from kms.logs.schema import LOGS
-from kms.metrics.ingest import decode_metrics
-from kms.metrics.schema import OTLP_METRICS
+from kms.metrics.samples import SampleBatch
+from kms.metrics.store import EXEMPLARS, SAMPLES, exemplars_table, samples_table
+from kms.metrics.translate import translate_request
 from kms.telemetry import Telemetry
 from kms.traces.ingest import decode_spans
 from kms.traces.schema import TRACES
@@ -29,41 +31,72 @@ class ExportResult:
     accepted: int
     rejected: int = 0
     message: str = ""
+    rejected_by: dict[str, int] = field(default_factory=dict)  # reason -> items, for the discarded counter
 
 
 class Receiver:
-    def __init__(self, store, rate: RateLimiter, memory: MemoryLimiter, telemetry: Telemetry):
+    def __init__(self, store, rate: RateLimiter, memory: MemoryLimiter, telemetry: Telemetry,
+                 otlp_metric_suffixes: bool = True):
         self.store = store
         self.rate = rate
         self.memory = memory
         self.telemetry = telemetry
+        self.otlp_metric_suffixes = otlp_metric_suffixes
         self.ready = False
 
     def export(self, signal: str, tenant: str, payload: bytes) -> ExportResult:
-        t = self.telemetry
+        """Decode and store one OTLP request (serialized protobuf) of ``signal``."""
         try:
-            if not self.ready:
-                raise Unavailable("not ready: starting up or shutting down; retry later", retry_after_s=1.0)
-            self.memory.check()
-            self.rate.take(tenant, len(payload))
-            if signal == "traces":
+            self._admit(tenant, len(payload))
+            if signal == "metrics":
+                result = self._store_samples(tenant, translate_request(payload, add_suffixes=self.otlp_metric_suffixes))
+            elif signal == "traces":
                 d = decode_spans(payload)
-                table, store_signal, rejected, msg = d.table, TRACES.name, d.rejected, d.message
+                result = self._store_table(tenant, TRACES.name, d.table, d.rejected, d.message)
             elif signal == "logs":
                 d = decode_logs(payload)
-                table, store_signal, rejected, msg = d.table, LOGS.name, d.rejected, d.message
-            elif signal == "metrics":
-                d = decode_metrics(payload)
-                table, store_signal, rejected, msg = d.table, OTLP_METRICS.name, d.rejected, d.message
+                result = self._store_table(tenant, LOGS.name, d.table, d.rejected, d.message)
             else:
                 raise RuntimeError(f"BUG: unknown signal {signal!r}")
-            if table.num_rows:
-                self.store.append(tenant, store_signal, table)
         except KmsError as e:
-            t.refused_requests.labels(signal, e.reason).inc()
+            self.telemetry.refused_requests.labels(signal, e.reason).inc()
             raise
-        t.received_items.labels(signal, tenant).inc(table.num_rows)
-        t.received_bytes.labels(signal, tenant).inc(len(payload))
-        if rejected:
-            t.refused_items.labels(signal, "invalid").inc(rejected)
-        return ExportResult(table.num_rows, rejected, msg)
+        self._account(signal, tenant, len(payload), result)
+        return result
+
+    def export_samples(self, tenant: str, batch: SampleBatch, nbytes: int = 0) -> ExportResult:
+        """Store samples already decoded (remote write)."""
+        try:
+            self._admit(tenant, nbytes or 16 * len(batch))
+            result = self._store_samples(tenant, batch)
+        except KmsError as e:
+            self.telemetry.refused_requests.labels("metrics", e.reason).inc()
+            raise
+        self._account("metrics", tenant, nbytes, result)
+        return result
+
+    def _admit(self, tenant: str, nbytes: int) -> None:
+        if not self.ready:
+            raise Unavailable("not ready: starting up or shutting down; retry later", retry_after_s=1.0)
+        self.memory.check()
+        self.rate.take(tenant, nbytes)
+
+    def _store_table(self, tenant: str, signal: str, table, rejected: int, message: str) -> ExportResult:
+        if table.num_rows:
+            self.store.append(tenant, signal, table)
+        return ExportResult(table.num_rows, rejected, message, {"invalid": rejected} if rejected else {})
+
+    def _store_samples(self, tenant: str, batch: SampleBatch) -> ExportResult:
+        if len(batch):
+            self.store.append(tenant, SAMPLES.name, samples_table(batch))
+        ex = exemplars_table(batch)
+        if ex is not None and ex.num_rows:
+            self.store.append(tenant, EXEMPLARS.name, ex)
+        return ExportResult(len(batch), batch.rejected_total, "; ".join(batch.errors), dict(batch.rejected))
+
+    def _account(self, signal: str, tenant: str, nbytes: int, result: ExportResult) -> None:
+        t = self.telemetry
+        t.received_items.labels(signal, tenant).inc(result.accepted)
+        t.received_bytes.labels(signal, tenant).inc(nbytes)
+        for reason, n in result.rejected_by.items():
+            t.refused_items.labels(signal, reason).inc(n)

@@ -1,7 +1,8 @@
 """One process: receivers -> store -> APIs. Components start in dependency order and stop in
 reverse; startup and shutdown durations are logged.
 
-    telemetry -> object store -> store (WAL replay) -> receiver -> HTTP API + OTLP/HTTP + OTLP/gRPC
+    telemetry -> object store -> store (WAL replay) -> receiver
+      -> HTTP API (Tempo, Prometheus, remote write, OTLP/HTTP) + OTLP/HTTP + OTLP/gRPC
 
 Listeners open first and answer 503 until the store has replayed its WAL, so ``GET /ready``
 is 200 exactly when writes can be accepted.
@@ -27,7 +28,9 @@ from starlette.routing import Route
 from kms.config import Config, parse_duration
 from kms.limits import MemoryLimiter, RateLimiter
 from kms.logs.schema import LOGS
-from kms.metrics.schema import OTLP_METRICS
+from kms.metrics.api import PrometheusApi
+from kms.metrics.push import remote_write_routes
+from kms.metrics.store import EXEMPLARS, SAMPLES, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.receive import Receiver
 from kms.storage import LocalObjectStore, ObjectStore, S3ObjectStore, Store, StoreConfig
@@ -83,7 +86,7 @@ class Stack:
                 retention_s=retention or None,
             ),
             self.objstore,
-            [TRACES, LOGS, OTLP_METRICS],
+            [TRACES, LOGS, SAMPLES, EXEMPLARS],
         )
         self.telemetry.watch_store(self.store.stats)
         lim = cfg.limits
@@ -92,9 +95,15 @@ class Stack:
             RateLimiter(lim.ingestion_rate_bytes, lim.ingestion_burst_bytes),
             MemoryLimiter.from_mib(lim.memory_limit_mib),
             self.telemetry,
+            otlp_metric_suffixes=cfg.metrics.otlp_metric_suffixes,
         )
         self.tempo = TempoApi(self.store, self.tenants.for_read, self.telemetry, lim.max_search_traces,
                               parse_duration(lim.query_timeout))
+        self.prometheus = PrometheusApi(
+            lambda tenants: StoreSeriesSource(self.store, tenants), self.tenants.for_read, self.telemetry,
+            lookback_delta_ms=int(parse_duration(cfg.metrics.lookback_delta) * 1000),
+            query_timeout_s=parse_duration(lim.query_timeout),
+        )
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
         self.app = self._http_app()
         self._stop = asyncio.Event()
@@ -117,7 +126,10 @@ class Stack:
 
         routes = [Route("/ready", ready), Route("/metrics", metrics)]
         routes += otlp_routes(self.receiver.export, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
+        routes += remote_write_routes(self.receiver.export_samples, self.tenants,
+                                      self.cfg.limits.max_request_bytes, self._refused)
         routes += self.tempo.routes()
+        routes += self.prometheus.routes()
         return Starlette(routes=routes)
 
     def request_stop(self) -> None:
@@ -158,12 +170,13 @@ class Stack:
         self.telemetry.ready.set(1)
         api = f"http://{s.host}:{s.port}"
         log.info("kms %s ready in %.2fs", self._version(), time.perf_counter() - t0)
-        log.info("  HTTP API (Tempo /api/*, OTLP/HTTP /v1/*, /ready, /metrics): %s", api)
+        log.info("  HTTP API (Tempo /api/*, Prometheus /prometheus/api/v1/*, remote write /api/v1/push, "
+                 "OTLP/HTTP /v1/*, /ready, /metrics): %s", api)
         if s.otlp_http_port and s.otlp_http_port != s.port:
             log.info("  OTLP/HTTP: http://%s:%d/v1/{traces,metrics,logs}", s.host, s.otlp_http_port)
         if s.grpc_port:
             log.info("  OTLP/gRPC: %s:%d", s.host, s.grpc_port)
-        log.info("  Grafana Tempo data source URL: %s", api)
+        log.info("  Grafana data sources: Tempo %s, Prometheus %s/prometheus", api, api)
 
         await self._stop.wait()
         await self.shutdown(tasks)

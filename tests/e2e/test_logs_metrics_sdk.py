@@ -1,15 +1,16 @@
-"""Logs and metrics from the real OpenTelemetry SDK are accepted and stored durably."""
+"""Logs and metrics from the real OpenTelemetry SDK are stored durably; metrics are queryable
+with PromQL, exemplars lead to the trace."""
 
 from __future__ import annotations
 
 import logging
+import time
 
+import httpx
 import pytest
 from opentelemetry.proto.logs.v1 import logs_pb2
-from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from kms.logs.schema import LOGS
-from kms.metrics.schema import OTLP_METRICS
 from kms.storage import LocalObjectStore, ScanRequest, Store, StoreConfig
 from kms.traces.schema import TRACES
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def stored(data_dir, signal: str):
-    store = Store(StoreConfig(data_dir=data_dir), LocalObjectStore(data_dir / "blocks"), [TRACES, LOGS, OTLP_METRICS])
+    store = Store(StoreConfig(data_dir=data_dir), LocalObjectStore(data_dir / "blocks"), [TRACES, LOGS])
     store.open()
     try:
         import pyarrow as pa
@@ -55,8 +56,20 @@ def test_sdk_logs_and_metrics_are_stored(kms, tmp_path):
         OTLPMetricExporter(endpoint=f"http://127.0.0.1:{kms.otlp_http_port}/v1/metrics"), export_interval_millis=60_000
     )
     mp = MeterProvider(resource=resource, metric_readers=[reader])
-    mp.get_meter("e2e").create_counter("orders", unit="1").add(3, {"status": "paid"})
+    orders = mp.get_meter("e2e").create_counter("orders", unit="1")
+    with tracer.start_as_current_span("order") as span:
+        orders.add(3, {"status": "paid"})
+        order_tid = format(span.get_span_context().trace_id, "032x")
     mp.shutdown()
+
+    with httpx.Client(base_url=kms.url, timeout=10) as c:
+        r = c.get("/prometheus/api/v1/query", params={"query": 'orders_total{status="paid"}'}).json()
+        assert r["status"] == "success", r
+        [sample] = r["data"]["result"]
+        assert sample["value"][1] == "3" and sample["metric"]["job"] == "checkout"
+        ex = c.get("/api/v1/query_exemplars", params={"query": "orders_total", "start": time.time() - 600,
+                                                       "end": time.time() + 60}).json()["data"]
+        assert order_tid in [e["labels"].get("trace_id") for s in ex for e in s["exemplars"]], ex
     assert kms.stop() == 0
 
     logs = stored(kms.data_dir, "logs")
@@ -65,9 +78,3 @@ def test_sdk_logs_and_metrics_are_stored(kms, tmp_path):
     assert rec["line"] == "payment declined for order 42"
     assert rec["trace_id"] == tid and rec["severity_text"] == "WARN" and rec["service_name"] == "checkout"
     assert logs_pb2.LogRecord.FromString(rec["attrs"]).attributes  # code.* attributes kept
-
-    metrics = stored(kms.data_dir, "otlp_metrics")
-    orders = [m for m in metrics if m["name"] == "orders"]
-    assert len(orders) == 1
-    m = metrics_pb2.Metric.FromString(orders[0]["metric"])
-    assert m.sum.data_points[0].as_int == 3 and m.sum.is_monotonic

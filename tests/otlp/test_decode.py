@@ -13,13 +13,11 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from kms.errors import BadInput, TooLarge
 from kms.logs.ingest import decode_logs
-from kms.metrics.ingest import decode_metrics
 from kms.otlp.body import content_kind, decompress, json_to_protobuf
 from kms.traces.assemble import to_traces_data
 from kms.traces.ingest import decode_spans
@@ -84,7 +82,7 @@ def test_malformed_protobuf_is_bad_input(body):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_decoders_never_crash_on_arbitrary_bytes(data):
-    for decode in (decode_spans, decode_logs, decode_metrics):
+    for decode in (decode_spans, decode_logs):
         try:
             decode(data)
         except BadInput:
@@ -126,19 +124,6 @@ def test_logs_keep_plain_string_body_as_line_and_the_rest_in_attrs():
     rest_b = logs_pb2.LogRecord.FromString(t["attrs"][1].as_py())
     assert rest_a.attributes[0].key == "k" and not rest_a.HasField("body")
     assert rest_b.body.kvlist_value.values[0].value.string_value == "structured"
-
-
-def test_metrics_are_kept_whole():
-    req = metrics_service_pb2.ExportMetricsServiceRequest()
-    sm = req.resource_metrics.add().scope_metrics.add()
-    m = sm.metrics.add(name="requests", unit="1")
-    m.sum.data_points.add(as_int=3, time_unix_nano=10)
-    sm.metrics.add(name="")  # nameless: rejected
-    d = decode_metrics(req.SerializeToString())
-    assert d.table["name"].to_pylist() == ["requests"] and d.rejected == 1
-    from opentelemetry.proto.metrics.v1 import metrics_pb2
-
-    assert metrics_pb2.Metric.FromString(d.table["metric"][0].as_py()) == m
 
 
 def test_json_with_hex_ids_becomes_the_same_protobuf():

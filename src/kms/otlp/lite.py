@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-__all__ = ["RpcStatus", "TracesRequest", "LogsRequest", "MetricsRequest", "MetricName", "SPAN_COLUMN_FIELDS", "LOG_COLUMN_FIELDS"]
+__all__ = ["RpcStatus", "TracesRequest", "LogsRequest", "SPAN_COLUMN_FIELDS", "LOG_COLUMN_FIELDS"]
 
 _F = descriptor_pb2.FieldDescriptorProto
 _OPT, _REP = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
@@ -53,11 +53,7 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
     "ScopeLogs": [("scope", 1, "bytes", False), ("log_records", 2, ".kmslite.LogRecord", True)],
     "ResourceLogs": [("resource", 1, "bytes", False), ("scope_logs", 2, ".kmslite.ScopeLogs", True)],
     "LogsRequest": [("resource_logs", 1, ".kmslite.ResourceLogs", True)],
-    "MetricName": [("name", 1, "string", False)],
     "RpcStatus": [("code", 1, "int32", False), ("message", 2, "string", False)],
-    "ScopeMetrics": [("scope", 1, "bytes", False), ("metrics", 2, "bytes", True)],
-    "ResourceMetrics": [("resource", 1, "bytes", False), ("scope_metrics", 2, ".kmslite.ScopeMetrics", True)],
-    "MetricsRequest": [("resource_metrics", 1, ".kmslite.ResourceMetrics", True)],
 }
 
 #: Span fields that become columns; they are cleared before the rest is serialized.
@@ -90,7 +86,5 @@ def _cls(name: str):
 
 TracesRequest = _cls("TracesRequest")
 LogsRequest = _cls("LogsRequest")
-MetricsRequest = _cls("MetricsRequest")
-MetricName = _cls("MetricName")
 #: google.rpc.Status, the body of OTLP/HTTP error responses.
 RpcStatus = _cls("RpcStatus")

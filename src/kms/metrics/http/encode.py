@@ -1,0 +1,82 @@
+"""Prometheus JSON encoding (``util/jsonutil``): timestamps are JSON numbers of seconds with
+exactly three decimals when the ms part is non-zero, values are strings (``"NaN"``, ``"+Inf"``)."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import orjson
+
+from kms.metrics.promql.values import Matrix, Scalar, String, Vector
+
+__all__ = ["fmt_ts", "fmt_value", "encode_result", "envelope", "count_points"]
+
+
+def fmt_ts(t_ms: int) -> str:
+    t = int(t_ms)
+    sign = "-" if t < 0 else ""
+    t = abs(t)
+    frac = t % 1000
+    return f"{sign}{t // 1000}" + (f".{frac:03d}" if frac else "")
+
+
+def fmt_value(v: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'f' or 'e', -1, 64)`` as Prometheus picks it."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    s = repr(float(v))
+    a = abs(v)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        return s  # Python's exponent form matches Go's here ("1e-07", "1.5e+21")
+    if "e" in s:
+        s = format(Decimal(s), "f")
+    return s[:-2] if s.endswith(".0") else s
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _pair(t_ms: int, v: float) -> str:
+    return f'[{fmt_ts(t_ms)},"{fmt_value(v)}"]'
+
+
+def encode_result(value) -> str:
+    """``{"resultType":..,"result":..}`` as JSON text."""
+    if isinstance(value, Scalar):
+        body = _pair(value.t_ms, value.value)
+    elif isinstance(value, String):
+        body = f"[{fmt_ts(value.t_ms)},{orjson.dumps(value.value).decode()}]"
+    elif isinstance(value, Vector):
+        body = "[" + ",".join(
+            f'{{"metric":{_labels(s.labels)},"value":{_pair(s.t_ms, s.value)}}}' for s in value.samples
+        ) + "]"
+    elif isinstance(value, Matrix):
+        parts = []
+        for s in value.series:
+            pts = ",".join(_pair(t, v) for t, v in zip(s.t.tolist(), s.v.tolist(), strict=True))
+            parts.append(f'{{"metric":{_labels(s.labels)},"values":[{pts}]}}')
+        body = "[" + ",".join(parts) + "]"
+    else:
+        raise RuntimeError(f"BUG: unknown result type {type(value).__name__}")
+    return f'{{"resultType":"{value.type}","result":{body}}}'
+
+
+def count_points(value) -> int:
+    if isinstance(value, Vector):
+        return len(value.samples)
+    if isinstance(value, Matrix):
+        return sum(len(s.t) for s in value.series)
+    return 1
+
+
+def envelope(data_json: str, warnings: list[str] | None = None, infos: list[str] | None = None) -> bytes:
+    out = '{"status":"success","data":' + data_json
+    if warnings:
+        out += ',"warnings":' + orjson.dumps(list(warnings)).decode()
+    if infos:
+        out += ',"infos":' + orjson.dumps(list(infos)).decode()
+    return (out + "}").encode()

@@ -1,0 +1,1 @@
+"""Metrics storage modules; import them through ``kms.metrics.store``."""

@@ -1,0 +1,228 @@
+"""``StoreSeriesSource``: PromQL's ``SeriesSource`` and the label/series/exemplar queries over the
+metrics signals. The ``__name__`` equality matcher is pushed down as a store filter (row groups
+are pruned by ``metric`` statistics); every other matcher is applied once per distinct series
+text; samples are grouped by series with numpy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kms.metrics.promql.model import Matcher, Series
+from kms.metrics.storage.labels import parse_labels_text
+from kms.metrics.storage.tables import EXEMPLARS, NS_PER_MS, SAMPLES
+from kms.storage import ScanRequest, Store
+
+__all__ = ["StoreSeriesSource"]
+
+_MIN_MS, _MAX_MS = -(2**63) // NS_PER_MS + 1, (2**63 - 1) // NS_PER_MS
+
+
+def _ns(ms: int | None) -> int | None:
+    """``ms`` in ns, clamped into int64 (callers pass huge bounds for "everything")."""
+    return None if ms is None else min(max(int(ms), _MIN_MS), _MAX_MS) * NS_PER_MS
+
+
+def _matches(labels: dict[str, str], matchers: list[Matcher]) -> bool:
+    return all(m.matches(labels.get(m.name, "")) for m in matchers)
+
+
+def _matches_any(labels: dict[str, str], matcher_sets: list[list[Matcher]]) -> bool:
+    return not matcher_sets or any(_matches(labels, ms) for ms in matcher_sets)
+
+
+def _name_filter(matcher_sets: list[list[Matcher]]) -> pc.Expression | None:
+    """``metric`` filter when every set pins ``__name__`` with ``=`` (None: scan everything)."""
+    names: set[str] = set()
+    for ms in matcher_sets:
+        pinned = [m.value for m in ms if m.name == "__name__" and m.op == "=" and m.value]
+        if not pinned:
+            return None
+        names.add(pinned[0])
+    if not names:
+        return None
+    if len(names) == 1:
+        return pc.field("metric") == pa.scalar(next(iter(names)), pa.string())
+    return pc.field("metric").isin(pa.array(sorted(names), pa.string()))
+
+
+class _SeriesIds:
+    """Maps series texts to dense ids across chunks, parsing and matching each text once."""
+
+    def __init__(self, matcher_sets: list[list[Matcher]]):
+        self.matcher_sets = matcher_sets
+        self.ids: dict[str, int] = {}
+        self.labels: list[dict[str, str]] = []
+        self.keep: list[bool] = []
+
+    def chunk_ids(self, col: pa.DictionaryArray) -> np.ndarray:
+        """Dense ids of the rows of one dictionary chunk (-1 for series the matchers refuse)."""
+        indices = col.indices.to_numpy(zero_copy_only=False)
+        lut = np.full(len(col.dictionary), -1, dtype=np.int64)
+        used = np.unique(indices)  # a filtered chunk keeps its whole dictionary: look only at used entries
+        for i, text in zip(used.tolist(), col.dictionary.take(pa.array(used)).to_pylist(), strict=True):
+            sid = self.ids.get(text)
+            if sid is None:
+                labels = parse_labels_text(text)
+                sid = self.ids[text] = len(self.labels)
+                self.labels.append(labels)
+                self.keep.append(_matches_any(labels, self.matcher_sets))
+            if self.keep[sid]:
+                lut[i] = sid
+        return lut[indices]
+
+
+class StoreSeriesSource:
+    """A PromQL ``SeriesSource`` (plus the metadata queries of the HTTP API) over ``Store``'s
+    ``samples`` and ``exemplars`` signals of ``tenants`` (read together, as one)."""
+
+    def __init__(self, store: Store, tenants: list[str]):
+        self.store = store
+        self.tenants = list(tenants)
+
+    def _scan(
+        self,
+        signal: str,
+        matcher_sets: list[list[Matcher]],
+        start_ms: int | None,
+        end_ms: int | None,
+        columns,
+    ) -> Iterator[pa.Table]:
+        flt = _name_filter(matcher_sets)
+        for tenant in self.tenants:
+            yield from self.store.scan(
+                ScanRequest(
+                    tenant,
+                    signal,
+                    _ns(start_ms),
+                    _ns(end_ms),
+                    filter=flt,
+                    columns=columns,
+                )
+            )
+
+    def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+        """Series matching all ``matchers`` with their samples in ``[start_ms, end_ms]``, sorted by
+        time; of samples at the same timestamp the last written wins. Sorted by label set."""
+        ids = _SeriesIds([list(matchers)])
+        parts_id, parts_t, parts_v = [], [], []
+        for t in self._scan(SAMPLES.name, [list(matchers)], start_ms, end_ms, ("series", "value")):
+            for sc, tc, vc in zip(
+                t.column("series").chunks, t.column("time_ns").chunks, t.column("value").chunks, strict=True
+            ):
+                sid = ids.chunk_ids(sc)
+                hit = sid >= 0
+                parts_id.append(sid[hit])
+                parts_t.append(tc.to_numpy(zero_copy_only=False)[hit])
+                parts_v.append(vc.to_numpy(zero_copy_only=False)[hit])
+        if not parts_id or not sum(len(p) for p in parts_id):
+            return []
+        sid = np.concatenate(parts_id)
+        ts = np.concatenate(parts_t) // NS_PER_MS
+        vs = np.concatenate(parts_v)
+        order = np.argsort(ts, kind="stable")  # two stable sorts: ties keep the written order
+        order = order[np.argsort(sid[order], kind="stable")]
+        sid, ts, vs = sid[order], ts[order], vs[order]
+        last = np.ones(len(ts), dtype=bool)  # keep the last of equal (series, time)
+        last[:-1] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
+        sid, ts, vs = sid[last], ts[last], vs[last]
+        cuts = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [len(sid)]))
+        out = [
+            Series(dict(ids.labels[sid[a]]), ts[a:b], vs[a:b])
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+        out.sort(key=lambda s: sorted(s.labels.items()))
+        return out
+
+    def _matching_series(
+        self, matcher_sets: list[list[Matcher]], start_ms: int | None, end_ms: int | None
+    ) -> list[dict[str, str]]:
+        sets = [list(ms) for ms in matcher_sets]
+        seen: dict[str, dict[str, str] | None] = {}
+        for t in self._scan(SAMPLES.name, sets, start_ms, end_ms, ("series",)):
+            for chunk in t.column("series").chunks:
+                if not len(chunk):
+                    continue
+                used = np.unique(chunk.indices.to_numpy(zero_copy_only=False))
+                for text in chunk.dictionary.take(pa.array(used)).to_pylist():
+                    if text not in seen:
+                        labels = parse_labels_text(text)
+                        seen[text] = labels if _matches_any(labels, sets) else None
+        return [ls for ls in seen.values() if ls is not None]
+
+    def series(
+        self, matcher_sets: list[list[Matcher]], start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[dict[str, str]]:
+        """Label sets of the series matching any of ``matcher_sets`` (empty = all) with samples
+        in the range, sorted."""
+        return sorted(self._matching_series(matcher_sets, start_ms, end_ms), key=lambda d: sorted(d.items()))
+
+    def label_names(
+        self, matcher_sets: list[list[Matcher]], start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[str]:
+        return sorted({k for ls in self._matching_series(matcher_sets, start_ms, end_ms) for k in ls})
+
+    def label_values(
+        self,
+        name: str,
+        matcher_sets: list[list[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[str]:
+        found = {ls.get(name, "") for ls in self._matching_series(matcher_sets, start_ms, end_ms)}
+        found.discard("")
+        return sorted(found)
+
+    def exemplars(
+        self, matcher_sets: list[list[Matcher]], start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[dict]:
+        """Prometheus's ``query_exemplars`` data: ``[{"seriesLabels", "exemplars": [{"labels",
+        "value" (float), "timestamp" (float seconds)}]}]``, exact duplicates dropped, sorted."""
+        sets = [list(ms) for ms in matcher_sets]
+        ids = _SeriesIds(sets)
+        per: dict[int, dict[tuple, None]] = {}
+        for t in self._scan(EXEMPLARS.name, sets, start_ms, end_ms, ("series", "labels", "value")):
+            for sc, tc, lc, vc in zip(
+                t.column("series").chunks,
+                t.column("time_ns").chunks,
+                t.column("labels").chunks,
+                t.column("value").chunks,
+                strict=True,
+            ):
+                sid = ids.chunk_ids(sc)
+                hit = np.flatnonzero(sid >= 0)
+                if not len(hit):
+                    continue
+                rows = pa.array(hit)
+                vals = vc.take(rows).to_numpy(zero_copy_only=False)
+                for s, ns, lab, bits, v in zip(
+                    sid[hit].tolist(),
+                    tc.take(rows).to_pylist(),
+                    lc.take(rows).to_pylist(),
+                    vals.view(np.uint64).tolist(),  # dedup by bits: NaN != NaN
+                    vals.tolist(),
+                    strict=True,
+                ):
+                    per.setdefault(s, {})[(ns, lab, bits)] = v
+        out = []
+        for s, exs in per.items():
+            out.append(
+                {
+                    "seriesLabels": dict(ids.labels[s]),
+                    "exemplars": [
+                        {
+                            "labels": parse_labels_text(k[1]),
+                            "value": exs[k],
+                            "timestamp": (k[0] // NS_PER_MS) / 1000,
+                        }
+                        for k in sorted(exs)
+                    ],
+                }
+            )
+        out.sort(key=lambda e: sorted(e["seriesLabels"].items()))
+        return out
