@@ -1,7 +1,7 @@
 """OTLP metrics -> Prometheus series (:class:`~kms.metrics.samples.SampleBatch`), as Prometheus does.
 
-Input is what the OTLP metrics landing table keeps: one serialized ``Metric`` with its serialized
-``Resource`` and ``InstrumentationScope``. The rules follow Prometheus's default OTLP translation
+Input is a whole ExportMetricsServiceRequest (``translate_request``), or one serialized ``Metric``
+with its serialized ``Resource`` and ``InstrumentationScope`` (``translate_metric``). The rules follow Prometheus's default OTLP translation
 (``translation_strategy: UnderscoreEscapingWithSuffixes``, ``prometheus/otlptranslator`` and
 ``storage/remote/otlptranslator/prometheusremotewrite``):
 
