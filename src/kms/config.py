@@ -59,6 +59,9 @@ class LimitsConfig:
     ingestion_burst_bytes: int = 128 * 1024 * 1024
     memory_limit_mib: int = 0  # refuse writes (429) above this RSS; 0 = 80% of the machine's memory
     max_search_traces: int = 1000  # upper bound for a search's limit
+    max_label_names_per_series: int = 30  # metric writes: Mimir's defaults, 400 above
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
     query_timeout: str = "60s"
 
 

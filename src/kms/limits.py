@@ -7,9 +7,9 @@ import time
 
 import psutil
 
-from kms.errors import LimitExceeded
+from kms.errors import BadInput, LimitExceeded
 
-__all__ = ["RateLimiter", "MemoryLimiter"]
+__all__ = ["RateLimiter", "MemoryLimiter", "SeriesLimits"]
 
 
 class RateLimiter:
@@ -74,3 +74,44 @@ class MemoryLimiter:
                 reason="memory_limit",
                 retry_after_s=5.0,
             )
+
+
+class SeriesLimits:
+    """Per-series validation of metric writes, with Mimir's defaults and wording. A request
+    with one offending series is refused whole (400, never retried): nothing of it is stored."""
+
+    def __init__(self, max_label_names: int = 30, max_name_length: int = 1024, max_value_length: int = 2048):
+        self.max_label_names = max_label_names
+        self.max_name_length = max_name_length
+        self.max_value_length = max_value_length
+
+    @staticmethod
+    def _fmt(labels) -> str:
+        text = "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
+        return text if len(text) <= 200 else text[:200] + "…"
+
+    def check(self, series) -> None:
+        """``series``: label sets, each a sequence of (name, value) pairs."""
+        for labels in series:
+            if len(labels) > self.max_label_names:
+                raise BadInput(
+                    f"received a series whose number of labels exceeds the limit (actual: {len(labels)}, "
+                    f"limit: {self.max_label_names}) series: '{self._fmt(labels)}' "
+                    "(err-mimir-max-label-names-per-series; raise limits.max_label_names_per_series)",
+                    reason="max_label_names_per_series",
+                )
+            for name, value in labels:
+                if len(name) > self.max_name_length:
+                    raise BadInput(
+                        f"received a series whose label name length exceeds the limit (limit: "
+                        f"{self.max_name_length}), label: '{name[:200]}' series: '{self._fmt(labels)}' "
+                        "(err-mimir-label-name-too-long)",
+                        reason="label_name_too_long",
+                    )
+                if len(value) > self.max_value_length:
+                    raise BadInput(
+                        f"received a series whose label value length exceeds the limit (limit: "
+                        f"{self.max_value_length}), value: '{value[:200]}' (truncated) series: "
+                        f"'{self._fmt(labels)}' (err-mimir-label-value-too-long)",
+                        reason="label_value_too_long",
+                    )

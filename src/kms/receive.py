@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kms.errors import KmsError, Unavailable
-from kms.limits import MemoryLimiter, RateLimiter
+from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
 from kms.logs.ingest import decode_logs
 from kms.logs.schema import LOGS
 from kms.metrics.samples import SampleBatch
@@ -36,8 +36,9 @@ class ExportResult:
 
 class Receiver:
     def __init__(self, store, rate: RateLimiter, memory: MemoryLimiter, telemetry: Telemetry,
-                 otlp_metric_suffixes: bool = True):
+                 otlp_metric_suffixes: bool = True, series_limits: SeriesLimits | None = None):
         self.store = store
+        self.series_limits = series_limits or SeriesLimits()
         self.rate = rate
         self.memory = memory
         self.telemetry = telemetry
@@ -87,6 +88,7 @@ class Receiver:
         return ExportResult(table.num_rows, rejected, message, {"invalid": rejected} if rejected else {})
 
     def _store_samples(self, tenant: str, batch: SampleBatch) -> ExportResult:
+        self.series_limits.check(batch.series)
         if len(batch):
             self.store.append(tenant, SAMPLES.name, samples_table(batch))
         ex = exemplars_table(batch)

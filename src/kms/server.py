@@ -26,7 +26,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from kms.config import Config, parse_duration
-from kms.limits import MemoryLimiter, RateLimiter
+from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
 from kms.logs.schema import LOGS
 from kms.metrics.api import PrometheusApi
 from kms.metrics.push import remote_write_routes
@@ -96,6 +96,8 @@ class Stack:
             MemoryLimiter.from_mib(lim.memory_limit_mib),
             self.telemetry,
             otlp_metric_suffixes=cfg.metrics.otlp_metric_suffixes,
+            series_limits=SeriesLimits(lim.max_label_names_per_series, lim.max_label_name_length,
+                                       lim.max_label_value_length),
         )
         self.tempo = TempoApi(self.store, self.tenants.for_read, self.telemetry, lim.max_search_traces,
                               parse_duration(lim.query_timeout))

@@ -62,3 +62,33 @@ def test_remote_write_refusals(kms, body, headers, status):
     r = httpx.post(kms.url + "/api/v1/push", content=body, headers=headers)
     assert r.status_code == status, r.text
     assert httpx.get(kms.url + "/api/v1/query", params={"query": "http_requests_total"}).json()["data"]["result"] == []
+
+
+def test_series_limits_refuse_the_whole_request(tmp_path):
+    from kms.testing import KmsProcess
+
+    kms = KmsProcess(tmp_path / "data", ["--max-label-names-per-series", "3", "--max-label-value-length", "10"]).start()
+    try:
+        now = int(time.time() * 1000)
+        ok, too_many, too_long = WriteRequest(), WriteRequest(), WriteRequest()
+        for req, labels in ((ok, [("__name__", "m"), ("a", "1")]),
+                            (too_many, [("__name__", "m"), ("a", "1"), ("b", "2"), ("c", "3")]),
+                            (too_long, [("__name__", "m"), ("a", "x" * 11)])):
+            good = req.timeseries.add()  # every request also carries a valid series
+            good.labels.add(name="__name__", value="fine")
+            good.samples.add(value=1, timestamp=now)
+            ts = req.timeseries.add()
+            for n, v in labels:
+                ts.labels.add(name=n, value=v)
+            ts.samples.add(value=1, timestamp=now)
+        with httpx.Client(base_url=kms.url, timeout=10) as c:
+            r = c.post("/api/v1/push", content=encode_remote_write(too_many), headers=RW)
+            assert r.status_code == 400 and "number of labels exceeds the limit (actual: 4, limit: 3)" in r.text
+            r = c.post("/api/v1/push", content=encode_remote_write(too_long), headers=RW)
+            assert r.status_code == 400 and "label value length exceeds the limit" in r.text
+            assert c.get("/api/v1/query", params={"query": "fine"}).json()["data"]["result"] == []  # nothing half-stored
+            assert c.post("/api/v1/push", content=encode_remote_write(ok), headers=RW).status_code == 204
+            assert len(c.get("/api/v1/query", params={"query": "fine"}).json()["data"]["result"]) == 1
+            assert 'reason="max_label_names_per_series"' in c.get("/metrics").text
+    finally:
+        kms.kill()
