@@ -92,3 +92,51 @@ def test_series_limits_refuse_the_whole_request(tmp_path):
             assert 'reason="max_label_names_per_series"' in c.get("/metrics").text
     finally:
         kms.kill()
+
+
+def test_kill_9_while_remote_writing_loses_no_acknowledged_sample(tmp_path):
+    import threading
+
+    from kms.testing import KmsProcess
+
+    kms = KmsProcess(tmp_path / "data").start()
+    now = int(time.time() * 1000)
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def client(first: int):
+        i = first
+        with httpx.Client(base_url=kms.url, timeout=5) as c:
+            while not stop.is_set():
+                req = WriteRequest()
+                ts = req.timeseries.add()
+                ts.labels.add(name="__name__", value="crash_samples")
+                ts.labels.add(name="i", value=str(i))
+                for k in range(50):
+                    ts.samples.add(value=float(k), timestamp=now - 50_000 + k * 1000)
+                try:
+                    if c.post("/api/v1/push", content=encode_remote_write(req), headers=RW).status_code != 204:
+                        return
+                except httpx.HTTPError:
+                    return  # the server died mid-request: not acknowledged
+                acked.append(i)
+                i += 3
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    kms.kill()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acked) > 20
+    kms.start()
+    try:
+        r = httpx.get(kms.url + "/api/v1/query", params={"query": "count_over_time(crash_samples[2m])",
+                                                        "time": now / 1000}).json()
+        counts = {int(s["metric"]["i"]): float(s["value"][1]) for s in r["data"]["result"]}
+        missing = [i for i in acked if counts.get(i) != 50]
+        assert not missing, f"{len(missing)} of {len(acked)} acknowledged series lost or incomplete"
+    finally:
+        kms.kill()
