@@ -122,6 +122,7 @@ def encode_parquet(table: pa.Table, spec: SignalSpec) -> pa.Buffer:
         compression_level=ZSTD_LEVEL,
         row_group_size=spec.row_group_rows,
         write_statistics=True,
+        **spec.parquet_options(),  # per-column encodings (a writer choice; readers need nothing)
     )
     return sink.getvalue()
 

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["SignalSpec", "ScanRequest", "TIME_COLUMN"]
+__all__ = ["SignalSpec", "ScanRequest", "TIME_COLUMN", "PARQUET_ENCODINGS"]
 
 #: Every signal schema has this int64 column: unix time in nanoseconds. The store prunes,
 #: cuts blocks and applies retention by it.
 TIME_COLUMN = "time_ns"
+
+#: Parquet encodings ``SignalSpec.column_encoding`` may ask for (what pyarrow's writer accepts).
+#: PLAIN: raw values. DELTA_BINARY_PACKED: int32/int64 as bit-packed deltas (sorted times).
+#: BYTE_STREAM_SPLIT: floats (and fixed-width ints) byte-transposed, so zstd sees the slowly
+#: changing high bytes together. DELTA_LENGTH_BYTE_ARRAY / DELTA_BYTE_ARRAY: strings/binary.
+PARQUET_ENCODINGS = frozenset(
+    {"PLAIN", "DELTA_BINARY_PACKED", "BYTE_STREAM_SPLIT", "DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY"}
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,14 @@ class SignalSpec:
     ``bloom_column`` (a fixed_size_binary column, e.g. trace_id) gets a per-block Bloom filter
     (``bloom.bin``), so a scan filtering on ``column == v`` / ``column.isin(...)`` skips blocks
     that cannot hold the value without reading them.
+
+    ``column_encoding`` (column -> Parquet encoding, e.g. ``{"time_ns": "DELTA_BINARY_PACKED",
+    "value": "BYTE_STREAM_SPLIT"}``) and ``dictionary_columns`` (the columns Parquet may
+    dictionary-encode; None = every column, pyarrow's default) are a writer choice only: any
+    Parquet reader decodes them, so blocks written with or without them read the same. A column
+    with an explicit encoding must not be dictionary-encoded (left out of ``dictionary_columns``,
+    and not an Arrow dictionary type). Dictionary-typed Arrow columns are always
+    dictionary-encoded, whatever ``dictionary_columns`` says.
     """
 
     name: str
@@ -30,6 +48,38 @@ class SignalSpec:
     sort_by: tuple[str, ...] = (TIME_COLUMN,)
     row_group_rows: int = 16_384
     bloom_column: str | None = None
+    column_encoding: Mapping[str, str] = field(default_factory=dict, hash=False)
+    dictionary_columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        enc = {str(k): str(v).upper() for k, v in dict(self.column_encoding).items()}
+        object.__setattr__(self, "column_encoding", MappingProxyType(enc))
+        if self.dictionary_columns is not None:
+            object.__setattr__(self, "dictionary_columns", tuple(self.dictionary_columns))
+        names = set(self.schema.names)
+        unknown = [c for c in (*enc, *(self.dictionary_columns or ())) if c not in names]
+        if unknown:
+            raise ValueError(f"signal {self.name}: column_encoding/dictionary_columns name unknown columns {unknown}")
+        bad = {c: e for c, e in enc.items() if e not in PARQUET_ENCODINGS}
+        if bad:
+            raise ValueError(f"signal {self.name}: unsupported Parquet encodings {bad}; use {sorted(PARQUET_ENCODINGS)}")
+        for c in enc:
+            if pa.types.is_dictionary(self.schema.field(c).type) or (
+                self.dictionary_columns is None or c in self.dictionary_columns
+            ):
+                raise ValueError(
+                    f"signal {self.name}: column {c!r} has an explicit encoding, so it must not be "
+                    "dictionary-encoded (leave it out of dictionary_columns; not a dictionary type)"
+                )
+
+    def parquet_options(self) -> dict:
+        """The ``pq.write_table`` keywords for the encodings: empty when none are set (pyarrow's defaults)."""
+        opts: dict = {}
+        if self.dictionary_columns is not None:
+            opts["use_dictionary"] = list(self.dictionary_columns)
+        if self.column_encoding:
+            opts["column_encoding"] = dict(self.column_encoding)
+        return opts
 
 
 @dataclass(frozen=True)
