@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "KmsProcess", "S3Server"]
+__all__ = ["free_port", "KmsProcess", "S3Server", "anyvalue"]
 
 
 def free_port() -> int:
@@ -170,3 +170,28 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def anyvalue(v):
+    """A Python value as an OTLP ``AnyValue`` (list -> array, dict -> kvlist, None -> empty)."""
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    av = common_pb2.AnyValue()
+    if v is None:
+        return av
+    if isinstance(v, bool):
+        av.bool_value = v
+    elif isinstance(v, int):
+        av.int_value = v
+    elif isinstance(v, float):
+        av.double_value = v
+    elif isinstance(v, bytes):
+        av.bytes_value = v
+    elif isinstance(v, list):
+        av.array_value.values.extend(anyvalue(x) for x in v)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            av.kvlist_value.values.add(key=k, value=anyvalue(x))
+    else:
+        av.string_value = str(v)
+    return av

@@ -14,6 +14,7 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from kms.errors import BadInput
 from kms.metrics import translate as tr
 from kms.metrics.samples import is_stale
+from kms.testing import anyvalue as any_value
 
 CUM = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
@@ -143,27 +144,6 @@ def test_label_name(key, label):
 @pytest.mark.parametrize("unit, out", [("s", "seconds"), ("By/s", "bytes_per_second"), ("1", ""), ("{req}", ""), ("{req}/s", "per_second")])
 def test_unit_name(unit, out):
     assert tr.unit_name(unit) == out
-
-
-def any_value(x) -> common_pb2.AnyValue:
-    """A Python value as an OTLP AnyValue (lists -> array, dicts -> kvlist, None -> empty)."""
-    v = common_pb2.AnyValue()
-    if isinstance(x, bool):
-        v.bool_value = x
-    elif isinstance(x, int):
-        v.int_value = x
-    elif isinstance(x, float):
-        v.double_value = x
-    elif isinstance(x, str):
-        v.string_value = x
-    elif isinstance(x, bytes):
-        v.bytes_value = x
-    elif isinstance(x, list):
-        v.array_value.values.extend(any_value(i) for i in x)
-    elif isinstance(x, dict):
-        for k, i in x.items():
-            v.kvlist_value.values.add(key=k, value=any_value(i))
-    return v
 
 
 @pytest.mark.parametrize(

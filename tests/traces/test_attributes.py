@@ -11,6 +11,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from kms.testing import anyvalue
 from kms.traces.attributes import (
     SpanAttributes,
     TypedColumn,
@@ -23,27 +24,6 @@ from kms.traces.attributes import (
 
 KEYS = ["http.method", "k", "a" * 130, "dup", "ünï", "x.y.z"]
 
-
-def anyvalue(v) -> common_pb2.AnyValue:
-    av = common_pb2.AnyValue()
-    if v is None:
-        return av
-    if isinstance(v, bool):
-        av.bool_value = v
-    elif isinstance(v, int):
-        av.int_value = v
-    elif isinstance(v, float):
-        av.double_value = v
-    elif isinstance(v, bytes):
-        av.bytes_value = v
-    elif isinstance(v, list):
-        av.array_value.values.extend(anyvalue(x) for x in v)
-    elif isinstance(v, dict):
-        for k, x in v.items():
-            av.kvlist_value.values.add(key=k, value=anyvalue(x))
-    else:
-        av.string_value = v
-    return av
 
 
 def span_bytes(attrs: list[tuple[str, object]], events: list[dict] = (), events_first: bool = False,

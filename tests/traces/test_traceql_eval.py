@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
 
+from kms.testing import anyvalue
 from kms.traces import traceql
 from kms.traces.ingest import decode_spans
 from kms.traces.traceql.statics import parse_go_duration
@@ -46,21 +46,7 @@ def ns(text: str) -> int:
 
 def _set(kvs, attrs: dict) -> None:
     for k, v in attrs.items():
-        _anyvalue(kvs.add(key=k).value, v)
-
-
-def _anyvalue(av: common_pb2.AnyValue, v) -> None:
-    if isinstance(v, bool):
-        av.bool_value = v
-    elif isinstance(v, int):
-        av.int_value = v
-    elif isinstance(v, float):
-        av.double_value = v
-    elif isinstance(v, list):
-        for x in v:
-            _anyvalue(av.array_value.values.add(), x)
-    else:
-        av.string_value = str(v)
+        kvs.add(key=k, value=anyvalue(v))
 
 
 def request_for(trace: str, index: int) -> bytes:
