@@ -383,6 +383,13 @@ def _numbers(t: _Translator, name: str, points, with_exemplars: bool) -> set[int
     return stamps
 
 
+def _sum_count(t: _Translator, d, name: str, ts: int, stale: bool, pt, with_sum: bool) -> None:
+    """The ``_sum`` (when the point has one) and ``_count`` series of a histogram or summary point."""
+    if with_sum:
+        t.b.add(t.series(d, name + "_sum"), ts, STALE_NAN if stale else pt.sum)
+    t.b.add(t.series(d, name + "_count"), ts, STALE_NAN if stale else float(pt.count))
+
+
 def _histograms(t: _Translator, name: str, points) -> set[int]:
     stamps = set()
     for pt in points:
@@ -390,9 +397,7 @@ def _histograms(t: _Translator, name: str, points) -> set[int]:
         stamps.add(ts)
         stale = bool(pt.flags & _FLAG_NO_RECORDED_VALUE)
         d = t.labels(pt.attributes)
-        if pt.HasField("sum"):
-            t.b.add(t.series(d, name + "_sum"), ts, STALE_NAN if stale else pt.sum)
-        t.b.add(t.series(d, name + "_count"), ts, STALE_NAN if stale else float(pt.count))
+        _sum_count(t, d, name, ts, stale, pt, pt.HasField("sum"))
         bounds = list(pt.explicit_bounds)
         bucket_idx = []
         cumulative = 0
@@ -423,8 +428,7 @@ def _summaries(t: _Translator, name: str, points) -> set[int]:
         stamps.add(ts)
         stale = bool(pt.flags & _FLAG_NO_RECORDED_VALUE)
         d = t.labels(pt.attributes)
-        t.b.add(t.series(d, name + "_sum"), ts, STALE_NAN if stale else pt.sum)
-        t.b.add(t.series(d, name + "_count"), ts, STALE_NAN if stale else float(pt.count))
+        _sum_count(t, d, name, ts, stale, pt, True)
         for q in pt.quantile_values:
             i = t.series(d, name, ("quantile", _go_float_f(q.quantile)))
             t.b.add(i, ts, STALE_NAN if stale else q.value)

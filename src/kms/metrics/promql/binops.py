@@ -153,15 +153,7 @@ def _vector_binop(op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int
                 continue
             lv, rv = (o.v, s.v) if group_right else (s.v, o.v)
             matched.setdefault((k, id(o)), []).append(ok)
-            r = _arith(op, lv, rv)
-            if op in COMPARISON:
-                if return_bool:
-                    val = r.astype(np.float64)
-                else:
-                    ok = ok & r
-                    val = lv
-            else:
-                val = r
+            val, ok = _apply(op, return_bool, lv, rv, ok)
             if not ok.any():
                 continue
             labels = _result_labels(s.labels, o.labels, on, names, many_to_one, include, drop_name)
@@ -193,6 +185,17 @@ def _vector_binop(op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int
     return InstantVec(out)
 
 
+def _apply(op, return_bool: bool, lv: np.ndarray, rv: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present) of ``lv op rv`` at the steps in ``ok``: arithmetic gives the result;
+    a comparison keeps the left value where true, or gives 0/1 with ``bool``."""
+    r = _arith(op, lv, rv)
+    if op not in COMPARISON:
+        return r, ok
+    if return_bool:
+        return r.astype(np.float64), ok
+    return lv, ok & r
+
+
 def _filled(
     op, return_bool, on, names, many, ones, many_to_one, include, group_right, fill_one, fill_many, n
 ):
@@ -203,15 +206,7 @@ def _filled(
     many_ok: dict[tuple, np.ndarray] = {}
 
     def emit(labels, lv, rv, ok):
-        r = _arith(op, lv, rv)
-        if op in COMPARISON:
-            if return_bool:
-                val = r.astype(np.float64)
-            else:
-                ok = ok & r
-                val = lv
-        else:
-            val = r
+        val, ok = _apply(op, return_bool, lv, rv, ok)
         if ok.any():
             out.append(
                 VSeries(labels, np.asarray(val, dtype=np.float64), ok, op not in COMPARISON or return_bool)
