@@ -46,6 +46,7 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--default-tenant", "tenancy.default_tenant", str, "tenant for requests without X-Scope-OrgID (default anonymous)"),
     ("--otlp-metric-suffixes", "metrics.otlp_metric_suffixes", str, "true (default): OTLP metric names get Prometheus's unit and _total suffixes; false: Mimir's names without"),
     ("--lookback-delta", "metrics.lookback_delta", str, "how far back PromQL instant selectors look for a sample (default 5m)"),
+    ("--sample-cache-mib", "metrics.sample_cache_mib", int, "memory for decoded sample blocks that queries read (default 1024; 16 bytes a sample)"),
     ("--log-level", "server.log_level", str, "debug, info (default), warning or error"),
 ]
 

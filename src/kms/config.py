@@ -75,6 +75,7 @@ class TenancyConfig:
 class MetricsConfig:
     otlp_metric_suffixes: bool = True  # Prometheus's OTLP names (unit, _total, _ratio); false = Mimir's, without
     lookback_delta: str = "5m"  # how far back an instant selector looks for a sample
+    sample_cache_mib: int = 1024  # decoded sample blocks kept in memory for queries (16 B a sample)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
 from kms.logs.schema import LOGS
 from kms.metrics.api import PrometheusApi
 from kms.metrics.push import remote_write_routes
-from kms.metrics.store import EXEMPLARS, SAMPLES, StoreSeriesSource
+from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.receive import Receiver
 from kms.storage import LocalObjectStore, ObjectStore, S3ObjectStore, Store, StoreConfig
@@ -101,8 +101,11 @@ class Stack:
         )
         self.tempo = TempoApi(self.store, self.tenants.for_read, self.telemetry, lim.max_search_traces,
                               parse_duration(lim.query_timeout))
+        self.sample_cache = SampleCache(cfg.metrics.sample_cache_mib << 20)
         self.prometheus = PrometheusApi(
-            lambda tenants: StoreSeriesSource(self.store, tenants), self.tenants.for_read, self.telemetry,
+            lambda tenants: StoreSeriesSource(self.store, tenants, self.sample_cache),
+            self.tenants.for_read,
+            self.telemetry,
             lookback_delta_ms=int(parse_duration(cfg.metrics.lookback_delta) * 1000),
             query_timeout_s=parse_duration(lim.query_timeout),
         )

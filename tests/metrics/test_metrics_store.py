@@ -279,7 +279,7 @@ def test_samples_table_shape():
 
 
 def test_select_parses_each_series_once(store, monkeypatch):
-    import kms.metrics.storage.source as source
+    import kms.metrics.storage.index as source  # the series index parses each new label text
 
     series = [ls(__name__="c", i=str(i)) for i in range(3)]
     for part in range(2):
@@ -330,3 +330,16 @@ def test_blocks_use_per_column_encodings_and_round_trip_bit_exact(store, tmp_pat
     assert sum(is_stale(s.v).sum() for s in got.values()) == is_stale(vals).sum() > 40
     ex = src.exemplars([[M("__name__", "=", "m0")]], T0, T0 + 10**8)
     assert len(ex[0]["exemplars"]) == 3
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_select_across_tenants_merges_the_same_series(store, flush):
+    a = ls(__name__="m", job="a")
+    write(store, "t1", batch([(a, T0, 1.0), (a, T0 + 2000, 2.0)]))
+    write(store, "t2", batch([(a, T0 + 1000, 10.0), (a, T0 + 2000, 20.0)]))
+    if flush:
+        store.flush()
+    got = StoreSeriesSource(store, ["t1", "t2"]).select([M("job", "=", "a")], T0, T0 + 10_000)
+    assert len(got) == 1
+    assert got[0].t.tolist() == [T0, T0 + 1000, T0 + 2000]
+    assert got[0].v.tolist() == [1.0, 10.0, 20.0]  # a tie: the later tenant in the list wins

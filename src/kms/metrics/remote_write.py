@@ -32,10 +32,12 @@ from __future__ import annotations
 import re
 
 import cramjam
+import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput, TooLarge
+from kms.metrics.sample_wire import decode_samples
 from kms.metrics.samples import METRIC_TYPES, BatchBuilder, Exemplar, Labels, Metadata, SampleBatch
 
 __all__ = [
@@ -113,6 +115,20 @@ _V2: dict[str, list[tuple[str, int, str, bool]]] = {
 }
 
 
+# The same messages with labels and samples left as bytes: the fast 1.0 decoder caches validated
+# label sets by their bytes and decodes all samples of a request at once (``sample_wire``).
+_V1_BYTES = {
+    **_V1,
+    "TimeSeries": [
+        ("labels", 1, "bytes", True),
+        ("samples", 2, "bytes", True),
+        ("exemplars", 3, ".Exemplar", True),
+        ("histograms", 4, "bytes", True),
+    ],
+}
+_T["bytes"] = _F.TYPE_BYTES
+
+
 def _build(package: str, messages: dict, syntax: str) -> descriptor_pool.DescriptorPool:
     fd = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax=syntax)
     for msg_name, fields in messages.items():
@@ -137,6 +153,7 @@ def _classes(package: str, messages: dict, syntax: str) -> dict:
 # strings back as bytes, which is only used to name the culprit once decoding has failed.
 _C1 = _classes("kmsprompb", _V1, "proto3")
 _C1_LAX = _classes("kmsprompblax", _V1, "proto2")
+_C1_BYTES = _classes("kmsprompbbytes", _V1_BYTES, "proto3")
 _C2 = _classes("kmsprompbv2", _V2, "proto3")
 _C2_LAX = _classes("kmsprompbv2lax", _V2, "proto2")
 
@@ -294,6 +311,56 @@ def _add_exemplars(b: BatchBuilder, v: _Validator, idx: int, labels: Labels, exe
 
 
 def _decode_v1(data: bytes, v: _Validator) -> SampleBatch:
+    """1.0 fast path: label sets looked up by their bytes, samples decoded with numpy; a request
+    whose samples are not in the common layout is decoded message by message instead."""
+    req = _C1_BYTES["WriteRequest"].FromString(data)
+    b = BatchBuilder()
+    cache = _LABELS_UTF8 if v.utf8 else _LABELS
+    counts: list[int] = []
+    idxs: list[int] = []
+    raw: list[bytes] = []
+    lens: list[int] = []
+    for ts in req.timeseries:
+        key = b"".join(ts.labels)
+        labels = cache.get(key)
+        if labels is None:
+            labels = v.series([(lb.name, lb.value) for lb in map(Label.FromString, ts.labels)])
+            if len(cache) >= _LABEL_CACHE_MAX:
+                cache.clear()
+            cache[key] = labels
+        samples = ts.samples
+        if not (samples or ts.exemplars or ts.histograms):
+            continue
+        idx = b.series_index(labels)
+        if samples:
+            idxs.append(idx)
+            counts.append(len(samples))
+            raw.append(b"".join(samples))
+            lens.extend(map(len, samples))
+        if ts.exemplars:
+            _add_exemplars(b, v, idx, labels, (([(lb.name, lb.value) for lb in e.labels], e.value, e.timestamp) for e in ts.exemplars))
+        if ts.histograms:
+            b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
+    for md in req.metadata:
+        if md.metric_family_name:
+            mtype = METRIC_TYPES[md.type] if 0 <= md.type < len(METRIC_TYPES) else "unknown"
+            b.metadata.append(Metadata(md.metric_family_name, mtype, md.help, md.unit))
+    got = decode_samples(b"".join(raw), np.asarray(lens, dtype=np.int64))
+    if got is None:
+        return _decode_v1_messages(data, v)
+    batch = b.build()
+    batch.series_idx = np.repeat(np.asarray(idxs, dtype=np.int32), counts)
+    batch.ts_ms, batch.values = got
+    return batch
+
+
+_LABEL_CACHE_MAX = 1 << 18  # label sets; cleared when full (a new series costs one parse)
+_LABELS: dict[bytes, Labels] = {}
+_LABELS_UTF8: dict[bytes, Labels] = {}
+
+
+def _decode_v1_messages(data: bytes, v: _Validator) -> SampleBatch:
+    """1.0, one protobuf message object per sample (any valid encoding)."""
     req = WriteRequest.FromString(data)
     b = BatchBuilder()
     for ts in req.timeseries:

@@ -6,12 +6,15 @@ included, see :func:`labels_text`) and ``value`` (float64, kept bit-exact so sta
 survive). Exemplars are rows of the ``exemplars`` signal with the same ``series`` text plus
 ``labels`` (the exemplar's own label set in the same text form).
 
-Reads push the ``__name__`` equality matcher down as a store filter; every other matcher is
-applied once per distinct series text, then samples are grouped by series with numpy.
+PromQL selects read blocks through a ``SampleCache``: per tenant a ``SeriesIndex`` (ids,
+postings) and each block decoded once into per-series runs, found with ``searchsorted``; the
+head is scanned. The metadata queries push the ``__name__`` equality matcher down as a store
+filter and apply every other matcher once per distinct series text.
 """
 
 from __future__ import annotations
 
+from kms.metrics.storage.cache import SampleCache
 from kms.metrics.storage.labels import labels_text, parse_labels_text
 from kms.metrics.storage.source import StoreSeriesSource
 from kms.metrics.storage.tables import (
@@ -33,4 +36,5 @@ __all__ = [
     "samples_table",
     "exemplars_table",
     "StoreSeriesSource",
+    "SampleCache",
 ]

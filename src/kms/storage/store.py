@@ -267,6 +267,15 @@ class Store:
         part = self._parts.get((req.tenant, req.signal))
         return self._scan(part, req.start_ns, req.end_ns, expr, columns, selective, newest_first, hashes)
 
+    def snapshot(self, tenant: str, signal: str) -> tuple[list[HeadEntry], tuple[Block, ...]]:
+        """The head entries and blocks of one tenant+signal as they stand now (consistent with
+        each other), for readers that keep their own per-block state (the metrics sample cache).
+        Blocks stay readable for ``block_delete_delay_s`` after they are replaced."""
+        layout.validate_tenant(tenant)
+        self._spec(signal)
+        part = self._parts.get((tenant, signal))
+        return part.snapshot() if part is not None else ([], ())
+
     def _scan(
         self, part, start_ns, end_ns, expr, columns, selective, newest_first=False, hashes=None
     ) -> Iterator[pa.Table]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from kms.metrics.samples import Labels
 
-__all__ = ["labels_text", "parse_labels_text"]
+__all__ = ["labels_text", "cached_labels_text", "parse_labels_text"]
 
 _LEGACY_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _PAIR = re.compile(r'(?:([a-zA-Z_][a-zA-Z0-9_]*)|"((?:[^"\\]|\\.)*)")="((?:[^"\\]|\\.)*)"(,|\})', re.DOTALL)
@@ -33,6 +33,13 @@ def labels_text(labels: Labels | Iterable[tuple[str, str]]) -> str:
     return (
         "{" + ",".join((k if _LEGACY_NAME.match(k) else _quote(k)) + "=" + _quote(v) for k, v in labels) + "}"
     )
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def cached_labels_text(labels: Labels) -> str:
+    """:func:`labels_text` of a (hashable) label tuple, cached: ingest meets the same series in
+    every request (bench: half of a remote-write request's decode-to-table time)."""
+    return labels_text(labels)
 
 
 def parse_labels_text(text: str) -> dict[str, str]:

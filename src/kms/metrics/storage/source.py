@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kms.metrics.promql.model import Matcher, Series
+from kms.metrics.storage.cache import SampleCache
 from kms.metrics.storage.labels import parse_labels_text
 from kms.metrics.storage.tables import EXEMPLARS, NS_PER_MS, SAMPLES
 from kms.storage import ScanRequest, Store
@@ -24,6 +25,27 @@ _MIN_MS, _MAX_MS = -(2**63) // NS_PER_MS + 1, (2**63 - 1) // NS_PER_MS
 def _ns(ms: int | None) -> int | None:
     """``ms`` in ns, clamped into int64 (callers pass huge bounds for "everything")."""
     return None if ms is None else min(max(int(ms), _MIN_MS), _MAX_MS) * NS_PER_MS
+
+
+def _merge_same_labels(series: list[Series]) -> list[Series]:
+    """One series per label set (tenants read together may each hold it): samples merged by
+    time, the later tenant's sample winning a tie."""
+    groups: dict[tuple, list[Series]] = {}
+    for s in series:
+        groups.setdefault(tuple(sorted(s.labels.items())), []).append(s)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        t = np.concatenate([s.t for s in group])
+        v = np.concatenate([s.v for s in group])
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
+        last = np.ones(len(t), dtype=bool)
+        last[:-1] = t[1:] != t[:-1]
+        out.append(Series(group[0].labels, t[last], v[last]))
+    return out
 
 
 def _matches(labels: dict[str, str], matchers: list[Matcher]) -> bool:
@@ -79,9 +101,10 @@ class StoreSeriesSource:
     """A PromQL ``SeriesSource`` (plus the metadata queries of the HTTP API) over ``Store``'s
     ``samples`` and ``exemplars`` signals of ``tenants`` (read together, as one)."""
 
-    def __init__(self, store: Store, tenants: list[str]):
+    def __init__(self, store: Store, tenants: list[str], cache: SampleCache | None = None):
         self.store = store
         self.tenants = list(tenants)
+        self.cache = cache if cache is not None else SampleCache()
 
     def _scan(
         self,
@@ -106,25 +129,45 @@ class StoreSeriesSource:
 
     def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
         """Series matching all ``matchers`` with their samples in ``[start_ms, end_ms]``, sorted by
-        time; of samples at the same timestamp the last written wins. Sorted by label set."""
-        ids = _SeriesIds([list(matchers)])
-        parts_id, parts_t, parts_v = [], [], []
-        for t in self._scan(SAMPLES.name, [list(matchers)], start_ms, end_ms, ("series", "value")):
-            for sc, tc, vc in zip(
-                t.column("series").chunks, t.column("time_ns").chunks, t.column("value").chunks, strict=True
-            ):
-                sid = ids.chunk_ids(sc)
-                hit = sid >= 0
-                parts_id.append(sid[hit])
-                parts_t.append(tc.to_numpy(zero_copy_only=False)[hit])
-                parts_v.append(vc.to_numpy(zero_copy_only=False)[hit])
-        if not parts_id or not sum(len(p) for p in parts_id):
+        time; of samples at the same timestamp the last written wins. Sorted by label set.
+        Blocks are read through the ``SampleCache`` (postings + decoded runs), the head by a
+        vectorised scan; ids are per tenant, so each tenant's series are gathered apart."""
+        out: list[Series] = []
+        for tenant in self.tenants:
+            out += self._select_tenant(tenant, list(matchers), start_ms, end_ms)
+        if len(self.tenants) > 1:
+            out = _merge_same_labels(out)
+        out.sort(key=lambda s: sorted(s.labels.items()))
+        return out
+
+    def _select_tenant(self, tenant: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+        index = self.cache.index(tenant)
+        head, blocks = self.store.snapshot(tenant, SAMPLES.name)
+        self.cache.forget(tenant, {b.id for b in blocks})
+        lo_ns, hi_ns = _ns(start_ms), _ns(end_ms)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        keep = None
+        for b in blocks:
+            if not b.meta.overlaps(lo_ns, hi_ns):
+                continue
+            decoded = self.cache.block(tenant, b)
+            if keep is None or len(keep) < len(index):
+                keep = index.match(matchers)
+            parts.append(decoded.select(keep, start_ms, end_ms))
+        if head:
+            view = self.cache.head(tenant, head)
+            if keep is None or len(keep) < len(index):
+                keep = index.match(matchers)
+            parts += view.select(keep, start_ms, end_ms)
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
             return []
+        labels = index.labels
+        parts_id, parts_t, parts_v = zip(*parts, strict=True)
         sid = np.concatenate(parts_id)
-        ts = np.concatenate(parts_t) // NS_PER_MS
+        ts = np.concatenate(parts_t)
         vs = np.concatenate(parts_v)
-        order = np.argsort(ts, kind="stable")  # two stable sorts: ties keep the written order
-        order = order[np.argsort(sid[order], kind="stable")]
+        order = np.lexsort((ts, sid))  # stable: of equal (series, time) the later part stays later
         sid, ts, vs = sid[order], ts[order], vs[order]
         last = np.ones(len(ts), dtype=bool)  # keep the last of equal (series, time)
         last[:-1] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
@@ -132,12 +175,10 @@ class StoreSeriesSource:
         cuts = np.flatnonzero(sid[1:] != sid[:-1]) + 1
         starts = np.concatenate(([0], cuts))
         ends = np.concatenate((cuts, [len(sid)]))
-        out = [
-            Series(dict(ids.labels[sid[a]]), ts[a:b], vs[a:b])
+        return [
+            Series(dict(labels[sid[a]]), ts[a:b], vs[a:b])
             for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
         ]
-        out.sort(key=lambda s: sorted(s.labels.items()))
-        return out
 
     def _matching_series(
         self, matcher_sets: list[list[Matcher]], start_ms: int | None, end_ms: int | None

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from kms.metrics.samples import Labels, SampleBatch
-from kms.metrics.storage.labels import labels_text
+from kms.metrics.storage.labels import cached_labels_text, labels_text
 from kms.storage import SignalSpec
 
 __all__ = [
@@ -67,7 +67,7 @@ EXEMPLARS = SignalSpec(
 
 def _series_columns(series: list[Labels], idx: np.ndarray) -> tuple[pa.Array, pa.Array]:
     """The ``metric`` (string) and ``series`` (dictionary) columns of rows pointing at ``series[idx]``."""
-    texts = pa.array([labels_text(ls) for ls in series], pa.string())
+    texts = pa.array([cached_labels_text(ls) for ls in series], pa.string())
     names = pa.array([dict(ls).get("__name__", "") for ls in series], pa.string())
     indices = pa.array(idx, pa.int32())
     return names.take(indices), pa.DictionaryArray.from_arrays(indices, texts)
