@@ -40,6 +40,9 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-label-names-per-series", "limits.max_label_names_per_series", int, "metric writes: most labels per series, 400 above (default 30)"),
     ("--max-label-name-length", "limits.max_label_name_length", int, "metric writes: longest label name (default 1024)"),
     ("--max-label-value-length", "limits.max_label_value_length", int, "metric writes: longest label value (default 2048)"),
+    ("--max-series-per-tenant", "limits.max_series_per_tenant", int, "metric series one tenant may hold, 400 above (default 150000)"),
+    ("--max-samples-per-request", "limits.max_samples_per_request", int, "metric samples in one write request, 400 above (default 1000000)"),
+    ("--max-exemplars-per-tenant", "limits.max_exemplars_per_tenant", int, "newest exemplars kept per tenant, older ones dropped (default 100000; 0 = no bound)"),
     ("--max-search-traces", "limits.max_search_traces", int, "upper bound of a trace search's limit (default 1000)"),
     ("--query-timeout", "limits.query_timeout", str, "longest a query may run (default 60s)"),
     ("--multitenancy", "tenancy.required", str, "true: require X-Scope-OrgID on every request (401 without); default false"),
@@ -47,6 +50,7 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--otlp-metric-suffixes", "metrics.otlp_metric_suffixes", str, "true (default): OTLP metric names get Prometheus's unit and _total suffixes; false: Mimir's names without"),
     ("--lookback-delta", "metrics.lookback_delta", str, "how far back PromQL instant selectors look for a sample (default 5m)"),
     ("--sample-cache-mib", "metrics.sample_cache_mib", int, "memory for decoded sample blocks that queries read (default 1024; 16 bytes a sample)"),
+    ("--out-of-order-window", "metrics.out_of_order_window", str, "accept metric samples this much older than their series' newest (default 0s: in order only)"),
     ("--log-level", "server.log_level", str, "debug, info (default), warning or error"),
 ]
 

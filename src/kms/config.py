@@ -62,6 +62,9 @@ class LimitsConfig:
     max_label_names_per_series: int = 30  # metric writes: Mimir's defaults, 400 above
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
+    max_series_per_tenant: int = 150_000  # metric series a tenant may hold (Mimir's default); 400 above
+    max_samples_per_request: int = 1_000_000  # metric samples in one write request; 400 above
+    max_exemplars_per_tenant: int = 100_000  # newest exemplars kept (to within one block); 0 = no bound
     query_timeout: str = "60s"
 
 
@@ -76,6 +79,7 @@ class MetricsConfig:
     otlp_metric_suffixes: bool = True  # Prometheus's OTLP names (unit, _total, _ratio); false = Mimir's, without
     lookback_delta: str = "5m"  # how far back an instant selector looks for a sample
     sample_cache_mib: int = 1024  # decoded sample blocks kept in memory for queries (16 B a sample)
+    out_of_order_window: str = "0s"  # accept samples this much older than their series' newest; 0 = in order only
 
 
 @dataclass

@@ -14,6 +14,7 @@ from kms.errors import KmsError, Unavailable
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
 from kms.logs.ingest import decode_logs
 from kms.logs.schema import LOGS
+from kms.metrics.admission import SampleAdmission
 from kms.metrics.samples import SampleBatch
 from kms.metrics.store import EXEMPLARS, SAMPLES, exemplars_table, samples_table
 from kms.metrics.translate import translate_request
@@ -36,9 +37,11 @@ class ExportResult:
 
 class Receiver:
     def __init__(self, store, rate: RateLimiter, memory: MemoryLimiter, telemetry: Telemetry,
-                 otlp_metric_suffixes: bool = True, series_limits: SeriesLimits | None = None):
+                 otlp_metric_suffixes: bool = True, series_limits: SeriesLimits | None = None,
+                 admission: SampleAdmission | None = None):
         self.store = store
         self.series_limits = series_limits or SeriesLimits()
+        self.admission = admission or SampleAdmission()
         self.rate = rate
         self.memory = memory
         self.telemetry = telemetry
@@ -89,6 +92,7 @@ class Receiver:
 
     def _store_samples(self, tenant: str, batch: SampleBatch) -> ExportResult:
         self.series_limits.check(batch.series)
+        batch = self.admission.admit(tenant, batch)
         if len(batch):
             self.store.append(tenant, SAMPLES.name, samples_table(batch))
         ex = exemplars_table(batch)

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from kms.config import Config, parse_duration
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
 from kms.logs.schema import LOGS
+from kms.metrics.admission import SampleAdmission
 from kms.metrics.api import PrometheusApi
 from kms.metrics.push import remote_write_routes
 from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
@@ -84,6 +85,7 @@ class Stack:
                 compaction_target_rows=cfg.storage.head_max_rows,
                 head_max_age_s=parse_duration(cfg.storage.block_max_age),
                 retention_s=retention or None,
+                max_rows={EXEMPLARS.name: cfg.limits.max_exemplars_per_tenant} if cfg.limits.max_exemplars_per_tenant else {},
             ),
             self.objstore,
             [TRACES, LOGS, SAMPLES, EXEMPLARS],
@@ -98,6 +100,8 @@ class Stack:
             otlp_metric_suffixes=cfg.metrics.otlp_metric_suffixes,
             series_limits=SeriesLimits(lim.max_label_names_per_series, lim.max_label_name_length,
                                        lim.max_label_value_length),
+            admission=SampleAdmission(int(parse_duration(cfg.metrics.out_of_order_window) * 1000),
+                                      lim.max_series_per_tenant, lim.max_samples_per_request),
         )
         self.tempo = TempoApi(self.store, self.tenants.for_read, self.telemetry, lim.max_search_traces,
                               parse_duration(lim.query_timeout))

@@ -94,6 +94,45 @@ def test_series_limits_refuse_the_whole_request(tmp_path):
         kms.kill()
 
 
+def _one(name: str, samples: list[tuple[int, float]], **labels: str) -> bytes:
+    req = WriteRequest()
+    ts = req.timeseries.add()
+    for n, v in sorted({"__name__": name, **labels}.items()):
+        ts.labels.add(name=n, value=v)
+    for t, v in samples:
+        ts.samples.add(value=v, timestamp=t)
+    return encode_remote_write(req)
+
+
+def test_series_limit_out_of_order_window_and_duplicates(tmp_path):
+    from kms.testing import KmsProcess
+
+    kms = KmsProcess(tmp_path / "data", ["--max-series-per-tenant", "2", "--out-of-order-window", "1m"]).start()
+    try:
+        now = int(time.time() * 1000) // 1000 * 1000
+        with httpx.Client(base_url=kms.url, timeout=10) as c:
+            for i in ("1", "2"):
+                assert c.post("/api/v1/push", content=_one("m", [(now, 1.0)], i=i), headers=RW).status_code == 204
+            r = c.post("/api/v1/push", content=_one("m", [(now, 1.0)], i="3"), headers=RW)
+            assert r.status_code == 400 and "per-user series limit of 2" in r.text, r.text
+            assert c.post("/api/v1/push", content=_one("m", [(now, 1.0)], i="3"), headers={**RW, "X-Scope-OrgID": "b"}).status_code == 204
+            # within the window: stored; beyond it: refused with the rule's name, the rest stored
+            assert c.post("/api/v1/push", content=_one("m", [(now - 30_000, 5.0)], i="1"), headers=RW).status_code == 204
+            r = c.post("/api/v1/push", content=_one("m", [(now - 120_000, 7.0), (now + 1000, 2.0)], i="1"), headers=RW)
+            assert r.status_code == 400 and "err-mimir-sample-out-of-order" in r.text, r.text
+            r = c.post("/api/v1/push", content=_one("m", [(now + 1000, 3.0)], i="1"), headers=RW)
+            assert r.status_code == 400 and "err-mimir-sample-duplicate-timestamp" in r.text, r.text
+            assert c.post("/api/v1/push", content=_one("m", [(now + 1000, 2.0)], i="1"), headers=RW).status_code == 204
+            rng = c.post("/api/v1/query_range", data={"query": 'm{i="1"}', "start": (now - 180_000) / 1000,
+                                                      "end": (now + 1000) / 1000, "step": "1s"}).json()
+            values = {float(v) for _, v in rng["data"]["result"][0]["values"]}
+            assert values == {5.0, 1.0, 2.0}  # 7.0 (too old) and 3.0 (duplicate) were not stored
+            metrics = c.get("/metrics").text
+            assert 'reason="max_series_per_tenant"' in metrics and 'reason="sample_out_of_order"' in metrics
+    finally:
+        kms.kill()
+
+
 def test_kill_9_while_remote_writing_loses_no_acknowledged_sample(tmp_path):
     import threading
 

@@ -226,6 +226,24 @@ def test_retention_deletes_old_blocks_and_old_head_rows(make_store, tmp_path):
     assert rows(make_store(retention_s=2 * 3600)) == [5]
 
 
+def test_a_row_bound_keeps_the_newest_rows_to_within_one_block(make_store):
+    hour = 3600 * 10**9
+    store = make_store(block_delete_delay_s=0, max_rows={"toy": 3})
+    for k in range(4):  # four blocks of two rows, oldest first
+        store.append("t1", "toy", toy_rows([2 * k, 2 * k + 1], times=[NOW - (8 - 2 * k) * hour] * 2))
+        store.flush()
+    store.append("t2", "toy", toy_rows([100, 101], times=[NOW - 9 * hour] * 2))  # another tenant
+    store.flush()
+    store.append("t1", "toy", toy_rows([8], times=[NOW]))  # head rows count first
+    store.maintain()
+    assert rows(store, "t1") == [6, 7, 8]  # 1 head row + the newest block hold 3: the rest go
+    assert rows(store, "t2") == [100, 101]
+    assert store.stats()["retention_deleted_blocks"] == 3
+    store.append("t1", "toy", toy_rows([9, 10], times=[NOW] * 2))
+    store.maintain()
+    assert rows(store, "t1") == [8, 9, 10]  # the head alone now holds 3 rows: the last block goes
+
+
 def test_blocks_are_read_by_their_format_version(make_store, tmp_path, monkeypatch):
     root = tmp_path / "data" / "blocks"
     store = make_store()

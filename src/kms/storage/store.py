@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,7 +34,7 @@ from kms.storage.checkpoint import read_checkpoint, write_checkpoint
 from kms.storage.compact import compact_blocks, plan_compaction, superseded
 from kms.storage.head import HeadEntry, Partition, scan_head
 from kms.storage.objstore import ObjectStore
-from kms.storage.retention import cutoff_ns, drop_expired_rows, expired_blocks
+from kms.storage.retention import cutoff_ns, drop_expired_rows, expired_blocks, surplus_blocks
 from kms.storage.types import TIME_COLUMN, ScanRequest, SignalSpec
 from kms.storage.wal import Wal
 from kms.storage.walrec import encode_record
@@ -58,6 +58,7 @@ class StoreConfig:
     background_interval_s: float = 5.0
     block_delete_delay_s: float = 60.0  # replaced/expired blocks stay readable this long for running scans
     head_limit_rows: int | None = None  # refuse appends (LimitExceeded) above this; None = 4 x head_max_rows
+    max_rows: dict[str, int] = field(default_factory=dict)  # signal -> newest rows kept per tenant
 
 
 class Store:
@@ -422,11 +423,16 @@ class Store:
                     self._n["blocks_written"] += 1
 
     def apply_retention(self, now_ns: int | None = None) -> None:
-        """Drop blocks whose newest row is older than ``now - retention_s``."""
+        """Drop blocks whose newest row is older than ``now - retention_s``, and those beyond a
+        signal's ``max_rows`` newest rows."""
         cutoff = cutoff_ns(self.config.retention_s, now_ns)
         with self._maint_lock:
             for p in list(self._parts.values()):
                 old = expired_blocks(p.blocks, cutoff)
+                bound = self.config.max_rows.get(p.spec.name)
+                if bound:
+                    gone = {b.id for b in old}
+                    old += [b for b in surplus_blocks(p.blocks, bound, p.head_rows) if b.id not in gone]
                 if old:
                     p.swap_blocks({b.id for b in old}, None)
                     self._bury(old)

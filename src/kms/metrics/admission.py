@@ -1,0 +1,206 @@
+"""Prometheus's append rules for samples, per tenant, applied before anything is stored.
+
+- **Series limit** (Mimir's ``max_global_series_per_user``): a request that would add series
+  past ``max_series`` is refused whole (400, never retried; the message names the limit).
+- **Samples per request**: a request over ``max_samples`` is refused whole the same way.
+- **Out of order**: a sample older than its series' newest sample by more than
+  ``ooo_window_ms`` is refused (``out of order sample``); within the window it is stored and
+  queries merge it by time. A window of 0 is Prometheus's and Mimir's default: in order only.
+- **Duplicates**: a sample at its series' newest timestamp with different value bits is refused
+  (``duplicate sample for timestamp``); the same value again (a retried request) is accepted.
+
+Refused samples are dropped from the batch and counted in ``batch.rejected``; the rest is stored
+and the push answers 400 naming them, as Prometheus's remote-write handler does.
+
+The newest timestamp and value per series live in memory, rebuilt from nothing at start: after
+a restart the first sample of each series is taken as it comes. Locking: one lock per tenant
+held while a batch is checked and the newest samples are advanced (numpy, no per-sample Python).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import numpy as np
+
+from kms.errors import BadInput
+from kms.metrics.samples import Labels, SampleBatch
+
+__all__ = ["SampleAdmission"]
+
+_NO_TIME = np.iinfo(np.int64).min
+
+
+class _TenantSeries:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ids: dict[Labels, int] = {}
+        self.last_t = np.full(1024, _NO_TIME, np.int64)
+        self.last_v = np.zeros(1024, np.uint64)  # value bits
+
+    def grow(self, n: int) -> None:
+        if n > len(self.last_t):
+            size = max(n, 2 * len(self.last_t))
+            self.last_t = np.concatenate([self.last_t, np.full(size - len(self.last_t), _NO_TIME, np.int64)])
+            self.last_v = np.concatenate([self.last_v, np.zeros(size - len(self.last_v), np.uint64)])
+
+
+def _fmt(labels: Labels) -> str:
+    text = "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _when(ms: int) -> str:
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return f"{ms} ms"
+
+
+class SampleAdmission:
+    def __init__(self, ooo_window_ms: int = 0, max_series: int = 0, max_samples: int = 0):
+        self.ooo_window_ms = ooo_window_ms
+        self.max_series = max_series  # 0 = no limit
+        self.max_samples = max_samples  # 0 = no limit
+        self._lock = threading.Lock()
+        self._tenants: dict[str, _TenantSeries] = {}
+
+    def _tenant(self, tenant: str) -> _TenantSeries:
+        with self._lock:
+            st = self._tenants.get(tenant)
+            if st is None:
+                st = self._tenants[tenant] = _TenantSeries()
+            return st
+
+    def series_count(self, tenant: str) -> int:
+        return len(self._tenant(tenant).ids)
+
+    def admit(self, tenant: str, batch: SampleBatch) -> SampleBatch:
+        """``batch`` without the samples the rules refuse (counted in its ``rejected``); raises
+        BadInput (nothing admitted) for a request over the series or samples limit."""
+        if self.max_samples and len(batch) > self.max_samples:
+            raise BadInput(
+                f"the request has {len(batch)} samples, more than the limit of {self.max_samples} a request "
+                "(limits.max_samples_per_request); send smaller batches",
+                reason="max_samples_per_request",
+            )
+        st = self._tenant(tenant)
+        with st.lock:
+            sid = np.fromiter((st.ids.get(ls, -1) for ls in batch.series), np.int64, len(batch.series))
+            used = np.zeros(len(sid), dtype=bool)
+            used[batch.series_idx] = True  # series with only exemplars do not count
+            new = np.flatnonzero((sid < 0) & used)
+            if self.max_series and len(new) and len(st.ids) + len(new) > self.max_series:
+                raise BadInput(
+                    f"per-user series limit of {self.max_series} exceeded: the tenant has {len(st.ids)} series "
+                    f"and the request adds {len(new)} (err-mimir-max-series-per-user; raise "
+                    f"limits.max_series_per_tenant); first new series: {_fmt(batch.series[new[0]])}",
+                    reason="max_series_per_tenant",
+                )
+            for i in new.tolist():
+                sid[i] = st.ids.setdefault(batch.series[i], len(st.ids))
+            st.grow(len(st.ids))
+            if not len(batch):
+                return batch
+            keep = self._check(st, sid, batch)
+        if keep is None:
+            return batch
+        out = SampleBatch(
+            series=batch.series, series_idx=batch.series_idx[keep], ts_ms=batch.ts_ms[keep],
+            values=batch.values[keep], exemplars=batch.exemplars, metadata=batch.metadata,
+            rejected=batch.rejected, errors=batch.errors,
+        )  # fmt: skip
+        return out
+
+    def _check(self, st: _TenantSeries, sid: np.ndarray, batch: SampleBatch) -> np.ndarray | None:
+        """Mask of the samples to keep (None: all), advancing the newest samples per series."""
+        s = sid[batch.series_idx]
+        t = batch.ts_ms
+        bits = batch.values.view(np.uint64)
+        n = len(t)
+        order = np.lexsort((np.arange(n), s))  # by series, then request order
+        so, to, bo = s[order], t[order], bits[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = so[1:] != so[:-1]
+        # the newest time before each sample: the stored newest, then the running max in the request
+        prev = self._running_max_before(so, to, first, st.last_t[so])
+        if prev is None:  # timestamps too far apart for the vectorised running max (centuries)
+            ooo = self._check_slow(so, to, st.last_t, self.ooo_window_ms)
+        else:
+            seen = prev != _NO_TIME
+            ooo = seen & (to < np.where(seen, prev, 0) - self.ooo_window_ms)
+        # a duplicate: the stored newest time again with other value bits, or twice in the request
+        dup = (to == st.last_t[so]) & (bo != st.last_v[so])
+        o2 = np.lexsort((np.arange(n), to, so))
+        same = np.zeros(n, dtype=bool)
+        same[o2[1:]] = (so[o2[1:]] == so[o2[:-1]]) & (to[o2[1:]] == to[o2[:-1]]) & (bo[o2[1:]] != bo[o2[:-1]])
+        dup |= same
+        bad = ooo | dup
+        ok = ~bad
+        if ok.any():  # advance the newest sample of each series to its newest admitted one
+            ks, kt, kb = so[ok], to[ok], bo[ok]
+            last_of = np.lexsort((np.arange(len(ks)), kt, ks))
+            end = np.ones(len(ks), dtype=bool)
+            end[:-1] = ks[last_of][1:] != ks[last_of][:-1]
+            pick = last_of[end]
+            newer = kt[pick] >= st.last_t[ks[pick]]
+            st.last_t[ks[pick][newer]] = kt[pick][newer]
+            st.last_v[ks[pick][newer]] = kb[pick][newer]
+        if not bad.any():
+            return None
+        self._reject(batch, order, ooo & ~dup, "sample_out_of_order", (
+            "the sample has been rejected because another sample with a more recent timestamp has already been "
+            f"ingested and out-of-order samples are not allowed{self._window_text()} (err-mimir-sample-out-of-order)"
+        ))  # fmt: skip
+        self._reject(batch, order, dup, "sample_duplicate_timestamp", (
+            "the sample has been rejected because another sample with the same timestamp, but a different value, "
+            "has already been ingested (err-mimir-sample-duplicate-timestamp)"
+        ))  # fmt: skip
+        keep = np.ones(n, dtype=bool)
+        keep[order[bad]] = False
+        return keep
+
+    def _window_text(self) -> str:
+        return f" beyond the out-of-order window of {self.ooo_window_ms} ms" if self.ooo_window_ms else ""
+
+    @staticmethod
+    def _reject(batch: SampleBatch, order: np.ndarray, mask: np.ndarray, reason: str, text: str) -> None:
+        count = int(mask.sum())
+        if not count:
+            return
+        i = int(order[np.flatnonzero(mask)[0]])
+        batch.rejected[reason] = batch.rejected.get(reason, 0) + count
+        batch.errors.append(
+            f"{text}. The affected sample has timestamp {_when(int(batch.ts_ms[i]))} and is from series "
+            f"{_fmt(batch.series[int(batch.series_idx[i])])} ({count} such samples in the request)"
+        )
+
+    @staticmethod
+    def _running_max_before(
+        so: np.ndarray, to: np.ndarray, first: np.ndarray, stored: np.ndarray
+    ) -> np.ndarray | None:
+        """For each sample (grouped by series), the max of its series' stored newest time and the
+        earlier samples' times; None when the one-array trick would overflow int64."""
+        has = stored != _NO_TIME
+        lo = min(int(to.min()), int(stored[has].min()) if has.any() else int(to.min()))
+        hi = max(int(to.max()), int(stored[has].max()) if has.any() else int(to.max()))
+        width = hi - lo + 2  # 0 stands for "no time yet"
+        group = np.cumsum(first) - 1
+        if (int(group[-1]) + 1) * width >= 2**62:
+            return None
+        base = group * width
+        # element 2i: the stored time (first of the group) or the previous sample; running max
+        before = np.where(first, np.where(has, stored - lo + 1, 0), np.roll(to - lo + 1, 1))
+        run = np.maximum.accumulate(base + before) - base
+        return np.where(run == 0, _NO_TIME, run + lo - 1)
+
+    @staticmethod
+    def _check_slow(so: np.ndarray, to: np.ndarray, last_t: np.ndarray, window: int) -> np.ndarray:
+        ooo = np.zeros(len(so), dtype=bool)
+        newest: dict[int, int] = {}
+        for i, (s, t) in enumerate(zip(so.tolist(), to.tolist(), strict=True)):
+            prev = newest.get(s, int(last_t[s]))
+            ooo[i] = prev != _NO_TIME and t < prev - window
+            newest[s] = max(prev, t)
+        return ooo
