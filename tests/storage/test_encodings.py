@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kms.storage import ScanRequest, SignalSpec
-from kms.storage.block import FORMAT_VERSION, ZSTD_LEVEL, encode_parquet, sort_table
+from kms.storage.block import FORMAT_VERSION, encode_parquet, sort_table
 
 from .toy import TOY, TOY_SCHEMA
 
@@ -102,16 +102,20 @@ def test_spec_validation():
             SignalSpec("x", TOY_SCHEMA, **kw)
 
 
-def test_default_path_writes_the_same_bytes_as_before():
-    table = sort_table(enc_rows(range(500)), TOY.sort_by)
-    sink = pa.BufferOutputStream()  # exactly the call encode_parquet made before encodings existed
-    pq.write_table(
-        table, sink, compression="zstd", compression_level=ZSTD_LEVEL, row_group_size=TOY.row_group_rows,
-        write_statistics=True,
-    )
-    assert encode_parquet(table, TOY).to_pybytes() == sink.getvalue().to_pybytes()
-    enc = encodings(pa.BufferReader(encode_parquet(table, TOY)))
+def test_default_path_keeps_pyarrows_encodings_and_row_group_dictionaries_hold_what_they_use():
+    table = sort_table(enc_rows(range(500)), TOY.sort_by)  # sorted by host: most row groups see one host
+    buf = encode_parquet(table, TOY)
+    enc = encodings(pa.BufferReader(buf))
     assert all(enc[c] & DICT_ENCODINGS for c in ("time_ns", "n", "host", "value"))  # pyarrow's default
+    pf = pq.ParquetFile(pa.BufferReader(buf))
+    assert pf.metadata.num_row_groups == -(-500 // TOY.row_group_rows)
+    for rg in range(pf.metadata.num_row_groups):
+        host = pf.read_row_group(rg).column("host").combine_chunks()
+        assert len(host.dictionary) == len(set(host.to_pylist()))  # not the block's whole dictionary
+    back = pf.read()
+    assert back.drop_columns(["value"]).to_pylist() == table.drop_columns(["value"]).to_pylist()
+    bits = [back.column("value").to_numpy().view(np.uint64), table.column("value").to_numpy().view(np.uint64)]
+    assert bits[0].tolist() == bits[1].tolist()
 
 
 @pytest.mark.parametrize("compact", [False, True])

@@ -114,17 +114,34 @@ def sort_table(table: pa.Table, sort_by: tuple[str, ...]) -> pa.Table:
 
 
 def encode_parquet(table: pa.Table, spec: SignalSpec) -> pa.Buffer:
+    """Parquet bytes of a sorted block table, one row group per ``spec.row_group_rows`` rows.
+
+    Each row group is written with dictionaries holding only the values it uses: Parquet stores
+    an Arrow column's dictionary with every row group, and a block-wide dictionary of 10k series
+    texts in each of its row groups cost 0.6 of the 1.7 bytes a sample (bench_dashboards data)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        compression_level=ZSTD_LEVEL,
-        row_group_size=spec.row_group_rows,
-        write_statistics=True,
-        **spec.parquet_options(),  # per-column encodings (a writer choice; readers need nothing)
-    )
+    rows = max(1, spec.row_group_rows)
+    options = dict(compression="zstd", compression_level=ZSTD_LEVEL, write_statistics=True, **spec.parquet_options())
+    with pq.ParquetWriter(sink, table.schema, **options) as writer:
+        for off in range(0, max(table.num_rows, 1), rows):
+            writer.write_table(_compact_dictionaries(table.slice(off, rows)), row_group_size=rows)
     return sink.getvalue()
+
+
+def _compact_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with each dictionary column re-encoded to the entries its rows use."""
+    for i, fld in enumerate(table.schema):
+        if not pa.types.is_dictionary(fld.type):
+            continue
+        col = table.column(i).combine_chunks()
+        if col.null_count or not len(col):
+            continue
+        used, inverse = np.unique(col.indices.to_numpy(zero_copy_only=False), return_inverse=True)
+        if len(used) == len(col.dictionary):
+            continue
+        indices = pa.array(inverse.astype(np.int32, copy=False)).cast(fld.type.index_type)
+        table = table.set_column(i, fld, pa.DictionaryArray.from_arrays(indices, col.dictionary.take(pa.array(used))))
+    return table
 
 
 def write_block(

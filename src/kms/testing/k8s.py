@@ -5,6 +5,10 @@ kube-state-metrics, the API server, CoreDNS, Prometheus and Trivy, 661 series a 
 ``k8s_series(clusters, t_ms)`` yields ``(labels, values)`` for every series over the sample
 times ``t_ms`` (int64 ms, evenly spaced); values are float64 arrays of the same length. The
 same seed gives the same data, so two stores fed from it hold identical series.
+
+Values carry the precision the real exporters print (``_decimals``): byte, packet and request
+counts and kube-state-metrics values are whole numbers, CPU seconds from /proc have two
+decimals, cAdvisor's CPU seconds come from nanosecond counters.
 """
 
 from __future__ import annotations
@@ -42,7 +46,18 @@ class _Data:
 
     def _add(self, metric: str, labels: dict[str, str], v) -> None:
         self.n += 1
-        self.sink({"__name__": metric, **labels}, np.broadcast_to(v, self.t.shape).astype(np.float64))
+        v = np.round(np.broadcast_to(v, self.t.shape).astype(np.float64), _decimals(metric))
+        self.sink({"__name__": metric, **labels}, v)
+
+
+def _decimals(metric: str) -> int:
+    """Decimals an exporter prints for ``metric`` (see the module doc)."""
+    if metric.startswith("container_cpu") or metric in ("node_time_seconds", "node_timex_estimated_error_seconds",
+                                                        "node_timex_maxerror_seconds"):  # fmt: skip
+        return 9
+    if metric.endswith(("_seconds_total", "_seconds_sum", "_seconds")) or metric.startswith("node_load"):
+        return 2 if "cpu" in metric or metric.startswith("node_load") else 6
+    return 0
 
 
 # (namespace, pod, created_by_kind, created_by_name, containers, node index, phase, qos)

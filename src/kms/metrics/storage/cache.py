@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from kms.metrics.storage.index import SeriesIndex
-from kms.metrics.storage.tables import NS_PER_MS
+from kms.metrics.storage.tables import NS_PER_MS, sample_values
 from kms.storage.block import Block
 
 __all__ = ["SampleCache", "BlockSamples", "RowSamples", "HeadSamples", "build_samples", "decode_block", "gather_runs"]
@@ -131,7 +131,7 @@ def decode_rows(table: pa.Table, index: SeriesIndex) -> tuple[np.ndarray, np.nda
             lut = index.ids_of(chunk.dictionary.to_pylist())
             parts.append(lut[chunk.indices.to_numpy(zero_copy_only=False)])
     gid = np.concatenate(parts) if parts else np.empty(0, np.int64)
-    return gid, table.column("time_ns").to_numpy() // NS_PER_MS, table.column("value").to_numpy()
+    return gid, table.column("time_ns").to_numpy() // NS_PER_MS, sample_values(table)
 
 
 def decode_block(table: pa.Table, index: SeriesIndex) -> Samples:
@@ -214,7 +214,7 @@ class SampleCache:
             if key in self._blocks:
                 self._blocks.move_to_end(key)
                 return self._blocks[key]
-        table = block.reader().read_all().select(["series", "time_ns", "value"])
+        table = block.reader().read_all()
         got = decode_block(table, self.index(tenant))
         size = got.nbytes
         with self._lock:
