@@ -83,6 +83,26 @@ class MetricsConfig:
 
 
 @dataclass
+class LogsConfig:
+    """Loki's push validation and query limits, with Loki's defaults (400 / 429 above them)."""
+
+    max_line_size: int = 256 * 1024  # bytes of one log line
+    max_label_names_per_series: int = 15  # index labels of one stream
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
+    max_structured_metadata_size: int = 64 * 1024  # bytes of one entry's structured metadata
+    max_structured_metadata_entries: int = 128
+    reject_old_samples_max_age: str = "168h"  # refuse older entries; 0 = any age
+    creation_grace_period: str = "10m"  # refuse entries this far in the future; 0 = no check
+    out_of_order_window: str = "1h"  # accept entries this far behind their stream's newest; 0 = any
+    ingestion_rate_bytes: int = 0  # per tenant, line bytes/s; 0 = only limits.ingestion_rate_bytes
+    ingestion_burst_bytes: int = 0  # 0 = twice the rate
+    per_stream_rate_bytes: int = 3 * 1024 * 1024  # per stream, line bytes/s; 0 = off
+    per_stream_burst_bytes: int = 15 * 1024 * 1024
+    max_entries_limit_per_query: int = 5000  # largest ``limit`` a Loki query may ask for
+
+
+@dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 3200  # the one HTTP API port: Tempo, Prometheus/Mimir, Loki, OTLP/HTTP, /ready, /metrics
@@ -99,6 +119,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     tenancy: TenancyConfig = field(default_factory=TenancyConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
 
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
@@ -230,7 +251,8 @@ def validate(cfg: Config) -> None:
         raise BadInput(f"config storage.backend: {cfg.storage.backend!r} is not one of local, s3")
     if cfg.storage.backend == "s3" and not cfg.storage.s3.bucket:
         raise BadInput("config storage.s3.bucket: required for the s3 backend")
-    for p in ("storage.retention", "storage.block_max_age", "limits.query_timeout", "metrics.lookback_delta"):
+    for p in ("storage.retention", "storage.block_max_age", "limits.query_timeout", "metrics.lookback_delta",
+              "logs.reject_old_samples_max_age", "logs.creation_grace_period", "logs.out_of_order_window"):
         obj = cfg
         for part in p.split("."):
             obj = getattr(obj, part)

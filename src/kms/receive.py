@@ -8,12 +8,16 @@ never from the event loop.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
-from kms.errors import KmsError, Unavailable
+from kms.errors import KmsError, LimitExceeded, Unavailable
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
+from kms.logs.batch import LogBatch, line_bytes
+from kms.logs.enrich import enrich
 from kms.logs.ingest import decode_logs
 from kms.logs.schema import LOGS
+from kms.logs.validate import Validator
 from kms.metrics.admission import SampleAdmission
 from kms.metrics.samples import SampleBatch
 from kms.metrics.store import EXEMPLARS, SAMPLES, exemplars_table, samples_table
@@ -38,8 +42,13 @@ class ExportResult:
 class Receiver:
     def __init__(self, store, rate: RateLimiter, memory: MemoryLimiter, telemetry: Telemetry,
                  otlp_metric_suffixes: bool = True, series_limits: SeriesLimits | None = None,
-                 admission: SampleAdmission | None = None):
+                 admission: SampleAdmission | None = None,
+                 log_validator: Validator | None = None, log_rate: RateLimiter | None = None,
+                 log_stream_rate: RateLimiter | None = None):
         self.store = store
+        self.log_validator = log_validator or Validator()
+        self.log_rate = log_rate  # Loki's per-tenant ingestion rate (line bytes), on top of ``rate``
+        self.log_stream_rate = log_stream_rate  # Loki's per-stream rate, keyed by tenant and stream
         self.series_limits = series_limits or SeriesLimits()
         self.admission = admission or SampleAdmission()
         self.rate = rate
@@ -59,7 +68,7 @@ class Receiver:
                 result = self._store_table(tenant, TRACES.name, d.table, d.rejected, d.message)
             elif signal == "logs":
                 d = decode_logs(payload)
-                result = self._store_table(tenant, LOGS.name, d.table, d.rejected, d.message)
+                result = self._store_logs(tenant, d.batch, d.rejected, d.message)
             else:
                 raise RuntimeError(f"BUG: unknown signal {signal!r}")
         except KmsError as e:
@@ -78,6 +87,53 @@ class Receiver:
             raise
         self._account("metrics", tenant, nbytes, result)
         return result
+
+    def export_logs(self, tenant: str, batch: LogBatch, nbytes: int) -> ExportResult:
+        """Store a decoded Loki push: all of it or, refused (Loki's validation), none of it."""
+        try:
+            self._admit(tenant, nbytes)
+            result = self._store_logs(tenant, batch)
+        except KmsError as e:
+            self.telemetry.refused_requests.labels("logs", e.reason).inc()
+            raise
+        self._account("logs", tenant, nbytes, result)
+        return result
+
+    def _store_logs(self, tenant: str, batch: LogBatch, rejected: int = 0, message: str = "") -> ExportResult:
+        enrich(batch, levels=False)  # service_name is a stream label: validated like the others
+        self.log_validator.check(tenant, batch, time.time_ns())
+        enrich(batch, service_name=False)
+        if self.log_stream_rate is not None:
+            self._take_stream_rates(tenant, batch)
+        table = batch.table()
+        if self.log_rate is not None:
+            nbytes = line_bytes(table)
+            try:
+                self.log_rate.take(tenant, nbytes)
+            except LimitExceeded as e:
+                raise LimitExceeded(
+                    f"Ingestion rate limit exceeded for user {tenant} (limit: {int(self.log_rate.rate)} bytes/sec) "
+                    f"while attempting to ingest '{batch.entries}' lines totaling '{nbytes}' bytes, reduce log "
+                    "volume or contact your Loki administrator to see if the limit can be increased",
+                    reason="rate_limited", retry_after_s=e.retry_after_s) from None
+        if table.num_rows:
+            self.store.append(tenant, LOGS.name, table)
+            self.log_validator.accepted(tenant, batch)
+        return ExportResult(table.num_rows, rejected, message, {"invalid": rejected} if rejected else {})
+
+    def _take_stream_rates(self, tenant: str, batch: LogBatch) -> None:
+        lim = self.log_stream_rate
+        for s in batch.streams:
+            text = s.text
+            n = sum(map(len, s.lines))  # characters: close enough to bytes for a rate
+            try:
+                lim.take(f"{tenant}\x00{text}", n)
+            except LimitExceeded as e:
+                raise LimitExceeded(
+                    f"Per stream rate limit exceeded (limit: {int(lim.rate)} bytes/sec) while attempting to ingest "
+                    f"for stream '{text}' totaling {n} bytes, consider splitting a stream via additional labels or "
+                    "contact your Loki administrator to see if the limit can be increased",
+                    reason="per_stream_rate_limit", retry_after_s=e.retry_after_s) from None
 
     def _admit(self, tenant: str, nbytes: int) -> None:
         if not self.ready:

@@ -2,7 +2,7 @@
 reverse; startup and shutdown durations are logged.
 
     telemetry -> object store -> store (WAL replay) -> receiver
-      -> HTTP API (Tempo, Prometheus, remote write, OTLP/HTTP) + OTLP/HTTP + OTLP/gRPC
+      -> HTTP API (Tempo, Prometheus, Loki, remote write, Loki push, OTLP/HTTP) + OTLP/HTTP + OTLP/gRPC
 
 Listeners open first and answer 503 until the store has replayed its WAL, so ``GET /ready``
 is 200 exactly when writes can be accepted.
@@ -27,7 +27,11 @@ from starlette.routing import Route
 
 from kms.config import Config, parse_duration
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
+from kms.logs.api import LokiApi
+from kms.logs.push import push_routes
 from kms.logs.schema import LOGS
+from kms.logs.storage import StoreLogSource
+from kms.logs.validate import LogLimits, Validator
 from kms.metrics.admission import SampleAdmission
 from kms.metrics.api import PrometheusApi
 from kms.metrics.push import remote_write_routes
@@ -55,6 +59,19 @@ def make_object_store(cfg: Config) -> ObjectStore:
             prefix=s3.prefix,
         )
     return LocalObjectStore(Path(cfg.data_dir) / "blocks")
+
+
+def _log_limits(cfg: Config) -> LogLimits:
+    lg = cfg.logs
+    return LogLimits(
+        max_line_size=lg.max_line_size, max_label_names_per_series=lg.max_label_names_per_series,
+        max_label_name_length=lg.max_label_name_length, max_label_value_length=lg.max_label_value_length,
+        max_structured_metadata_size=lg.max_structured_metadata_size,
+        max_structured_metadata_entries=lg.max_structured_metadata_entries,
+        reject_old_samples_max_age_s=parse_duration(lg.reject_old_samples_max_age),
+        creation_grace_period_s=parse_duration(lg.creation_grace_period),
+        out_of_order_window_s=parse_duration(lg.out_of_order_window),
+    )
 
 
 class _Uvicorn(uvicorn.Server):
@@ -102,6 +119,11 @@ class Stack:
                                        lim.max_label_value_length),
             admission=SampleAdmission(int(parse_duration(cfg.metrics.out_of_order_window) * 1000),
                                       lim.max_series_per_tenant, lim.max_samples_per_request),
+            log_validator=Validator(_log_limits(cfg)),
+            log_rate=RateLimiter(cfg.logs.ingestion_rate_bytes, cfg.logs.ingestion_burst_bytes
+                                 or 2 * cfg.logs.ingestion_rate_bytes) if cfg.logs.ingestion_rate_bytes else None,
+            log_stream_rate=RateLimiter(cfg.logs.per_stream_rate_bytes, cfg.logs.per_stream_burst_bytes)
+            if cfg.logs.per_stream_rate_bytes else None,
         )
         self.tempo = TempoApi(self.store, self.tenants.for_read, self.telemetry, lim.max_search_traces,
                               parse_duration(lim.query_timeout))
@@ -113,6 +135,9 @@ class Stack:
             lookback_delta_ms=int(parse_duration(cfg.metrics.lookback_delta) * 1000),
             query_timeout_s=parse_duration(lim.query_timeout),
         )
+        self.loki = LokiApi(lambda tenants: StoreLogSource(self.store, tenants), self.tenants.for_read, self.telemetry,
+                            query_timeout_s=parse_duration(lim.query_timeout),
+                            max_entries_limit=cfg.logs.max_entries_limit_per_query)
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
         self.app = self._http_app()
         self._stop = asyncio.Event()
@@ -137,8 +162,10 @@ class Stack:
         routes += otlp_routes(self.receiver.export, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
         routes += remote_write_routes(self.receiver.export_samples, self.tenants,
                                       self.cfg.limits.max_request_bytes, self._refused)
+        routes += push_routes(self.receiver.export_logs, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
         routes += self.tempo.routes()
         routes += self.prometheus.routes()
+        routes += self.loki.routes()
         return Starlette(routes=routes)
 
     def request_stop(self) -> None:
@@ -185,7 +212,7 @@ class Stack:
             log.info("  OTLP/HTTP: http://%s:%d/v1/{traces,metrics,logs}", s.host, s.otlp_http_port)
         if s.grpc_port:
             log.info("  OTLP/gRPC: %s:%d", s.host, s.grpc_port)
-        log.info("  Grafana data sources: Tempo %s, Prometheus %s/prometheus", api, api)
+        log.info("  Grafana data sources: Tempo %s, Prometheus %s/prometheus, Loki %s", api, api, api)
 
         await self._stop.wait()
         await self.shutdown(tasks)

@@ -8,9 +8,9 @@ import time
 
 import httpx
 import pytest
-from opentelemetry.proto.logs.v1 import logs_pb2
 
 from kms.logs.schema import LOGS
+from kms.metrics.storage.labels import parse_labels_text
 from kms.storage import LocalObjectStore, ScanRequest, Store, StoreConfig
 from kms.traces.schema import TRACES
 
@@ -76,5 +76,7 @@ def test_sdk_logs_and_metrics_are_stored(kms, tmp_path):
     assert len(logs) == 1
     rec = logs[0]
     assert rec["line"] == "payment declined for order 42"
-    assert rec["trace_id"] == tid and rec["severity_text"] == "WARN" and rec["service_name"] == "checkout"
-    assert logs_pb2.LogRecord.FromString(rec["attrs"]).attributes  # code.* attributes kept
+    md = parse_labels_text(rec["metadata"])
+    assert md["trace_id"] == tid.hex() and md["severity_text"] == "WARN" and md["detected_level"] == "warn"
+    assert parse_labels_text(rec["stream"])["service_name"] == "checkout"
+    assert any(k.startswith("code_") for k in md)  # code.* attributes kept

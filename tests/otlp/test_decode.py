@@ -103,7 +103,7 @@ def test_json_decoder_refuses_cleanly(data):
             pass
 
 
-def test_logs_keep_plain_string_body_as_line_and_the_rest_in_attrs():
+def test_logs_keep_the_body_as_line_and_the_rest_as_structured_metadata():
     req = logs_service_pb2.ExportLogsServiceRequest()
     rl = req.resource_logs.add()
     rl.resource.attributes.add(key="service.name").value.string_value = "api"
@@ -114,16 +114,13 @@ def test_logs_keep_plain_string_body_as_line_and_the_rest_in_attrs():
     a.attributes.add(key="k").value.string_value = "v"
     b = sl.log_records.add(observed_time_unix_nano=7)
     b.body.kvlist_value.values.add(key="msg").value.string_value = "structured"
-    t = decode_logs(req.SerializeToString()).table
-    assert t["line"].to_pylist() == ["hello", ""]
-    assert t["time_ns"].to_pylist() == [5, 7]
-    assert t["trace_id"].to_pylist() == [b"\x01" * 16, b""]
-    from opentelemetry.proto.logs.v1 import logs_pb2
-
-    rest_a = logs_pb2.LogRecord.FromString(t["attrs"][0].as_py())
-    rest_b = logs_pb2.LogRecord.FromString(t["attrs"][1].as_py())
-    assert rest_a.attributes[0].key == "k" and not rest_a.HasField("body")
-    assert rest_b.body.kvlist_value.values[0].value.string_value == "structured"
+    [stream] = decode_logs(req.SerializeToString()).batch.streams
+    assert stream.labels == {"service_name": "api"}
+    assert stream.lines == ["hello", '{"msg":"structured"}']
+    assert stream.times == [5, 7]
+    md_a, md_b = stream.metadata
+    assert md_a["trace_id"] == "01" * 16 and md_a["span_id"] == "02" * 8 and md_a["k"] == "v"
+    assert md_a["severity_text"] == "INFO" and "trace_id" not in md_b
 
 
 def test_json_with_hex_ids_becomes_the_same_protobuf():

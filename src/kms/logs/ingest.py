@@ -1,89 +1,168 @@
-"""OTLP ExportLogsServiceRequest (protobuf bytes) -> log table (see ``schema.py``)."""
+"""OTLP ExportLogsServiceRequest (protobuf bytes) -> ``LogBatch``, mapped as Loki maps OTLP
+(``pkg/loghttp/push/otlp.go``, section 3.2 of the API contracts):
+
+- index labels: the resource attributes of ``INDEX_ATTRIBUTES`` (dots become underscores);
+- structured metadata: every other resource attribute, the scope's attributes, name and version,
+  the record's attributes, ``trace_id``/``span_id`` (lower hex), ``severity_number``,
+  ``severity_text``, ``flags``, ``observed_timestamp`` (only when both times are set),
+  ``dropped_attributes_count`` and ``event_name``;
+- line: the body as a string (maps and arrays as JSON); time: ``time_unix_nano``, else the
+  observed time, else now.
+"""
 
 from __future__ import annotations
 
+import base64
+import functools
+import re
 import time
 from dataclasses import dataclass
 
-import pyarrow as pa
+import orjson
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from kms.errors import BadInput
-from kms.logs.schema import LOG_SCHEMA
-from kms.otlp.grouping import Grouping
-from kms.otlp.lite import LOG_COLUMN_FIELDS, LogsRequest
-from kms.otlp.wire import varint
+from kms.logs.batch import LogBatch, LogStream
+from kms.logs.enrich import DETECTED_LEVEL, level_of_severity, normalise
 
-__all__ = ["DecodedLogs", "decode_logs"]
+__all__ = ["DecodedLogs", "decode_logs", "INDEX_ATTRIBUTES", "label_name", "any_value_string"]
+
+#: Loki's default ``otlp_config`` index labels (``otlplabels``).
+INDEX_ATTRIBUTES = frozenset({
+    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
+    "deployment.environment.name", "cloud.region", "cloud.availability_zone", "k8s.cluster.name",
+    "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "container.name", "k8s.replicaset.name",
+    "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name",
+})
+_BAD = re.compile(r"[^A-Za-z0-9_]")
 
 
 @dataclass
 class DecodedLogs:
-    table: pa.Table
+    batch: LogBatch
     rejected: int = 0
     message: str = ""
 
 
-def _is_plain_string(body) -> bool:
-    """True when the AnyValue holds nothing but a string (so clearing it loses nothing)."""
-    s = body.string_value
-    if not s:
-        return False
-    n = len(s.encode())
-    return body.ByteSize() == 1 + len(varint(n)) + n
+@functools.lru_cache(maxsize=4096)
+def label_name(key: str) -> str:
+    """An attribute key as a label name (every character outside ``[A-Za-z0-9_]`` becomes ``_``)."""
+    return _BAD.sub("_", key)
+
+
+def _go_float(v: float) -> str:
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "+Inf" if v > 0 else "-Inf"
+    s = repr(v)
+    if "e" in s or "E" in s:
+        return format(v, "f").rstrip("0").rstrip(".") if abs(v) >= 1 else s
+    return s[:-2] if s.endswith(".0") else s
+
+
+def _jsonable(av):
+    kind = av.WhichOneof("value")
+    if kind == "kvlist_value":
+        return {kv.key: _jsonable(kv.value) for kv in av.kvlist_value.values}
+    if kind == "array_value":
+        return [_jsonable(v) for v in av.array_value.values]
+    if kind == "bytes_value":
+        return base64.b64encode(av.bytes_value).decode()
+    return getattr(av, kind) if kind else None
+
+
+def any_value_string(av) -> str:
+    """pdata's ``Value.AsString``."""
+    kind = av.WhichOneof("value")
+    if kind == "string_value":
+        return av.string_value
+    if kind == "bool_value":
+        return "true" if av.bool_value else "false"
+    if kind == "int_value":
+        return str(av.int_value)
+    if kind == "double_value":
+        return _go_float(av.double_value)
+    if kind == "bytes_value":
+        return base64.b64encode(av.bytes_value).decode()
+    if kind in ("kvlist_value", "array_value"):
+        return orjson.dumps(_jsonable(av)).decode()
+    return ""
+
+
+def _attrs(out: dict[str, str], attributes, prefix: str = "") -> None:
+    """Attributes as flat labels: nested maps joined with ``_``, names sanitised."""
+    for kv in attributes:
+        name = prefix + label_name(kv.key)
+        v = kv.value
+        kind = v.WhichOneof("value")
+        if kind == "string_value":
+            out[name] = v.string_value
+        elif kind == "kvlist_value":
+            _attrs(out, v.kvlist_value.values, name + "_")
+        else:
+            out[name] = any_value_string(v)
 
 
 def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
     try:
-        req = LogsRequest.FromString(body)
+        req = ExportLogsServiceRequest.FromString(body)
     except (DecodeError, RuntimeError) as e:
         raise BadInput(f"malformed OTLP logs protobuf: {e}") from e
     now_ns = now_ns or time.time_ns()
-    cols: dict[str, list] = {k: [] for k in ("time_ns", "observed_ns", "sev", "sevtext", "line", "tid", "sid", "rest")}
-    g = Grouping()
-    rejected = 0
-    why = ""
+    batch = LogBatch()
+    streams: dict[tuple, LogStream] = {}
+    rejected, why = 0, ""
     for rl in req.resource_logs:
-        r = g.resource(rl.resource)
+        index: dict[str, str] = {}
+        res_md: dict[str, str] = {}
+        for kv in rl.resource.attributes:
+            if kv.key in INDEX_ATTRIBUTES:
+                index[label_name(kv.key)] = any_value_string(kv.value)
+            else:
+                _attrs(res_md, [kv])
+        key = tuple(sorted(index.items()))
+        stream = streams.get(key)
+        if stream is None:
+            stream = streams[key] = LogStream(index)
+            batch.streams.append(stream)
         for sl in rl.scope_logs:
-            sc = g.scope(sl.scope)
+            scope_md = dict(res_md)
+            _attrs(scope_md, sl.scope.attributes)
+            if sl.scope.name:
+                scope_md["scope_name"] = sl.scope.name
+            if sl.scope.version:
+                scope_md["scope_version"] = sl.scope.version
+            if sl.scope.dropped_attributes_count:
+                scope_md["scope_dropped_attributes_count"] = str(sl.scope.dropped_attributes_count)
             for rec in sl.log_records:
                 tid, sid = rec.trace_id, rec.span_id
                 if len(tid) not in (0, 16) or len(sid) not in (0, 8):
                     rejected += 1
                     why = "invalid trace_id or span_id length (want 16 and 8 bytes, or empty)"
                     continue
-                observed = rec.observed_time_unix_nano or now_ns
-                cols["time_ns"].append(rec.time_unix_nano or observed)
-                cols["observed_ns"].append(observed)
-                cols["sev"].append(rec.severity_number)
-                cols["sevtext"].append(rec.severity_text)
-                cols["tid"].append(tid)
-                cols["sid"].append(sid)
-                line = ""
-                if rec.HasField("body") and _is_plain_string(rec.body):
-                    line = rec.body.string_value
-                    rec.ClearField("body")
-                cols["line"].append(line)
-                for f in LOG_COLUMN_FIELDS:
-                    rec.ClearField(f)
-                cols["rest"].append(rec.SerializeToString())
-                g.row(r, sc)
-    try:
-        table = pa.Table.from_arrays(
-            [
-                pa.array(cols["time_ns"], pa.int64()),
-                pa.array(cols["observed_ns"], pa.int64()),
-                pa.array(cols["sev"], pa.int8()),
-                pa.array(cols["sevtext"], pa.string()).dictionary_encode(),
-                pa.array(cols["line"], pa.string()),
-                pa.array(cols["tid"], pa.binary()),
-                pa.array(cols["sid"], pa.binary()),
-                *g.columns(),
-                pa.array(cols["rest"], pa.binary()),
-            ],
-            schema=LOG_SCHEMA,
-        )
-    except (pa.ArrowInvalid, OverflowError) as e:
-        raise BadInput(f"OTLP log record field out of range: {e}") from e
-    return DecodedLogs(table, rejected, why)
+                md = dict(scope_md)
+                _attrs(md, rec.attributes)
+                if tid:
+                    md["trace_id"] = tid.hex()
+                if sid:
+                    md["span_id"] = sid.hex()
+                if rec.severity_number:
+                    md["severity_number"] = str(rec.severity_number)
+                    md.setdefault(DETECTED_LEVEL, level_of_severity(rec.severity_number))
+                if rec.severity_text:
+                    md["severity_text"] = rec.severity_text
+                    md.setdefault(DETECTED_LEVEL, normalise(rec.severity_text))
+                if rec.flags:
+                    md["flags"] = str(rec.flags)
+                if rec.time_unix_nano and rec.observed_time_unix_nano:
+                    md["observed_timestamp"] = str(rec.observed_time_unix_nano)
+                if rec.dropped_attributes_count:
+                    md["dropped_attributes_count"] = str(rec.dropped_attributes_count)
+                event = getattr(rec, "event_name", "")
+                if event:
+                    md["event_name"] = event
+                t = rec.time_unix_nano or rec.observed_time_unix_nano or now_ns
+                stream.add(t, any_value_string(rec.body) if rec.HasField("body") else "", md)
+    return DecodedLogs(batch, rejected, why)

@@ -1,8 +1,15 @@
-"""The log table: one row per log record (OTLP or Loki push), times in unix nanoseconds.
+"""The ``logs`` signal: one row per log entry (Loki push or OTLP), Loki's data model.
 
-``line`` holds the body when it is a plain string; any other body, the attributes, flags and
-event name stay in ``attrs`` as a serialized ``opentelemetry.proto.logs.v1.LogRecord`` holding
-only those fields. ``resource``/``scope`` are serialized messages, dictionary-encoded.
+- ``time_ns``: the entry's timestamp, unix nanoseconds.
+- ``stream``: the canonical label text (``kms.metrics.storage.labels.labels_text``, names sorted)
+  of the entry's index labels, e.g. ``{service_name="api"}``. A plain string in Arrow so the
+  row-group min/max statistics prune by stream (pyarrow ignores the statistics of dictionary
+  columns); Parquet still dictionary-encodes it on disk.
+- ``line``: the log line.
+- ``metadata``: the label text of the entry's structured metadata (``{}`` when none).
+
+Blocks are sorted by stream, then time, so the rows of one stream are contiguous and a stream
+selector reads only the row groups whose ``stream`` range holds a matching stream.
 """
 
 from __future__ import annotations
@@ -15,18 +22,20 @@ __all__ = ["LOG_SCHEMA", "LOGS"]
 
 LOG_SCHEMA = pa.schema(
     [
-        ("time_ns", pa.int64()),  # time_unix_nano, or the observed time when the record has none
-        ("observed_ns", pa.int64()),
-        ("severity_number", pa.int8()),
-        ("severity_text", pa.dictionary(pa.int32(), pa.string())),
+        ("time_ns", pa.int64()),
+        ("stream", pa.string()),
         ("line", pa.string()),
-        ("trace_id", pa.binary()),  # b"" or 16 bytes
-        ("span_id", pa.binary()),  # b"" or 8 bytes
-        ("service_name", pa.dictionary(pa.int32(), pa.string())),
-        ("resource", pa.dictionary(pa.int32(), pa.binary())),
-        ("scope", pa.dictionary(pa.int32(), pa.binary())),
-        ("attrs", pa.binary()),
+        ("metadata", pa.string()),
     ]
 )
 
-LOGS = SignalSpec(name="logs", schema=LOG_SCHEMA, sort_by=("service_name", "time_ns"), row_group_rows=65_536)
+# Times are sorted within a stream: bit-packed deltas instead of 8 bytes a row. Lines are
+# mostly distinct: no dictionary (zstd does the work); stream and metadata repeat.
+LOGS = SignalSpec(
+    name="logs",
+    schema=LOG_SCHEMA,
+    sort_by=("stream", "time_ns"),
+    row_group_rows=65_536,
+    column_encoding={"time_ns": "DELTA_BINARY_PACKED"},
+    dictionary_columns=("stream", "metadata"),
+)

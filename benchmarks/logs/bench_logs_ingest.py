@@ -1,0 +1,113 @@
+"""Loki push ingest: lines/s and MB/s on one core, and bytes per line on disk vs raw.
+
+``kms up`` is pinned to core 0, the load generator to core 1. Requests are Loki protobuf
+(snappy) pushes of ``--batch`` lines each, sent by a few concurrent clients; each line is an
+access-log-like line with some variety (paths, status codes, durations, ids). After the run,
+SIGTERM flushes the head into blocks and the blocks' size is compared with the raw lines.
+
+Usage: python benchmarks/logs/bench_logs_ingest.py [--lines 500000] [--batch 5000] [--streams 20] [--otlp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from kms.logs.batch import LogBatch, LogStream
+from kms.logs.loki_push import encode_push
+from kms.testing import KmsProcess
+
+PATHS = ["/api/cart", "/api/checkout", "/api/users/{id}", "/static/app.js", "/health", "/api/search?q={q}"]
+METHODS = ["GET", "GET", "GET", "POST", "PUT", "DELETE"]
+STATUS = [200] * 20 + [201, 204, 301, 304, 400, 404, 500, 503]
+
+
+def _otlp(streams: dict[int, LogStream]) -> bytes:
+    """The same entries as an OTLP ExportLogsServiceRequest (one resource per stream)."""
+    req = ExportLogsServiceRequest()
+    for s in streams.values():
+        rl = req.resource_logs.add()
+        for k, v in (("service.name", s.labels["app"]), ("k8s.pod.name", s.labels["pod"]),
+                     ("deployment.environment", s.labels["env"])):
+            rl.resource.attributes.add(key=k).value.string_value = v
+        sl = rl.scope_logs.add()
+        sl.scope.name = "bench"
+        for t, line in zip(s.times, s.lines, strict=True):
+            rec = sl.log_records.add(time_unix_nano=t, severity_number=9, severity_text="INFO")
+            rec.body.string_value = line
+    return req.SerializeToString()
+
+
+def make_requests(n_lines: int, batch: int, n_streams: int, start_ns: int, otlp: bool = False) -> tuple[list[bytes], int]:
+    rnd = random.Random(1)
+    reqs, raw = [], 0
+    t = start_ns
+    for i in range(0, n_lines, batch):
+        streams = {}
+        for _ in range(min(batch, n_lines - i)):
+            k = rnd.randrange(n_streams)
+            s = streams.get(k)
+            if s is None:
+                s = streams[k] = LogStream({"app": f"svc-{k % 7}", "pod": f"svc-{k % 7}-{k}", "env": "prod"})
+            path = rnd.choice(PATHS).format(id=rnd.randrange(10**6), q=rnd.randrange(10**4))
+            line = (f'10.0.{rnd.randrange(256)}.{rnd.randrange(256)} - - "{rnd.choice(METHODS)} {path} HTTP/1.1" '
+                    f"{rnd.choice(STATUS)} {rnd.randrange(100, 50_000)} duration={rnd.random() * 0.5:.4f}s "
+                    f"request_id={rnd.getrandbits(64):016x}")
+            t += 1000
+            s.add(t, line)
+            raw += len(line) + 1  # + newline, as a flat file
+        reqs.append(_otlp(streams) if otlp else encode_push(LogBatch(list(streams.values()))))
+    return reqs, raw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=500_000)
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--streams", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf to /v1/logs instead of Loki push")
+    a = ap.parse_args()
+    os.sched_setaffinity(0, {1})
+    reqs, raw = make_requests(a.lines, a.batch, a.streams, time.time_ns() - a.lines * 1000, a.otlp)
+    path, ctype = ("/v1/logs", "application/x-protobuf") if a.otlp else ("/loki/api/v1/push", "application/x-protobuf")
+    with tempfile.TemporaryDirectory() as d:
+        kms = KmsProcess(Path(d) / "kms", ["--ingestion-rate-bytes", "0", "--max-request-bytes", str(64 << 20)],
+                         cpu=0).start()
+        try:
+            def send(body: bytes) -> None:
+                with httpx.Client(base_url=kms.url, timeout=60) as c:
+                    r = c.post(path, content=body, headers={"Content-Type": ctype})
+                    assert r.status_code in (200, 204), r.text
+
+            cpu0 = sum(psutil.Process(kms.proc.pid).cpu_times()[:2])
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(a.clients) as ex:
+                list(ex.map(send, reqs))
+            secs = time.perf_counter() - t0
+            cpu = sum(psutil.Process(kms.proc.pid).cpu_times()[:2]) - cpu0
+            peak = kms.peak_rss_bytes()
+            assert kms.stop() == 0
+        finally:
+            kms.kill()
+        blocks = sum(p.stat().st_size for p in (Path(d) / "kms" / "blocks").rglob("data.parquet"))
+    print(f"protocol                      {'OTLP/HTTP protobuf' if a.otlp else 'Loki push protobuf + snappy'}")
+    print(f"lines                         {a.lines:,} ({raw / 1e6:.1f} MB raw, {a.streams} streams)")
+    print(f"push ingest, lines/s          {a.lines / secs:,.0f}")
+    print(f"push ingest, MB/s raw         {raw / secs / 1e6:.1f}")
+    print(f"server CPU, s per 100k lines  {cpu / a.lines * 1e5:.2f} ({a.lines / cpu:,.0f} lines/s per busy core)")
+    print(f"bytes per line on disk        {blocks / a.lines:.1f} (raw {raw / a.lines:.1f}; {blocks / raw:.2f}x raw)")
+    print(f"peak RSS, MiB                 {peak / 2**20:.0f}")
+
+
+if __name__ == "__main__":
+    main()

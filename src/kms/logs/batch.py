@@ -1,0 +1,93 @@
+"""``LogBatch``: the decoded form of one push request (Loki JSON/protobuf or OTLP), streams of
+entries, before validation; and the ``logs`` table it becomes once accepted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kms.logs.schema import LOG_SCHEMA
+from kms.metrics.storage.labels import labels_text
+
+__all__ = ["LogStream", "LogBatch", "NO_METADATA", "line_bytes"]
+
+#: The metadata of an entry without structured metadata (shared, read-only).
+NO_METADATA: MappingProxyType = MappingProxyType({})
+
+
+@dataclass
+class LogStream:
+    """One stream of a request: index labels and its entries (parallel lists; times unix ns).
+
+    ``levels``, when set (by ``enrich``), is the ``detected_level`` of each entry, added to its
+    structured metadata when the table is built (so ingest never copies a metadata dict)."""
+
+    labels: dict[str, str]
+    times: list[int] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    metadata: list = field(default_factory=list)  # a dict (or NO_METADATA) per entry
+    levels: list[str] | None = None
+    _lines: pa.Array | None = field(default=None, repr=False, compare=False)
+
+    def add(self, time_ns: int, line: str, metadata: dict[str, str] | None = None) -> None:
+        self.times.append(time_ns)
+        self.lines.append(line)
+        self.metadata.append(metadata or NO_METADATA)
+
+    @property
+    def text(self) -> str:
+        return labels_text(sorted(self.labels.items()))
+
+    def line_array(self) -> pa.Array:
+        """``lines`` as an Arrow array, built once (the stream is not added to afterwards)."""
+        if self._lines is None or len(self._lines) != len(self.lines):
+            self._lines = pa.array(self.lines, pa.string())
+        return self._lines
+
+
+@dataclass
+class LogBatch:
+    streams: list[LogStream] = field(default_factory=list)
+
+    @property
+    def entries(self) -> int:
+        return sum(len(s.times) for s in self.streams)
+
+    def table(self) -> pa.Table:
+        """The ``logs`` rows (request order; the store sorts blocks)."""
+        times: list[int] = []
+        streams: list[pa.Array] = []
+        lines: list[pa.Array] = []
+        meta: list[str] = []
+        cache: dict[tuple, str] = {}
+        for s in self.streams:
+            n = len(s.times)
+            times += s.times
+            streams.append(pa.repeat(pa.scalar(s.text), n) if n else pa.array([], pa.string()))
+            lines.append(s.line_array())
+            levels = s.levels or [None] * n
+            for md, lvl in zip(s.metadata, levels, strict=True):
+                key = (tuple(md.items()), lvl) if md else lvl
+                t = cache.get(key)
+                if t is None:
+                    pairs = dict(md)
+                    if lvl is not None:
+                        pairs["detected_level"] = lvl
+                    t = cache[key] = labels_text(sorted(pairs.items()))
+                meta.append(t)
+        return pa.Table.from_arrays(
+            [pa.array(times, pa.int64()), pa.concat_arrays(streams) if streams else pa.array([], pa.string()),
+             pa.concat_arrays(lines) if lines else pa.array([], pa.string()), pa.array(meta, pa.string())],
+            schema=LOG_SCHEMA,
+        )
+
+
+def line_bytes(table: pa.Table) -> int:
+    """Bytes of lines and structured metadata of a ``logs`` table, what Loki's rate limit counts."""
+    if not table.num_rows:
+        return 0
+    md = pc.sum(pc.binary_length(table.column("metadata"))).as_py() - 2 * table.num_rows
+    return int(pc.sum(pc.binary_length(table.column("line"))).as_py() or 0) + int(md or 0)

@@ -1,0 +1,145 @@
+"""What Loki adds at ingest and Grafana relies on: the ``service_name`` stream label and the
+``detected_level`` structured metadata (defaults of Loki's ``limits.go``)."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kms.logs.batch import LogBatch
+
+__all__ = ["SERVICE_NAME", "DETECTED_LEVEL", "UNKNOWN_SERVICE", "discover_service_name", "detect_level",
+           "level_of_severity", "normalise", "detect_levels", "enrich"]
+
+SERVICE_NAME = "service_name"
+DETECTED_LEVEL = "detected_level"
+UNKNOWN_SERVICE = "unknown_service"
+#: Loki's ``discover_service_name`` default, in order of preference.
+SERVICE_NAME_SOURCES = (
+    "service", "app", "application", "app_name", "name", "app_kubernetes_io_name", "container",
+    "container_name", "k8s_container_name", "component", "workload", "job", "k8s_job_name",
+)
+LEVEL_KEYS = ("level", "LEVEL", "Level", "severity", "SEVERITY", "Severity", "lvl", "LVL", "Lvl")
+UNKNOWN = "unknown"
+
+# Loki's normalisation of level words to its fixed set.
+_WORDS = {
+    "trace": "trace", "trc": "trace",
+    "debug": "debug", "dbg": "debug", "debu": "debug",
+    "info": "info", "inf": "info", "information": "info", "informational": "info", "notice": "info",
+    "warn": "warn", "warning": "warn", "wrn": "warn",
+    "error": "error", "err": "error", "eror": "error",
+    "critical": "critical", "crit": "critical",
+    "fatal": "fatal", "panic": "fatal", "emerg": "fatal", "alert": "fatal",
+}
+_FIELD = re.compile(r'"?(?:level|lvl|severity)"?\s*[=:]\s*"?([A-Za-z]+)', re.IGNORECASE)
+# Keyword scan, in Loki's order of precedence (a line with both "error" and "info" is an error).
+_KEYWORDS = [("critical", "critical"), ("fatal", "fatal"), ("error", "error"), ("warn", "warn(?:ing)?"),
+             ("info", "info"), ("debug", "debug"), ("trace", "trace")]
+_KEYWORD_RX = [(lvl, re.compile(rf"\b{w}\b", re.IGNORECASE)) for lvl, w in _KEYWORDS]
+# The same two steps for Arrow's RE2 kernels, run over a whole stream's lines at once.
+_FIELD_RE2 = r'(?i)"?(?:level|lvl|severity)"?\s*[=:]\s*"?(?P<w>[A-Za-z]+)'
+_KEYWORD_RE2 = [(lvl, rf"(?i)\b{w}\b") for lvl, w in _KEYWORDS]
+_ANY_KEYWORD_RE2 = r"(?i)\b(?:" + "|".join(w for _, w in _KEYWORDS) + r")\b"
+
+
+def discover_service_name(labels: dict[str, str]) -> None:
+    """Add ``service_name`` from the first present source label, else ``unknown_service``."""
+    if labels.get(SERVICE_NAME):
+        return
+    for key in SERVICE_NAME_SOURCES:
+        if labels.get(key):
+            labels[SERVICE_NAME] = labels[key]
+            return
+    labels[SERVICE_NAME] = UNKNOWN_SERVICE
+
+
+def level_of_severity(number: int) -> str:
+    """OTLP ``SeverityNumber`` ranges (1-4 trace ... 21-24 fatal)."""
+    if number <= 0:
+        return UNKNOWN
+    return ("trace", "debug", "info", "warn", "error", "fatal")[min(number - 1, 23) // 4]
+
+
+@functools.lru_cache(maxsize=1024)
+def normalise(word: str) -> str:
+    return _WORDS.get(word.strip().lower(), UNKNOWN)
+
+
+def detect_level(line: str, metadata: dict[str, str], labels: dict[str, str]) -> str:
+    for source in (metadata, labels):
+        for key in LEVEL_KEYS:
+            if source.get(key):
+                return normalise(source[key])
+    m = _FIELD.search(line)
+    if m:
+        lvl = normalise(m.group(1))
+        if lvl != UNKNOWN:
+            return lvl
+    for lvl, rx in _KEYWORD_RX:
+        if rx.search(line):
+            return lvl
+    return UNKNOWN
+
+
+def detect_levels(lines: pa.Array) -> np.ndarray:
+    """``detect_level`` of each line without metadata or labels, vectorised (RE2 over the array):
+    a level field first, else the first keyword by precedence. Object array of level strings."""
+    n = len(lines)
+    out = np.full(n, UNKNOWN, dtype=object)
+    if not n:
+        return out
+    todo = np.ones(n, dtype=bool)
+    words = pc.extract_regex(lines, _FIELD_RE2).field("w")
+    if words.null_count < n:
+        uniq = pc.unique(words.drop_null())
+        norm = pa.array([normalise(w) for w in uniq.to_pylist()], pa.string())
+        lvl = pc.take(norm, pc.index_in(words, uniq)).to_numpy(zero_copy_only=False)
+        hit = pc.is_valid(words).to_numpy(zero_copy_only=False) & (lvl != UNKNOWN)
+        out[hit] = lvl[hit]
+        todo &= ~hit
+    # One pass finds the lines with any keyword; only those are searched level by level.
+    todo &= pc.match_substring_regex(lines, _ANY_KEYWORD_RE2).to_numpy(zero_copy_only=False)
+    idx = np.flatnonzero(todo)
+    if len(idx):
+        sub = lines.take(pa.array(idx))
+        left = np.ones(len(idx), dtype=bool)
+        for level, rx in _KEYWORD_RE2:
+            hit = pc.match_substring_regex(sub, rx).to_numpy(zero_copy_only=False) & left
+            out[idx[hit]] = level
+            left &= ~hit
+    return out
+
+
+def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -> None:
+    """Loki's ingest-time additions, in place: ``service_name`` on every stream; ``detected_level``
+    (as ``LogStream.levels``) unless the stream carries a level label; an entry whose metadata
+    already holds ``detected_level`` keeps it, one with a level field in its metadata gets that."""
+    todo = []
+    for s in batch.streams:
+        if service_name:
+            discover_service_name(s.labels)
+        if levels and s.times and not any(k in s.labels for k in (*LEVEL_KEYS, DETECTED_LEVEL)):
+            todo.append(s)
+    if not todo:
+        return
+    found = detect_levels(pa.concat_arrays([s.line_array() for s in todo])).tolist()  # one pass for the batch
+    off = 0
+    for s in todo:
+        lv = found[off:off + len(s.times)]
+        off += len(s.times)
+        for i, md in enumerate(s.metadata):
+            if not md:
+                continue
+            if DETECTED_LEVEL in md:
+                lv[i] = None
+                continue
+            for key in LEVEL_KEYS:
+                if md.get(key):
+                    lv[i] = normalise(md[key])
+                    break
+        s.levels = lv

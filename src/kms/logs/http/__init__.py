@@ -1,0 +1,1 @@
+"""Helpers of the Loki HTTP API (``kms.logs.api``): parameters, selectors, response encoding."""

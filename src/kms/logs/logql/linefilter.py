@@ -1,0 +1,80 @@
+"""Line filters (``|= != |~ !~ |> !>``, ``or``, ``ip()``) as vectorised masks over Arrow arrays.
+
+Substring and regex tests run in Arrow's kernels (RE2, the regex engine LogQL specifies), so
+no Python runs per line; only ``ip()`` tests the lines that contain an address-like token in
+Python. Regexes search (unanchored), like Loki's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .ast import FilterValue, LineFilter
+from .errors import LogQLError
+from .patterns import compile_pattern
+
+__all__ = ["filter_mask", "IPMatcher"]
+
+# candidates for ip(): lines with an IPv4 dotted quad or something IPv6-ish
+_IP_CANDIDATE = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*"
+_IP_TOKEN = __import__("re").compile(_IP_CANDIDATE)
+
+
+class IPMatcher:
+    """``ip("1.2.3.4")``, ``ip("10.0.0.0/8")`` or ``ip("1.2.3.4-1.2.3.9")``."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+        try:
+            if "/" in pattern:
+                net = ipaddress.ip_network(pattern, strict=False)
+                self._lo, self._hi = net[0], net[-1]
+            elif "-" in pattern:
+                a, b = pattern.split("-", 1)
+                self._lo, self._hi = ipaddress.ip_address(a.strip()), ipaddress.ip_address(b.strip())
+            else:
+                self._lo = self._hi = ipaddress.ip_address(pattern.strip())
+        except ValueError:
+            raise LogQLError(f"invalid ip pattern {pattern!r}") from None
+
+    def contains(self, addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return ip.version == self._lo.version and self._lo <= ip <= self._hi
+
+    def in_line(self, line: str) -> bool:
+        return any(self.contains(tok) for tok in _IP_TOKEN.findall(line))
+
+
+def _value_mask(op: str, v: FilterValue, lines: pa.Array) -> pa.Array:
+    if v.is_ip:
+        ipm = IPMatcher(v.value)
+        cand = pc.match_substring_regex(lines, _IP_CANDIDATE).to_numpy(zero_copy_only=False)
+        vals = lines.to_pylist() if cand.any() else []
+        return pa.array([bool(c) and ipm.in_line(vals[i]) for i, c in enumerate(cand)], type=pa.bool_())
+    if op in ("|=", "!="):
+        if v.value == "":
+            return pa.array([True] * len(lines), type=pa.bool_())
+        return pc.match_substring(lines, v.value)
+    if op in ("|~", "!~"):
+        try:
+            return pc.match_substring_regex(lines, v.value)
+        except pa.ArrowInvalid as e:
+            raise LogQLError(f"invalid regex in line filter {v.value!r}: {e}") from None
+    return pc.match_substring_regex(lines, compile_pattern(v.value, need_capture=False).regex())
+
+
+def filter_mask(f: LineFilter, lines: pa.Array) -> pa.Array:
+    """Boolean array: which ``lines`` the filter keeps (nulls count as empty lines)."""
+    lines = pc.fill_null(lines, "")
+    mask = None
+    for v in f.values:
+        m = _value_mask(f.op, v, lines)
+        mask = m if mask is None else pc.or_(mask, m)
+    assert mask is not None
+    return pc.invert(mask) if f.negated else mask
