@@ -26,6 +26,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from kms.config import Config, parse_duration
+from kms.errors import KmsError
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
 from kms.logs.api import LokiApi
 from kms.logs.push import push_routes
@@ -214,8 +215,20 @@ class Stack:
             log.info("  OTLP/gRPC: %s:%d", s.host, s.grpc_port)
         log.info("  Grafana data sources: Tempo %s, Prometheus %s/prometheus, Loki %s", api, api, api)
 
+        warm = asyncio.create_task(self._warm_sample_cache())
         await self._stop.wait()
+        warm.cancel()
         await self.shutdown(tasks)
+
+    async def _warm_sample_cache(self, every_s: float = 5.0) -> None:
+        """Decode new sample blocks for queries in the background (after start, cuts, merges)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.sample_cache.warm, self.store)
+            except KmsError as e:  # the object store may be unavailable for a while
+                log.warning("warming the sample cache: %s", e)
+            await asyncio.sleep(every_s)
 
     async def shutdown(self, tasks) -> None:
         t0 = time.perf_counter()

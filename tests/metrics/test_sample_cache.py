@@ -151,3 +151,28 @@ def test_cache_keeps_blocks_within_budget_and_forgets_dead_ones():
     assert cache.stats()["blocks"] == 1
     cache.forget("other", set())  # another tenant's forget leaves t alone
     assert cache.stats()["blocks"] == 1
+
+
+def test_warm_decodes_new_blocks_newest_first_within_the_budget(tmp_path):
+    from kms.metrics.samples import SampleBatch
+    from kms.metrics.storage.tables import EXEMPLARS, SAMPLES, samples_table
+    from kms.storage import LocalObjectStore, Store, StoreConfig
+
+    store = Store(StoreConfig(data_dir=tmp_path, background_interval_s=3600), LocalObjectStore(tmp_path / "b"),
+                  [SAMPLES, EXEMPLARS])  # fmt: skip
+    store.open()
+    try:
+        series = [(("__name__", "m"), ("i", str(i))) for i in range(10)]
+        for k in range(3):  # three blocks of 100 rows
+            b = SampleBatch(series=series, series_idx=np.repeat(np.arange(10, dtype=np.int32), 10),
+                            ts_ms=np.tile(1000 * np.arange(10) + 100_000 * k, 10), values=np.ones(100))  # fmt: skip
+            store.append("t", "samples", samples_table(b))
+            store.flush()
+        cache = SampleCache(budget_bytes=3700)  # room for two of them (16 B a row plus run tables)
+        assert cache.warm(store) == 2 and cache.stats()["blocks"] == 2
+        assert cache.warm(store) == 0  # nothing new, nothing evicted
+        _, blocks = store.snapshot("t", "samples")
+        newest = sorted(blocks, key=lambda b: b.meta.max_time_ns)[1:]
+        assert all(f"t/{b.id}" in cache._blocks for b in newest)
+    finally:
+        store.close()

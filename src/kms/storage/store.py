@@ -268,6 +268,11 @@ class Store:
         part = self._parts.get((req.tenant, req.signal))
         return self._scan(part, req.start_ns, req.end_ns, expr, columns, selective, newest_first, hashes)
 
+    def tenants(self, signal: str) -> list[str]:
+        """Tenants that have data of ``signal`` (head or blocks)."""
+        self._spec(signal)
+        return sorted({t for t, sig in list(self._parts) if sig == signal})
+
     def snapshot(self, tenant: str, signal: str) -> tuple[list[HeadEntry], tuple[Block, ...]]:
         """The head entries and blocks of one tenant+signal as they stand now (consistent with
         each other), for readers that keep their own per-block state (the metrics sample cache).
@@ -412,7 +417,7 @@ class Store:
                 groups = plan_compaction(
                     p.blocks,
                     min_blocks=self.config.compaction_min_blocks,
-                    target_rows=self.config.compaction_target_rows,
+                    target_rows=p.spec.compaction_target_rows or self.config.compaction_target_rows,
                     window_ns=int(self.config.compaction_window_s * 1e9) or None,
                 )
                 for group in groups:

@@ -41,6 +41,9 @@ class SignalSpec:
     with an explicit encoding must not be dictionary-encoded (left out of ``dictionary_columns``,
     and not an Arrow dictionary type). Dictionary-typed Arrow columns are always
     dictionary-encoded, whatever ``dictionary_columns`` says.
+
+    ``compaction_target_rows`` overrides the store's merged-block size for signals with small
+    rows (samples: fewer, bigger blocks mean fewer per-block steps in every query).
     """
 
     name: str
@@ -50,6 +53,7 @@ class SignalSpec:
     bloom_column: str | None = None
     column_encoding: Mapping[str, str] = field(default_factory=dict, hash=False)
     dictionary_columns: tuple[str, ...] | None = None
+    compaction_target_rows: int | None = None  # merged block size; None = StoreConfig's
 
     def __post_init__(self) -> None:
         enc = {str(k): str(v).upper() for k, v in dict(self.column_encoding).items()}

@@ -226,6 +226,27 @@ class SampleCache:
                     self._bytes -= old.nbytes
         return got
 
+    def warm(self, store, signal: str = "samples") -> int:
+        """Decode every tenant's blocks not held yet, newest first, while they fit the budget
+        beside what is held (nothing is evicted for it), and the heads: run in the background
+        so the first query after a start or a cut does not pay for it. Returns blocks decoded."""
+        done = 0
+        for tenant in store.tenants(signal):
+            head, blocks = store.snapshot(tenant, signal)
+            self.forget(tenant, {b.id for b in blocks})
+            for b in sorted(blocks, key=lambda b: b.meta.max_time_ns, reverse=True):
+                with self._lock:
+                    held = f"{tenant}/{b.id}" in self._blocks
+                    room = self.budget_bytes - self._bytes >= 16 * b.meta.rows
+                if held:
+                    continue
+                if not room:
+                    break
+                self.block(tenant, b)
+                done += 1
+            self.head(tenant, head)
+        return done
+
     def forget(self, tenant: str, live: set[str]) -> None:
         """Drop ``tenant``'s decoded blocks whose id is not in ``live`` (compacted away, expired)."""
         prefix = tenant + "/"
