@@ -86,12 +86,17 @@ def encode_requests(labels_b: list[bytes], values: np.ndarray, t_ms: np.ndarray,
     return reqs
 
 
-def send(url: str, shards: list[list[bytes]]) -> float:
+def send(url: str, shards: list[list[bytes]], retries: list[int]) -> float:
     with httpx.Client(timeout=300) as c:
 
         def run(reqs: list[bytes]) -> None:
             for body in reqs:
-                r = c.post(url, content=body, headers=HEADERS)
+                while True:  # as Prometheus's remote write: 429/5xx are retried after a pause
+                    r = c.post(url, content=body, headers=HEADERS)
+                    if r.status_code not in (429, 503):
+                        break
+                    retries.append(r.status_code)
+                    time.sleep(float(r.headers.get("Retry-After", "1")))
                 assert r.status_code in (200, 204), (r.status_code, r.text[:300])
 
         t0 = time.perf_counter()
@@ -195,9 +200,11 @@ def main() -> None:
         try:
             _wait_http(prom_url + "/-/ready", 30, prom)
             for name, url in (("kms", kms.url + "/api/v1/push"), ("prometheus", prom_url + "/api/v1/write")):
-                dt = send(url, shards)
+                retries: list[int] = []
+                dt = send(url, shards, retries)
                 res[name]["ingest"] = n_samples / dt
-                print(f"{name}: ingest {n_samples / dt:,.0f} samples/s ({dt:.0f}s)", flush=True)
+                print(f"{name}: ingest {n_samples / dt:,.0f} samples/s ({dt:.0f}s, {len(retries)} requests retried)",
+                      flush=True)  # fmt: skip
             del shards
             # Let Prometheus finish cutting its head into 2 h blocks (it does so after ingest).
             last, stable = -1.0, 0

@@ -19,6 +19,13 @@ from kms.otlp.http import read_body
 __all__ = ["remote_write_routes"]
 
 
+def _decode_and_export(export, tenant: str, body: bytes, content_type, content_encoding, max_bytes: int) -> SampleBatch:
+    batch = decode_remote_write(body, content_type=content_type, content_encoding=content_encoding,
+                                max_bytes=max_bytes)  # fmt: skip
+    export(tenant, batch)
+    return batch
+
+
 def remote_write_routes(
     export: Callable[[str, SampleBatch], object],
     resolve_tenant: Callable[[str | None], str],
@@ -32,11 +39,9 @@ def remote_write_routes(
         try:
             tenant = resolve_tenant(h.get("x-scope-orgid"))
             body = await read_body(request, max_bytes)
-            batch = await run_in_threadpool(
-                decode_remote_write, body, content_type=h.get("content-type"),
-                content_encoding=h.get("content-encoding"), max_bytes=max_bytes,
+            batch = await run_in_threadpool(  # one worker-thread hop for decode and store
+                _decode_and_export, export, tenant, body, h.get("content-type"), h.get("content-encoding"), max_bytes
             )
-            await run_in_threadpool(export, tenant, batch)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status
             if on_error:
                 on_error("metrics", e)

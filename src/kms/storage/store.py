@@ -426,6 +426,7 @@ class Store:
                     self._bury(group)
                     self._n["compactions"] += 1
                     self._n["blocks_written"] += 1
+                    self._cut(force=False)  # heads keep filling during a merge: cut them between merges
 
     def apply_retention(self, now_ns: int | None = None) -> None:
         """Drop blocks whose newest row is older than ``now - retention_s``, and those beyond a

@@ -68,9 +68,10 @@ SAMPLES = SignalSpec(
     row_group_rows=65_536,
     column_encoding=_ENCODINGS,
     dictionary_columns=("metric", "series", "value_scale"),
-    # 2M rows (~1 h of 10k series at 15 s): a 24 h dashboard query visits ~30 blocks, not ~115;
-    # merging them holds ~250 MB of Arrow columns for a moment.
-    compaction_target_rows=2_000_000,
+    # 1M rows (~25 min of 10k series at 15 s): a 24 h dashboard query visits ~60 blocks, not
+    # ~115; a merge takes ~1.5 s (2M rows took 3.6 s, long enough for a busy head to reach its
+    # limit meanwhile) and holds ~130 MB of Arrow columns for a moment.
+    compaction_target_rows=1_000_000,
 )
 EXEMPLARS = SignalSpec(
     "exemplars",
