@@ -34,7 +34,7 @@ import cramjam
 import httpx
 import numpy as np
 
-from kms.testing import KmsProcess, _wait_http, free_port
+from kms.testing import KmsProcess, _wait_http, dir_bytes, free_port, proc_status_bytes
 from kms.testing.dashboards import dashboard_vars, interpolate, load_queries, split_label_values
 from kms.testing.k8s import k8s_series
 
@@ -142,15 +142,6 @@ def time_queries(client: httpx.Client, base: str, queries: list[str], start_s: f
     return out
 
 
-def dir_bytes(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def prom_metric(base: str, name: str) -> float:
@@ -226,7 +217,7 @@ def main() -> None:
                         res[name][view] = time_queries(c, base, queries, a, end_s, step, args.repeat)
                         print(f"{name} {view}: {sum(t for t, _ in res[name][view]) / 1000:.1f}s in all", flush=True)
             res["kms"]["rss"] = kms.peak_rss_bytes()
-            res["prometheus"]["rss"] = peak_rss(prom.pid)
+            res["prometheus"]["rss"] = proc_status_bytes(prom.pid)
             assert kms.stop() == 0
             prom.terminate()
             prom.wait(60)

@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from kms.metrics.remote_write import WriteRequest, encode_remote_write
-from kms.testing import KmsProcess, _wait_http, free_port
+from kms.testing import KmsProcess, _wait_http, dir_bytes, free_port, proc_status_bytes
 
 QUERIES = [
     "sum by (job) (rate(bench_requests_total[5m]))",
@@ -95,15 +95,6 @@ def query_latency(base: str, q: str, t: float, reps: int = 5) -> tuple[float, in
     return statistics.median(times) * 1000, n
 
 
-def dir_bytes(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def main() -> None:
@@ -140,7 +131,7 @@ def main() -> None:
             for name, base in (("kms", kms.url), ("prometheus", prom_url)):
                 res[name]["queries"] = {q: query_latency(base, q, t) for q in QUERIES}
             res["kms"]["rss"] = kms.peak_rss_bytes()
-            res["prometheus"]["rss"] = peak_rss(prom.pid)
+            res["prometheus"]["rss"] = proc_status_bytes(prom.pid)
             assert kms.stop() == 0
             prom.terminate()
             prom.wait(30)

@@ -28,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 import spangen  # noqa: E402
 
-from kms.testing import KmsProcess, S3Server  # noqa: E402
+from kms.testing import KmsProcess, S3Server, dir_bytes  # noqa: E402
 
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 QUERIES = [
@@ -74,9 +74,6 @@ def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
-
-def dir_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def run_backend(backend: str, n_spans: int, spans_per_trace: int, tmp: Path, s3: S3Server | None) -> dict:

@@ -148,12 +148,14 @@ class Receiver:
 
     def _store_samples(self, tenant: str, batch: SampleBatch) -> ExportResult:
         self.series_limits.check(batch.series)
-        batch = self.admission.admit(tenant, batch)
+        admitted = self.admission.admit(tenant, batch)
+        batch = admitted.batch
         if len(batch):
             self.store.append(tenant, SAMPLES.name, samples_table(batch))
         ex = exemplars_table(batch)
         if ex is not None and ex.num_rows:
             self.store.append(tenant, EXEMPLARS.name, ex)
+        admitted.commit()  # only now: a batch refused by the store leaves its retry unjudged
         return ExportResult(len(batch), batch.rejected_total, "; ".join(batch.errors), dict(batch.rejected))
 
     def _account(self, signal: str, tenant: str, nbytes: int, result: ExportResult) -> None:

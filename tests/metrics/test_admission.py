@@ -23,6 +23,13 @@ def batch(rows: list[tuple[int, int, float]]) -> SampleBatch:
     )
 
 
+def admit(adm: SampleAdmission, tenant: str, b: SampleBatch) -> SampleBatch:
+    """Admit and commit, as the receiver does once the batch is stored."""
+    got = adm.admit(tenant, b)
+    got.commit()
+    return got.batch
+
+
 def bits(v: float) -> int:
     return int(np.float64(v).view(np.uint64))
 
@@ -62,7 +69,7 @@ def test_admission_matches_the_rules_sample_by_sample(batches, window):
     adm = SampleAdmission(ooo_window_ms=window)
     want = reference(batches, window)
     for rows, keep in zip(batches, want, strict=True):
-        got = adm.admit("t", batch(rows))
+        got = admit(adm, "t", batch(rows))
         kept = [r for r, k in zip(rows, keep, strict=True) if k]
         assert got.ts_ms.tolist() == [r[1] for r in kept]
         assert got.series_idx.tolist() == [r[0] for r in kept]
@@ -71,33 +78,41 @@ def test_admission_matches_the_rules_sample_by_sample(batches, window):
 
 def test_out_of_order_and_duplicates_name_the_rule_and_keep_the_rest():
     adm = SampleAdmission()
-    adm.admit("t", batch([(0, 1000, 1.0), (1, 1000, 1.0)]))
-    got = adm.admit("t", batch([(0, 500, 1.0), (1, 1000, 9.0), (0, 1000, 1.0), (0, 2000, 3.0)]))
+    admit(adm, "t", batch([(0, 1000, 1.0), (1, 1000, 1.0)]))
+    got = admit(adm, "t", batch([(0, 500, 1.0), (1, 1000, 9.0), (0, 1000, 1.0), (0, 2000, 3.0)]))
     assert got.ts_ms.tolist() == [1000, 2000]  # the retried sample and the new one
     assert got.rejected == {"sample_out_of_order": 1, "sample_duplicate_timestamp": 1}
     assert any("err-mimir-sample-out-of-order" in e and 'i="0"' in e for e in got.errors)
     assert any("err-mimir-sample-duplicate-timestamp" in e for e in got.errors)
     windowed = SampleAdmission(ooo_window_ms=600)
-    windowed.admit("t", batch([(0, 1000, 1.0)]))
-    assert windowed.admit("t", batch([(0, 500, 1.0), (0, 300, 1.0)])).ts_ms.tolist() == [500]
+    admit(windowed, "t", batch([(0, 1000, 1.0)]))
+    assert admit(windowed, "t", batch([(0, 500, 1.0), (0, 300, 1.0)])).ts_ms.tolist() == [500]
 
 
 def test_series_and_sample_limits_refuse_the_whole_request():
     adm = SampleAdmission(max_series=2, max_samples=3)
-    adm.admit("a", batch([(0, 1, 1.0), (1, 1, 1.0)]))
+    admit(adm, "a", batch([(0, 1, 1.0), (1, 1, 1.0)]))
     with pytest.raises(BadInput, match="per-user series limit of 2") as e:
-        adm.admit("a", batch([(2, 2, 1.0)]))
+        admit(adm, "a", batch([(2, 2, 1.0)]))
     assert e.value.reason == "max_series_per_tenant"
     assert adm.series_count("a") == 2
-    assert len(adm.admit("a", batch([(0, 2, 1.0), (1, 2, 1.0)]))) == 2  # known series still flow
-    assert len(adm.admit("b", batch([(2, 2, 1.0)]))) == 1  # per tenant
+    assert len(admit(adm, "a", batch([(0, 2, 1.0), (1, 2, 1.0)]))) == 2  # known series still flow
+    assert len(admit(adm, "b", batch([(2, 2, 1.0)]))) == 1  # per tenant
     with pytest.raises(BadInput, match="limit of 3") as e:
-        adm.admit("b", batch([(0, k, 1.0) for k in range(4)]))
+        admit(adm, "b", batch([(0, k, 1.0) for k in range(4)]))
     assert e.value.reason == "max_samples_per_request"
+
+
+def test_a_batch_not_committed_leaves_no_trace_so_its_retry_is_admitted():
+    adm = SampleAdmission()
+    rows = [(0, 1000, 1.0), (0, 2000, 2.0), (0, 3000, 3.0)]
+    adm.admit("t", batch(rows))  # the store refused it (e.g. 429): no commit
+    assert admit(adm, "t", batch(rows)).ts_ms.tolist() == [1000, 2000, 3000]
+    assert admit(adm, "t", batch(rows)).ts_ms.tolist() == [3000]  # now stored: the older two are out of order
 
 
 def test_timestamps_centuries_apart_use_the_slow_path():
     adm = SampleAdmission()
     far = 2**61
-    got = adm.admit("t", batch([(0, far, 1.0), (0, -far, 1.0), (1, -far, 1.0), (1, far, 1.0)]))
+    got = admit(adm, "t", batch([(0, far, 1.0), (0, -far, 1.0), (1, -far, 1.0), (1, far, 1.0)]))
     assert got.ts_ms.tolist() == [far, -far, far]

@@ -13,13 +13,19 @@ Refused samples are dropped from the batch and counted in ``batch.rejected``; th
 and the push answers 400 naming them, as Prometheus's remote-write handler does.
 
 The newest timestamp and value per series live in memory, rebuilt from nothing at start: after
-a restart the first sample of each series is taken as it comes. Locking: one lock per tenant
-held while a batch is checked and the newest samples are advanced (numpy, no per-sample Python).
+a restart the first sample of each series is taken as it comes. They advance only when the
+receiver commits a stored batch, so a batch the store refuses (429) is judged afresh when the
+client retries it. Locking: one lock per tenant, held while a batch is checked and while its
+newest samples are committed (numpy, no per-sample Python); two batches of one series checked
+before either commits are both admitted (queries merge them by time).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -27,9 +33,19 @@ import numpy as np
 from kms.errors import BadInput
 from kms.metrics.samples import Labels, SampleBatch
 
-__all__ = ["SampleAdmission"]
+__all__ = ["SampleAdmission", "Admitted"]
 
 _NO_TIME = np.iinfo(np.int64).min
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    batch: SampleBatch  # what may be stored
+    commit: Callable[[], None]  # call once it is stored
 
 
 class _TenantSeries:
@@ -76,9 +92,11 @@ class SampleAdmission:
     def series_count(self, tenant: str) -> int:
         return len(self._tenant(tenant).ids)
 
-    def admit(self, tenant: str, batch: SampleBatch) -> SampleBatch:
-        """``batch`` without the samples the rules refuse (counted in its ``rejected``); raises
-        BadInput (nothing admitted) for a request over the series or samples limit."""
+    def admit(self, tenant: str, batch: SampleBatch) -> Admitted:
+        """``batch`` without the samples the rules refuse (counted in its ``rejected``), and the
+        advance of the series' newest samples to ``commit()`` once the batch is stored (a batch
+        that fails to store, e.g. 429 on a full head, leaves no trace: its retry is judged
+        afresh). Raises BadInput (nothing admitted) over the series or samples limit."""
         if self.max_samples and len(batch) > self.max_samples:
             raise BadInput(
                 f"the request has {len(batch)} samples, more than the limit of {self.max_samples} a request "
@@ -102,25 +120,37 @@ class SampleAdmission:
                 sid[i] = st.ids.setdefault(batch.series[i], len(st.ids))
             st.grow(len(st.ids))
             if not len(batch):
-                return batch
-            keep = self._check(st, sid, batch)
+                return Admitted(batch, _nothing)
+            keep, newest = self._check(st, sid, batch)
+        commit = functools.partial(self._advance, st, *newest) if newest is not None else _nothing
         if keep is None:
-            return batch
+            return Admitted(batch, commit)
         out = SampleBatch(
             series=batch.series, series_idx=batch.series_idx[keep], ts_ms=batch.ts_ms[keep],
             values=batch.values[keep], exemplars=batch.exemplars, metadata=batch.metadata,
             rejected=batch.rejected, errors=batch.errors,
         )  # fmt: skip
-        return out
+        return Admitted(out, commit)
 
-    def _check(self, st: _TenantSeries, sid: np.ndarray, batch: SampleBatch) -> np.ndarray | None:
-        """Mask of the samples to keep (None: all), advancing the newest samples per series."""
+    @staticmethod
+    def _advance(st: _TenantSeries, ids: np.ndarray, t: np.ndarray, bits: np.ndarray) -> None:
+        """Make these the newest samples of their series where they are newer (another batch
+        may have been stored in between)."""
+        with st.lock:
+            newer = t >= st.last_t[ids]
+            st.last_t[ids[newer]] = t[newer]
+            st.last_v[ids[newer]] = bits[newer]
+
+    def _check(self, st: _TenantSeries, sid: np.ndarray, batch: SampleBatch) -> tuple[np.ndarray | None, tuple | None]:
+        """Mask of the samples to keep (None: all) and the newest admitted sample per series
+        ``(ids, t, value bits)`` (None: none admitted)."""
         s = sid[batch.series_idx]
         t = batch.ts_ms
         bits = batch.values.view(np.uint64)
         n = len(t)
-        if self._in_order(st, s, t, bits):
-            return None
+        newest = self._in_order(st, s, t, bits)
+        if newest is not None:
+            return None, newest
         order = np.lexsort((np.arange(n), s))  # by series, then request order
         so, to, bo = s[order], t[order], bits[order]
         first = np.ones(n, dtype=bool)
@@ -140,17 +170,16 @@ class SampleAdmission:
         dup |= same
         bad = ooo | dup
         ok = ~bad
-        if ok.any():  # advance the newest sample of each series to its newest admitted one
+        newest = None
+        if ok.any():  # the newest admitted sample of each series (the last of equal times)
             ks, kt, kb = so[ok], to[ok], bo[ok]
             last_of = np.lexsort((np.arange(len(ks)), kt, ks))
             end = np.ones(len(ks), dtype=bool)
             end[:-1] = ks[last_of][1:] != ks[last_of][:-1]
             pick = last_of[end]
-            newer = kt[pick] >= st.last_t[ks[pick]]
-            st.last_t[ks[pick][newer]] = kt[pick][newer]
-            st.last_v[ks[pick][newer]] = kb[pick][newer]
+            newest = (ks[pick], kt[pick], kb[pick])
         if not bad.any():
-            return None
+            return None, newest
         self._reject(batch, order, ooo & ~dup, "sample_out_of_order", (
             "the sample has been rejected because another sample with a more recent timestamp has already been "
             f"ingested and out-of-order samples are not allowed{self._window_text()} (err-mimir-sample-out-of-order)"
@@ -161,28 +190,26 @@ class SampleAdmission:
         ))  # fmt: skip
         keep = np.ones(n, dtype=bool)
         keep[order[bad]] = False
-        return keep
+        return keep, newest
 
     @staticmethod
-    def _in_order(st: _TenantSeries, s: np.ndarray, t: np.ndarray, bits: np.ndarray) -> bool:
+    def _in_order(st: _TenantSeries, s: np.ndarray, t: np.ndarray, bits: np.ndarray) -> tuple | None:
         """The common case, checked without sorting: each series one run of strictly increasing
-        times, all after its stored newest. Then every sample is admitted and the run ends become
-        the newest samples."""
+        times, all after its stored newest. Then every sample is admitted and the run ends are
+        the newest samples ``(ids, t, bits)``; None when the batch is not that case."""
         brk = np.flatnonzero(s[1:] != s[:-1]) + 1
         firsts = np.concatenate(([0], brk))
         runs = s[firsts]
         if np.bincount(runs).max() > 1:  # a series in two runs: the general path orders them
-            return False
+            return None
         inside = np.ones(len(s), dtype=bool)
         inside[firsts] = False
         if bool((t[1:][inside[1:]] <= t[:-1][inside[1:]]).any()):
-            return False
+            return None
         if bool((t[firsts] <= st.last_t[runs]).any()):
-            return False
+            return None
         lasts = np.concatenate((brk - 1, [len(s) - 1]))
-        st.last_t[runs] = t[lasts]
-        st.last_v[runs] = bits[lasts]
-        return True
+        return runs, t[lasts], bits[lasts]
 
     def _window_text(self) -> str:
         return f" beyond the out-of-order window of {self.ooo_window_ms} ms" if self.ooo_window_ms else ""

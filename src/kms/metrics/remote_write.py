@@ -310,6 +310,21 @@ def _add_exemplars(b: BatchBuilder, v: _Validator, idx: int, labels: Labels, exe
             b.exemplars.append(Exemplar(idx, ex_labels, value, ts))
 
 
+def _add_extras_v1(b: BatchBuilder, v: _Validator, idx: int, labels: Labels, ts) -> None:
+    """A 1.0 series' exemplars, and its native histograms counted as refused."""
+    if ts.exemplars:
+        _add_exemplars(b, v, idx, labels, (([(lb.name, lb.value) for lb in e.labels], e.value, e.timestamp) for e in ts.exemplars))
+    if ts.histograms:
+        b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
+
+
+def _add_metadata_v1(b: BatchBuilder, metadata) -> None:
+    for md in metadata:
+        if md.metric_family_name:
+            mtype = METRIC_TYPES[md.type] if 0 <= md.type < len(METRIC_TYPES) else "unknown"
+            b.metadata.append(Metadata(md.metric_family_name, mtype, md.help, md.unit))
+
+
 def _decode_v1(data: bytes, v: _Validator) -> SampleBatch:
     """1.0 fast path: label sets looked up by their bytes, samples decoded with numpy; a request
     whose samples are not in the common layout is decoded message by message instead."""
@@ -337,14 +352,8 @@ def _decode_v1(data: bytes, v: _Validator) -> SampleBatch:
             counts.append(len(samples))
             raw.append(b"".join(samples))
             lens.extend(map(len, samples))
-        if ts.exemplars:
-            _add_exemplars(b, v, idx, labels, (([(lb.name, lb.value) for lb in e.labels], e.value, e.timestamp) for e in ts.exemplars))
-        if ts.histograms:
-            b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
-    for md in req.metadata:
-        if md.metric_family_name:
-            mtype = METRIC_TYPES[md.type] if 0 <= md.type < len(METRIC_TYPES) else "unknown"
-            b.metadata.append(Metadata(md.metric_family_name, mtype, md.help, md.unit))
+        _add_extras_v1(b, v, idx, labels, ts)
+    _add_metadata_v1(b, req.metadata)
     got = decode_samples(b"".join(raw), np.asarray(lens, dtype=np.int64))
     if got is None:
         return _decode_v1_messages(data, v)
@@ -370,14 +379,8 @@ def _decode_v1_messages(data: bytes, v: _Validator) -> SampleBatch:
         idx = b.series_index(labels)
         for s in ts.samples:
             b.add(idx, s.timestamp, s.value)
-        if ts.exemplars:
-            _add_exemplars(b, v, idx, labels, (([(lb.name, lb.value) for lb in e.labels], e.value, e.timestamp) for e in ts.exemplars))
-        if ts.histograms:
-            b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
-    for md in req.metadata:
-        if md.metric_family_name:
-            mtype = METRIC_TYPES[md.type] if 0 <= md.type < len(METRIC_TYPES) else "unknown"
-            b.metadata.append(Metadata(md.metric_family_name, mtype, md.help, md.unit))
+        _add_extras_v1(b, v, idx, labels, ts)
+    _add_metadata_v1(b, req.metadata)
     return b.build()
 
 

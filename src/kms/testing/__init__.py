@@ -17,7 +17,20 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "KmsProcess", "S3Server", "anyvalue"]
+__all__ = ["free_port", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
+
+
+def proc_status_bytes(pid: int, field_name: str = "VmHWM") -> int:
+    """A memory figure of ``/proc/<pid>/status`` in bytes (VmHWM: peak resident memory)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes of all files below ``path``."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def free_port() -> int:
@@ -97,10 +110,7 @@ class KmsProcess:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def _status(self, field_name: str) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return proc_status_bytes(self.proc.pid, field_name)
 
     def peak_rss_bytes(self) -> int:
         """The kernel's high-water mark of resident memory (VmHWM) for the process."""
