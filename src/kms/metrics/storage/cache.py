@@ -43,16 +43,28 @@ class BlockSamples:
     starts: np.ndarray  # int64, per run, plus one past the last row
     key: np.ndarray  # int64, per row
     values: np.ndarray  # float64, per row
+    by_gid: np.ndarray  # run numbers ordered by gid, to find a few series without a full scan
+    sorted_gids: np.ndarray  # gids[by_gid]
 
     @property
     def nbytes(self) -> int:
-        return self.gids.nbytes + self.starts.nbytes + self.key.nbytes + self.values.nbytes
+        return self.gids.nbytes + self.starts.nbytes + self.key.nbytes + self.values.nbytes + 2 * self.by_gid.nbytes
 
-    def select(self, keep: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, ...]:
-        """``(ids, t_ms, values)`` of the rows of series with ``keep[id]`` in [start_ms, end_ms]."""
-        runs = np.flatnonzero(keep[self.gids]) if len(keep) else np.empty(0, np.int64)
+    def select(
+        self, keep: np.ndarray, start_ms: int, end_ms: int, ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """``(ids, t_ms, values)`` of the rows of series with ``keep[id]`` in [start_ms, end_ms].
+        ``ids`` (sorted, optional) are the ids ``keep`` marks: when they are few, their runs are
+        found by binary search instead of a look at every run of the block."""
         lo_t, hi_t = max(start_ms - self.t0, 0), min(end_ms - self.t0, self.span - 1)
-        if not len(runs) or lo_t > hi_t:
+        if lo_t > hi_t or not len(keep):
+            return _EMPTY
+        if ids is not None and 8 * len(ids) < len(self.gids):
+            pos = np.minimum(np.searchsorted(self.sorted_gids, ids), len(self.sorted_gids) - 1)
+            runs = np.sort(self.by_gid[pos[self.sorted_gids[pos] == ids]])
+        else:
+            runs = np.flatnonzero(keep[self.gids])
+        if not len(runs):
             return _EMPTY
         base = runs * self.span
         lo = np.searchsorted(self.key, base + lo_t, "left")
@@ -106,7 +118,7 @@ def build_samples(gid: np.ndarray, t: np.ndarray, values: np.ndarray, presorted:
     rows already are (blocks are written so; checked)."""
     n = len(gid)
     if not n:
-        return BlockSamples(0, 1, gid, np.zeros(1, np.int64), t, values)
+        return BlockSamples(0, 1, gid, np.zeros(1, np.int64), t, values, gid, gid)
     for attempt in (presorted, False):
         if not attempt:
             order = np.lexsort((t, gid))
@@ -119,7 +131,10 @@ def build_samples(gid: np.ndarray, t: np.ndarray, values: np.ndarray, presorted:
             return RowSamples(gid, t, values)
         key = np.repeat(np.arange(runs, dtype=np.int64) * span - t0, np.diff(starts)) + t
         if n == 1 or not bool((np.diff(key) < 0).any()):
-            return BlockSamples(t0, span, gid[starts[:-1]], starts, key, np.ascontiguousarray(values))
+            gids = gid[starts[:-1]]
+            by_gid = np.argsort(gids)
+            values = np.ascontiguousarray(values)
+            return BlockSamples(t0, span, gids, starts, key, values, by_gid, gids[by_gid])
     raise AssertionError("unreachable: sorted rows give an increasing key")
 
 

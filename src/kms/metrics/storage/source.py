@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kms.metrics.promql.model import Matcher, Series
-from kms.metrics.storage.cache import SampleCache
+from kms.metrics.storage.cache import BlockSamples, SampleCache
 from kms.metrics.storage.labels import parse_labels_text
 from kms.metrics.storage.tables import EXEMPLARS, NS_PER_MS, SAMPLES
 from kms.storage import ScanRequest, Store
@@ -146,14 +146,18 @@ class StoreSeriesSource:
         self.cache.forget(tenant, {b.id for b in blocks})
         lo_ns, hi_ns = _ns(start_ms), _ns(end_ms)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        keep = None
+        keep, ids = None, None
         for b in blocks:
             if not b.meta.overlaps(lo_ns, hi_ns):
                 continue
             decoded = self.cache.block(tenant, b)
             if keep is None or len(keep) < len(index):
                 keep = index.match(matchers)
-            parts.append(decoded.select(keep, start_ms, end_ms))
+                ids = np.flatnonzero(keep)
+            if isinstance(decoded, BlockSamples):
+                parts.append(decoded.select(keep, start_ms, end_ms, ids))
+            else:
+                parts.append(decoded.select(keep, start_ms, end_ms))
         if head:
             view = self.cache.head(tenant, head)
             if keep is None or len(keep) < len(index):
