@@ -66,7 +66,35 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--logs-per-stream-burst-bytes", "logs.per_stream_burst_bytes", int, "per-stream log line burst in bytes (default 15 MiB)"),
     ("--logs-max-entries-limit-per-query", "logs.max_entries_limit_per_query", int, "largest limit a Loki query may ask for (default 5000)"),
     ("--log-level", "server.log_level", str, "debug, info (default), warning or error"),
+    ("--generator-enabled", "generator.enabled", str, "true (default): span metrics and service graphs from every span, into the same tenant; false: off"),
+    ("--generator-collection-interval", "generator.collection_interval", str, "write the generated series this often (default 15s)"),
+    ("--generator-stale-duration", "generator.stale_duration", str, "drop a generated series idle this long, with a staleness marker (default 15m)"),
+    ("--generator-span-metrics-dimensions", "generator.span_metrics_dimensions", str, "comma-separated attributes added as span-metrics labels (resource, then span)"),
+    ("--generator-span-metrics-buckets", "generator.span_metrics_buckets", str, "comma-separated latency buckets in seconds (default Tempo's 0.002,...,16.384)"),
+    ("--generator-span-metrics-duration-alias", "generator.span_metrics_duration_alias", str, "true: also write traces_spanmetrics_duration_seconds_* (default false)"),
+    ("--generator-service-graph-dimensions", "generator.service_graph_dimensions", str, "comma-separated attributes added as service-graph labels"),
+    ("--generator-service-graph-buckets", "generator.service_graph_buckets", str, "comma-separated service-graph buckets in seconds (default 0.1,...,12.8)"),
+    ("--generator-service-graph-wait", "generator.service_graph_wait", str, "how long half an edge waits for its other half (default 10s)"),
+    ("--generator-service-graph-max-items", "generator.service_graph_max_items", int, "half edges waiting at most; more spans are dropped and counted (default 10000)"),
+    ("--generator-enable-client-server-prefix", "generator.enable_client_server_prefix", str, "true: service-graph dimensions as client_<dim> and server_<dim> (default false)"),
+    ("--generator-enable-virtual-node-label", "generator.enable_virtual_node_label", str, "true: label virtual-node edges virtual_node=client|server (default false)"),
+    ("--generator-peer-attributes", "generator.peer_attributes", str, "comma-separated span attributes naming an uninstrumented peer (virtual nodes)"),
+    ("--generator-remote-write-url", "generator.remote_write_url", str, "also send the generated series to this Prometheus/Mimir remote-write URL (tenant in X-Scope-OrgID)"),
+    ("--generator-send-exemplars", "generator.send_exemplars", str, "true: remote write sends exemplars too (default false)"),
+    ("--rules", "rules.files", str, "Prometheus-format rule file, directory or glob (repeatable or comma-separated); PromQL and LogQL metric rules"),
+    ("--rules-evaluation-interval", "rules.evaluation_interval", str, "evaluation interval of groups without their own (default 1m)"),
+    ("--rules-poll-interval", "rules.poll_interval", str, "reload rule files whose mtime changed this often (default 5s; 0 = only on SIGHUP)"),
+    ("--alertmanager-url", "rules.alertmanager_urls", str, "Alertmanager base URL to send alerts to (API v2), or file:PATH of a Prometheus file-SD list (repeatable or comma-separated)"),
+    ("--alert-webhook-url", "rules.webhook_urls", str, "URL that gets alerts as Alertmanager's webhook payload (repeatable or comma-separated)"),
+    ("--external-label", "rules.external_labels", str, "NAME=VALUE label added to every alert sent, e.g. cluster=prod (repeatable)"),
+    ("--external-url", "rules.external_url", str, "base URL of this stack for alerts' generatorURL (default http://<host>:<port>)"),
+    ("--rules-resend-delay", "rules.resend_delay", str, "re-send firing and resolved alerts this often (default 1m)"),
+    ("--rules-for-grace-period", "rules.for_grace_period", str, "after a restart an alert with a longer for fires no sooner than this (default 10m)"),
+    ("--rules-outage-tolerance", "rules.outage_tolerance", str, "restore alerts' for state across outages up to this long (default 1h)"),
 ]
+
+#: Flags that may be given several times; their values are joined with commas (list settings).
+_REPEATABLE = {"rules.files", "rules.alertmanager_urls", "rules.webhook_urls", "rules.external_labels"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,13 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--config", metavar="FILE", help="YAML configuration file")
     for flag, path, typ, help_text in _UP_FLAGS:
+        extra = {"action": "append"} if path in _REPEATABLE else {}
         up.add_argument(flag, dest=path, type=typ, default=None, metavar=path.rsplit(".", 1)[-1].upper(),
-                        help=f"{help_text} [{path}; env {env_name(path)}]")
+                        help=f"{help_text} [{path}; env {env_name(path)}]", **extra)
     return p
 
 
 def _up(args: argparse.Namespace) -> int:
     overrides = {path: getattr(args, path) for _, path, _, _ in _UP_FLAGS}
+    for path in _REPEATABLE:
+        if overrides.get(path) is not None:
+            overrides[path] = ",".join(overrides[path])
     cfg = load_config(args.config, overrides)
     from kms.server import Stack  # after the config is known good: a bad flag fails fast
     logging.basicConfig(level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

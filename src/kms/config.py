@@ -25,6 +25,8 @@ __all__ = [
     "LimitsConfig",
     "TenancyConfig",
     "MetricsConfig",
+    "GeneratorConfig",
+    "RulesConfig",
     "load_config",
     "parse_duration",
     "env_name",
@@ -103,6 +105,44 @@ class LogsConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    """The metrics generator (Tempo's span metrics and service graphs) writing into the same tenant."""
+
+    enabled: bool = True
+    collection_interval: str = "15s"  # samples are written this often (Tempo's default)
+    stale_duration: str = "15m"  # a series idle this long is dropped with a staleness marker
+    span_metrics_dimensions: list[str] = field(default_factory=list)  # extra labels: resource, then span attributes
+    span_metrics_buckets: list[str] = field(default_factory=list)  # seconds; empty = Tempo's 0.002 .. 16.384
+    span_metrics_duration_alias: bool = False  # also write traces_spanmetrics_duration_seconds_*
+    service_graph_dimensions: list[str] = field(default_factory=list)
+    service_graph_buckets: list[str] = field(default_factory=list)  # seconds; empty = Tempo's 0.1 .. 12.8
+    service_graph_wait: str = "10s"  # how long a half edge waits for its other half
+    service_graph_max_items: int = 10_000  # half edges waiting at most; spans beyond are dropped (counted)
+    enable_client_server_prefix: bool = False  # service-graph dimensions as client_<dim> and server_<dim>
+    enable_virtual_node_label: bool = False  # virtual_node="client"|"server" on virtual-node edges
+    peer_attributes: list[str] = field(default_factory=lambda: ["peer.service", "db.name", "db.system",
+                                                                  "db.system.name"])
+    remote_write_url: str = ""  # also send the generated series to this Prometheus/Mimir remote-write URL
+    send_exemplars: bool = False  # ... with their exemplars
+
+
+@dataclass
+class RulesConfig:
+    """The ruler: Prometheus-format rule files (PromQL and LogQL), alert notification."""
+
+    files: list[str] = field(default_factory=list)  # rule files, directories or globs (default tenant's rules)
+    evaluation_interval: str = "1m"  # for groups without their own interval (Prometheus's default)
+    poll_interval: str = "5s"  # re-read rule files whose mtime changed this often; 0 = only on SIGHUP
+    alertmanager_urls: list[str] = field(default_factory=list)  # Alertmanager base URLs (POST <url>/api/v2/alerts)
+    webhook_urls: list[str] = field(default_factory=list)  # plain webhooks get Alertmanager's webhook payload
+    external_labels: list[str] = field(default_factory=list)  # NAME=VALUE added to alerts (e.g. cluster=prod)
+    external_url: str = ""  # alerts' generatorURL base; empty = http://<host>:<port>
+    resend_delay: str = "1m"  # re-send firing and resolved alerts this often (Prometheus's default)
+    for_grace_period: str = "10m"  # after a restart, an alert fires no sooner than this (alerts with a longer for)
+    outage_tolerance: str = "1h"  # restore alerts' for state across outages up to this long
+
+
+@dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 3200  # the one HTTP API port: Tempo, Prometheus/Mimir, Loki, OTLP/HTTP, /ready, /metrics
@@ -120,6 +160,8 @@ class Config:
     tenancy: TenancyConfig = field(default_factory=TenancyConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
 
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
@@ -161,6 +203,9 @@ def _fields(cls) -> dict[str, tuple[Any, Any]]:
 
 def _coerce(value: Any, typ: Any, path: str) -> Any:
     try:
+        if typing.get_origin(typ) is list:  # a YAML list, or a comma-separated string (flags, environment)
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return [str(v).strip() for v in items if str(v).strip()]
         if typ is bool:
             if isinstance(value, str):
                 if value.lower() in ("1", "true", "yes", "on"):
@@ -252,11 +297,23 @@ def validate(cfg: Config) -> None:
     if cfg.storage.backend == "s3" and not cfg.storage.s3.bucket:
         raise BadInput("config storage.s3.bucket: required for the s3 backend")
     for p in ("storage.retention", "storage.block_max_age", "limits.query_timeout", "metrics.lookback_delta",
-              "logs.reject_old_samples_max_age", "logs.creation_grace_period", "logs.out_of_order_window"):
+              "logs.reject_old_samples_max_age", "logs.creation_grace_period", "logs.out_of_order_window",
+              "generator.collection_interval", "generator.stale_duration", "generator.service_graph_wait",
+              "rules.evaluation_interval", "rules.poll_interval", "rules.resend_delay", "rules.for_grace_period",
+              "rules.outage_tolerance"):
         obj = cfg
         for part in p.split("."):
             obj = getattr(obj, part)
         parse_duration(obj)
+    for name in ("span_metrics_buckets", "service_graph_buckets"):
+        try:
+            [float(b) for b in getattr(cfg.generator, name)]
+        except ValueError:
+            raise BadInput(f"config generator.{name}: {getattr(cfg.generator, name)} are not numbers (seconds)") from None
+    for item in cfg.rules.external_labels:
+        name, eq, _ = item.partition("=")
+        if not eq or not name.strip():
+            raise BadInput(f"config rules.external_labels: {item!r} is not NAME=VALUE")
     for name in ("port", "grpc_port", "otlp_http_port"):
         v = getattr(cfg.server, name)
         if not 0 <= v < 65536:

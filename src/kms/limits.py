@@ -13,19 +13,40 @@ __all__ = ["RateLimiter", "MemoryLimiter", "SeriesLimits"]
 
 
 class RateLimiter:
-    """A token bucket per tenant, in bytes. Thread-safe."""
+    """A token bucket per key (tenant, or tenant + stream for Loki's per-stream rate), in bytes.
+    Thread-safe.
 
-    def __init__(self, rate_bytes: float, burst_bytes: float):
+    A bucket idle long enough to have refilled completely is the same as no bucket, so at most
+    every ``sweep_interval_s`` the full ones are dropped: keys that come and go (log streams)
+    do not grow the map without bound."""
+
+    def __init__(self, rate_bytes: float, burst_bytes: float, sweep_interval_s: float = 60.0,
+                 clock=time.monotonic):
         self.rate = float(rate_bytes)
         self.burst = float(max(burst_bytes, rate_bytes))
-        self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, last refill monotonic s)
+        self.sweep_interval_s = sweep_interval_s
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill monotonic s)
+        self._swept = clock()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _sweep(self, now: float) -> None:
+        """Drops the buckets that are full by now. Call with the lock held."""
+        self._swept = now
+        full = [k for k, (tokens, last) in self._buckets.items() if tokens + (now - last) * self.rate >= self.burst]
+        for k in full:
+            del self._buckets[k]
 
     def take(self, tenant: str, n: int) -> None:
         if self.rate <= 0:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
+            if now - self._swept >= self.sweep_interval_s:
+                self._sweep(now)
             tokens, last = self._buckets.get(tenant, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             if n > tokens:

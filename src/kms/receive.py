@@ -44,8 +44,9 @@ class Receiver:
                  otlp_metric_suffixes: bool = True, series_limits: SeriesLimits | None = None,
                  admission: SampleAdmission | None = None,
                  log_validator: Validator | None = None, log_rate: RateLimiter | None = None,
-                 log_stream_rate: RateLimiter | None = None):
+                 log_stream_rate: RateLimiter | None = None, on_spans=None):
         self.store = store
+        self.on_spans = on_spans  # (tenant, span table) after the spans are stored: the metrics generator
         self.log_validator = log_validator or Validator()
         self.log_rate = log_rate  # Loki's per-tenant ingestion rate (line bytes), on top of ``rate``
         self.log_stream_rate = log_stream_rate  # Loki's per-stream rate, keyed by tenant and stream
@@ -62,10 +63,12 @@ class Receiver:
         try:
             self._admit(tenant, len(payload))
             if signal == "metrics":
-                result = self._store_samples(tenant, translate_request(payload, add_suffixes=self.otlp_metric_suffixes))
+                result = self.store_samples(tenant, translate_request(payload, add_suffixes=self.otlp_metric_suffixes))
             elif signal == "traces":
                 d = decode_spans(payload)
                 result = self._store_table(tenant, TRACES.name, d.table, d.rejected, d.message)
+                if self.on_spans is not None and d.table.num_rows:
+                    self.on_spans(tenant, d.table)
             elif signal == "logs":
                 d = decode_logs(payload)
                 result = self._store_logs(tenant, d.batch, d.rejected, d.message)
@@ -81,7 +84,7 @@ class Receiver:
         """Store samples already decoded (remote write)."""
         try:
             self._admit(tenant, nbytes or 16 * len(batch))
-            result = self._store_samples(tenant, batch)
+            result = self.store_samples(tenant, batch)
         except KmsError as e:
             self.telemetry.refused_requests.labels("metrics", e.reason).inc()
             raise
@@ -146,7 +149,9 @@ class Receiver:
             self.store.append(tenant, signal, table)
         return ExportResult(table.num_rows, rejected, message, {"invalid": rejected} if rejected else {})
 
-    def _store_samples(self, tenant: str, batch: SampleBatch) -> ExportResult:
+    def store_samples(self, tenant: str, batch: SampleBatch) -> ExportResult:
+        """Store decoded samples under the metric write rules (also the door for samples the
+        stack makes itself: the ruler's recordings and alerts, the metrics generator)."""
         self.series_limits.check(batch.series)
         admitted = self.admission.admit(tenant, batch)
         batch = admitted.batch

@@ -1,8 +1,9 @@
 """One process: receivers -> store -> APIs. Components start in dependency order and stop in
 reverse; startup and shutdown durations are logged.
 
-    telemetry -> object store -> store (WAL replay) -> receiver
-      -> HTTP API (Tempo, Prometheus, Loki, remote write, Loki push, OTLP/HTTP) + OTLP/HTTP + OTLP/gRPC
+    telemetry -> object store -> store (WAL replay) -> metrics generator -> receiver
+      -> HTTP API (Tempo, Prometheus, Loki, remote write, Loki push, OTLP/HTTP, rules) + OTLP/HTTP + OTLP/gRPC
+      -> notifier -> ruler (rule files are checked at construction; evaluation starts once the store is open)
 
 Listeners open first and answer 503 until the store has replayed its WAL, so ``GET /ready``
 is 200 exactly when writes can be accepted.
@@ -25,8 +26,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from kms.config import Config, parse_duration
+from kms.config import Config, GeneratorConfig, parse_duration
 from kms.errors import KmsError
+from kms.generator import Generator, GeneratorSettings
+from kms.generator.remote import RemoteWriter
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
 from kms.logs.api import LokiApi
 from kms.logs.push import push_routes
@@ -39,6 +42,7 @@ from kms.metrics.push import remote_write_routes
 from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.receive import Receiver
+from kms.rules import EvalContext, Notifier, Ruler, RulerSettings, RuleStore, rules_routes
 from kms.storage import LocalObjectStore, ObjectStore, S3ObjectStore, Store, StoreConfig
 from kms.telemetry import Telemetry
 from kms.tenancy import TenantResolver
@@ -73,6 +77,21 @@ def _log_limits(cfg: Config) -> LogLimits:
         creation_grace_period_s=parse_duration(lg.creation_grace_period),
         out_of_order_window_s=parse_duration(lg.out_of_order_window),
     )
+
+
+def _generator_settings(g: GeneratorConfig) -> GeneratorSettings:
+    s = GeneratorSettings(
+        collection_interval_s=parse_duration(g.collection_interval), stale_s=parse_duration(g.stale_duration),
+        span_metrics_dimensions=list(g.span_metrics_dimensions), duration_alias=g.span_metrics_duration_alias,
+        service_graph_dimensions=list(g.service_graph_dimensions), wait_s=parse_duration(g.service_graph_wait),
+        max_items=g.service_graph_max_items, client_server_prefix=g.enable_client_server_prefix,
+        peer_attributes=list(g.peer_attributes), virtual_node_label=g.enable_virtual_node_label,
+    )
+    if g.span_metrics_buckets:
+        s.span_metrics_buckets = [float(b) for b in g.span_metrics_buckets]
+    if g.service_graph_buckets:
+        s.service_graph_buckets = [float(b) for b in g.service_graph_buckets]
+    return s
 
 
 class _Uvicorn(uvicorn.Server):
@@ -110,6 +129,13 @@ class Stack:
         )
         self.telemetry.watch_store(self.store.stats)
         lim = cfg.limits
+        # the generator writes through the receiver's sample path into the spans' own tenant
+        gen = cfg.generator
+        self.generator = (Generator(_generator_settings(gen),
+                                    lambda tenant, batch: self.receiver.store_samples(tenant, batch),
+                                    remote=RemoteWriter(gen.remote_write_url, gen.send_exemplars)
+                                    if gen.remote_write_url else None)
+                          if gen.enabled else None)
         self.receiver = Receiver(
             self.store,
             RateLimiter(lim.ingestion_rate_bytes, lim.ingestion_burst_bytes),
@@ -125,6 +151,7 @@ class Stack:
                                  or 2 * cfg.logs.ingestion_rate_bytes) if cfg.logs.ingestion_rate_bytes else None,
             log_stream_rate=RateLimiter(cfg.logs.per_stream_rate_bytes, cfg.logs.per_stream_burst_bytes)
             if cfg.logs.per_stream_rate_bytes else None,
+            on_spans=self.generator.consume if self.generator else None,
         )
         self.tempo = TempoApi(self.store, self.tenants.for_read, self.telemetry, lim.max_search_traces,
                               parse_duration(lim.query_timeout))
@@ -139,11 +166,42 @@ class Stack:
         self.loki = LokiApi(lambda tenants: StoreLogSource(self.store, tenants), self.tenants.for_read, self.telemetry,
                             query_timeout_s=parse_duration(lim.query_timeout),
                             max_entries_limit=cfg.logs.max_entries_limit_per_query)
+        # the ruler reads and writes the store like the APIs and receivers do; bad rule files fail here
+        self.notifier = Notifier(cfg.rules.alertmanager_urls, cfg.rules.webhook_urls)
+        self.ruler = self._make_ruler(cfg)
+        self.ruler.reload()
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
         self.app = self._http_app()
         self._stop = asyncio.Event()
         self._servers: list[_Uvicorn] = []
         self.grpc: OtlpGrpcServer | None = None
+
+    def _make_ruler(self, cfg: Config) -> Ruler:
+        from kms.logs.logql import LogQLEngine
+        from kms.metrics.promql import Engine
+
+        rc = cfg.rules
+        lookback_ms = int(parse_duration(cfg.metrics.lookback_delta) * 1000)
+
+        def source(tenant: str) -> StoreSeriesSource:
+            return StoreSeriesSource(self.store, [tenant], self.sample_cache)
+
+        ctx = EvalContext(
+            promql=lambda tenant, q, t_ms: Engine(source(tenant), lookback_delta_ms=lookback_ms).instant(q, t_ms),
+            logql=lambda tenant, q, t_ms: LogQLEngine(StoreLogSource(self.store, [tenant])).instant(
+                q, t_ms * 1_000_000)[0],
+            select=lambda tenant, matchers, lo, hi: source(tenant).select(matchers, lo, hi),
+            write=lambda tenant, batch: self.receiver.store_samples(tenant, batch),
+            send=self.notifier.send,
+            external_labels=dict(item.split("=", 1) for item in rc.external_labels),
+            external_url=(rc.external_url or f"http://{cfg.server.host}:{cfg.server.port}").rstrip("/"),
+            resend_s=parse_duration(rc.resend_delay),
+            for_grace_s=parse_duration(rc.for_grace_period),
+            outage_tolerance_s=parse_duration(rc.outage_tolerance),
+        )
+        settings = RulerSettings(list(rc.files), cfg.tenancy.default_tenant, parse_duration(rc.evaluation_interval),
+                                 parse_duration(rc.poll_interval))
+        return Ruler(settings, ctx, RuleStore(Path(cfg.data_dir) / "rules"))
 
     def _refused(self, signal_name: str, err: Exception) -> None:
         reason = getattr(err, "reason", "internal")
@@ -164,6 +222,8 @@ class Stack:
         routes += remote_write_routes(self.receiver.export_samples, self.tenants,
                                       self.cfg.limits.max_request_bytes, self._refused)
         routes += push_routes(self.receiver.export_logs, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
+        # /api/v1/rules, /api/v1/alerts (also under /prometheus) and the Mimir/Loki ruler APIs
+        routes += rules_routes(self.ruler, self.tenants.for_read, self.tenants)
         routes += self.tempo.routes()
         routes += self.prometheus.routes()
         routes += self.loki.routes()
@@ -205,6 +265,12 @@ class Stack:
                  self.cfg.storage.backend, Path(self.cfg.data_dir).resolve())
         self.receiver.ready = True
         self.telemetry.ready.set(1)
+        if self.generator:
+            self.generator.start()
+        self.notifier.start()
+        await loop.run_in_executor(None, self.ruler.start)
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP re-reads the rule files
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.ruler.reload))
         api = f"http://{s.host}:{s.port}"
         log.info("kms %s ready in %.2fs", self._version(), time.perf_counter() - t0)
         log.info("  HTTP API (Tempo /api/*, Prometheus /prometheus/api/v1/*, remote write /api/v1/push, "
@@ -241,6 +307,11 @@ class Stack:
         self.receiver.ready = False
         self.telemetry.ready.set(0)
         self.executor.shutdown(wait=True)
+        # rules stop before the store closes (their last outputs reach the head); queued alerts are sent
+        await asyncio.get_running_loop().run_in_executor(None, self.ruler.stop)
+        await asyncio.get_running_loop().run_in_executor(None, self.notifier.stop)
+        if self.generator:  # the last generated samples, before the head is flushed
+            await asyncio.get_running_loop().run_in_executor(None, self.generator.stop)
         t_flush = time.perf_counter()
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
         log.info("flushed the head to blocks in %.2fs; stopped in %.2fs", time.perf_counter() - t_flush,

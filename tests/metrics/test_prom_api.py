@@ -321,7 +321,7 @@ def test_exemplars(client, prefix):
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
-def test_metadata_rules_and_stubs(client, prefix):
+def test_metadata_and_stubs(client, prefix):  # /rules and /alerts: tests/rules/test_api.py
     assert set(ok(client.get(prefix + "/metadata"))["data"]) == {"up", "http_requests_total"}
     assert ok(client.get(prefix + "/metadata", params={"metric": "up"}))["data"] == {
         "up": [{"type": "gauge", "help": "up", "unit": ""}]}
@@ -329,8 +329,6 @@ def test_metadata_rules_and_stubs(client, prefix):
     err(client.get(prefix + "/metadata", params={"limit": "x"}), 400, "bad_data")
     r = client.get(prefix + "/metadata", headers={"X-Scope-OrgID": "b"})
     assert ok(r)["data"] == {}
-    assert ok(client.get(prefix + "/rules", params={"type": "record"}))["data"] == {"groups": []}
-    assert ok(client.get(prefix + "/alerts"))["data"] == {"alerts": []}
     assert ok(client.get(prefix + "/status/flags"))["data"] == {}
     assert ok(client.get(prefix + "/status/config"))["data"] == {"yaml": ""}
 

@@ -7,16 +7,19 @@ result into ``LOG_BATCH_SCHEMA`` tables of at most ``batch_rows`` rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kms.metrics.promql.model import Matcher
 from kms.metrics.storage.labels import labels_text
 
-from .source import LOG_BATCH_SCHEMA, Direction
+from .logql.ast import LineFilter
+from .logql.linefilter import filter_mask
+from .source import LOG_BATCH_SCHEMA, Direction, QueryStats
 
 __all__ = ["MemoryLogSource"]
 
@@ -76,18 +79,30 @@ class MemoryLogSource:
         return out
 
     def select(
-        self, matchers: list[Matcher], start_ns: int, end_ns: int, direction: Direction = "backward"
+        self, matchers: list[Matcher], start_ns: int, end_ns: int, direction: Direction = "backward", *,
+        line_filters: Sequence[LineFilter] = (), stats: QueryStats | None = None,
     ) -> Iterator[pa.Table]:
+        """``LogSource.select``, applying ``line_filters`` to each stream's slice before the
+        merge, as the store does; the lines and bytes read go to ``stats``."""
         parts_t, parts_line, parts_meta, parts_stream = [], [], [], []
         texts: list[str] = []
         for s in self._matching(matchers):
             t, lines, meta = s.arrays()
             lo, hi = np.searchsorted(t, start_ns, "left"), np.searchsorted(t, end_ns, "left")
-            if hi > lo:
-                parts_t.append(t[lo:hi])
-                parts_line.append(lines[lo:hi])
-                parts_meta.append(meta[lo:hi])
-                parts_stream.append(np.full(hi - lo, len(texts), dtype=np.int32))
+            if hi <= lo:
+                continue
+            t, lines, meta = t[lo:hi], lines[lo:hi], meta[lo:hi]
+            if stats is not None:
+                stats.lines_processed += len(lines)
+                stats.bytes_processed += int(pc.sum(pc.binary_length(lines)).as_py() or 0)
+            for f in line_filters:
+                keep = filter_mask(f, lines)
+                t, lines, meta = t[keep.to_numpy(zero_copy_only=False)], lines.filter(keep), meta.filter(keep)
+            if len(t):
+                parts_t.append(t)
+                parts_line.append(lines)
+                parts_meta.append(meta)
+                parts_stream.append(np.full(len(t), len(texts), dtype=np.int32))
                 texts.append(s.text)
         if not parts_t:
             return

@@ -3,7 +3,9 @@
 Storage answers one question, ``LogSource.select``: the entries of the streams a stream selector
 picks, in a time range, in one direction, as bounded Arrow batches. Everything after the
 selector (line filters, parsers, label filters, formatting, range and vector aggregation) is the
-engine's, on those batches; the engine stops pulling batches once it has what it needs.
+engine's, on those batches; the engine stops pulling batches once it has what it needs. A source
+may also take the selector's leading line filters (``line_filters``) and drop the lines they
+refuse while it reads; the engine applies them again either way.
 
 Times are int64 nanoseconds since the Unix epoch. Label sets travel as the canonical label text
 of ``kms.metrics.storage.labels`` (``{a="x",b="y"}``, names sorted), which ``parse_labels_text``
@@ -12,13 +14,16 @@ turns back into a dict.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import pyarrow as pa
 
 from kms.metrics.promql.model import Matcher
+
+if TYPE_CHECKING:
+    from kms.logs.logql.ast import LineFilter
 
 __all__ = [
     "LOG_BATCH_SCHEMA",
@@ -43,12 +48,18 @@ LOG_BATCH_SCHEMA = pa.schema(
 
 class LogSource(Protocol):
     def select(
-        self, matchers: list[Matcher], start_ns: int, end_ns: int, direction: Direction = "backward"
+        self, matchers: list[Matcher], start_ns: int, end_ns: int, direction: Direction = "backward", *,
+        line_filters: Sequence[LineFilter] = (), stats: QueryStats | None = None,
     ) -> Iterator[pa.Table]:
         """Entries of the streams matching every matcher with ``start_ns <= time_ns < end_ns``,
         as ``LOG_BATCH_SCHEMA`` tables in ``direction`` order (backward: newest first) across and
         within batches; entries with equal times keep their written order (reversed when
-        backward). Batches hold at most a few tens of thousands of rows."""
+        backward). Batches hold at most a few tens of thousands of rows.
+
+        Optional (a source without these keywords still works; the engine checks the signature):
+        ``line_filters`` are line filters every returned entry must pass or may be dropped for
+        failing (the source MAY apply any of them); when ``stats`` is given the engine counts
+        nothing itself, so the source adds the lines and bytes it read to it."""
         ...
 
     def streams(self, matchers: list[Matcher], start_ns: int, end_ns: int) -> list[dict[str, str]]:

@@ -350,8 +350,6 @@ class PrometheusApi:
             ("/status/buildinfo", "buildinfo", buildinfo, get),
             ("/status/config", "status", const('{"yaml":""}'), get),
             ("/status/flags", "status", const("{}"), get),
-            ("/rules", "rules", const('{"groups":[]}'), get),
-            ("/alerts", "rules", const('{"alerts":[]}'), get),
         ]
         return [
             Route(prefix + path, self._wrap(kind, fn), methods=methods)

@@ -85,13 +85,28 @@ class KmsProcess:
             "--otlp-http-port", str(self.otlp_http_port), *self.extra_args,
         ]
 
-    def start(self, timeout_s: float = 60.0) -> KmsProcess:
+    def start(self, timeout_s: float = 60.0, attempts: int = 3) -> KmsProcess:
+        """Start and wait for /ready. A port taken by another process between ``free_port`` and
+        the bind makes ``kms up`` exit at once: then new ports are picked and it starts again."""
         self.log_path = Path(self.data_dir).with_name(Path(self.data_dir).name + ".log")
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         env = {**os.environ, **self.env}
         preexec = (lambda: os.sched_setaffinity(0, {self.cpu})) if self.cpu is not None else None
-        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec)
-        _wait_http(self.url + "/ready", timeout_s, self.proc)
+        for attempt in range(attempts):
+            seen = self.log_path.stat().st_size if self.log_path.exists() else 0
+            log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+            self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         preexec_fn=preexec)  # fmt: skip
+            try:
+                _wait_http(self.url + "/ready", timeout_s, self.proc)
+                return self
+            except RuntimeError:
+                with open(self.log_path, "rb") as f:
+                    f.seek(seen)
+                    out = f.read()
+                taken = b"address already in use" in out or b"Failed to bind" in out  # HTTP, gRPC
+                if not taken or attempt == attempts - 1:
+                    raise
+                self.port, self.grpc_port, self.otlp_http_port = free_port(), free_port(), free_port()
         return self
 
     def stop(self, timeout_s: float = 60.0) -> int:

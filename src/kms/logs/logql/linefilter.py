@@ -3,12 +3,19 @@
 Substring and regex tests run in Arrow's kernels (RE2, the regex engine LogQL specifies), so
 no Python runs per line; only ``ip()`` tests the lines that contain an address-like token in
 Python. Regexes search (unanchored), like Loki's.
+
+A substring (or a regex that is only an alternation of literals, ``a|b``) with few hits is found
+in the array's whole data buffer at once (``bytes.find``, memchr-speed), and only the hits are
+mapped back to lines: ~5x faster than Arrow's per-line ``match_substring`` on 100-byte lines
+(bench_logs_query.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,11 +23,14 @@ from .ast import FilterValue, LineFilter
 from .errors import LogQLError
 from .patterns import compile_pattern
 
-__all__ = ["filter_mask", "IPMatcher"]
+__all__ = ["filter_mask", "substring_mask", "IPMatcher"]
 
 # candidates for ip(): lines with an IPv4 dotted quad or something IPv6-ish
 _IP_CANDIDATE = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*"
-_IP_TOKEN = __import__("re").compile(_IP_CANDIDATE)
+_IP_TOKEN = re.compile(_IP_CANDIDATE)
+_REGEX_META = set("\\.^$*+?{}[]()|")
+#: Above this share of lines holding a hit, Arrow's per-line kernel beats a Python loop over hits.
+_MAX_HIT_SHARE = 1 / 16
 
 
 class IPMatcher:
@@ -60,13 +70,55 @@ def _value_mask(op: str, v: FilterValue, lines: pa.Array) -> pa.Array:
     if op in ("|=", "!="):
         if v.value == "":
             return pa.array([True] * len(lines), type=pa.bool_())
-        return pc.match_substring(lines, v.value)
+        return substring_mask(lines, v.value)
     if op in ("|~", "!~"):
+        literals = _literal_alternatives(v.value)
+        if literals:
+            masks = [substring_mask(lines, x) for x in literals]
+            out = masks[0]
+            for m in masks[1:]:
+                out = pc.or_(out, m)
+            return out
         try:
             return pc.match_substring_regex(lines, v.value)
         except pa.ArrowInvalid as e:
             raise LogQLError(f"invalid regex in line filter {v.value!r}: {e}") from None
     return pc.match_substring_regex(lines, compile_pattern(v.value, need_capture=False).regex())
+
+
+def _literal_alternatives(regex: str) -> list[str] | None:
+    """``["a", "b"]`` for a regex ``a|b`` of plain literals (none empty), else None."""
+    parts = regex.split("|")
+    if any(not p or _REGEX_META & set(p) for p in parts):
+        return None
+    return parts
+
+
+def substring_mask(lines: pa.Array, needle: str) -> pa.Array:
+    """Boolean array: which ``lines`` (a string array without nulls) contain ``needle``."""
+    nb = needle.encode()
+    if not nb or not len(lines) or lines.null_count or not pa.types.is_string(lines.type):
+        return pc.match_substring(lines, needle)
+    _, obuf, dbuf = lines.buffers()
+    offsets = np.frombuffer(obuf, dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    data = dbuf.slice(lo, hi - lo).to_pybytes() if dbuf is not None else b""
+    ends = offsets[1:] - lo
+    mask = np.zeros(len(lines), dtype=bool)
+    budget = int(len(lines) * _MAX_HIT_SHARE) + 1
+    pos = data.find(nb)
+    while pos >= 0:
+        budget -= 1
+        if not budget:  # many hits: the per-line kernel is faster than this loop
+            return pc.match_substring(lines, needle)
+        row = int(np.searchsorted(ends, pos, "right"))  # the line whose bytes hold ``pos``
+        end = int(ends[row])
+        if pos + len(nb) <= end:
+            mask[row] = True
+            pos = data.find(nb, end)  # the rest of this line cannot add anything
+        else:  # the hit straddles two lines: look again inside this one after it
+            pos = data.find(nb, pos + 1)
+    return pa.array(mask)
 
 
 def filter_mask(f: LineFilter, lines: pa.Array) -> pa.Array:

@@ -1,14 +1,19 @@
 """Pulling a selector's entries from a ``LogSource`` and running its pipeline.
 
 The leading line filters run vectorised on each Arrow batch; only the surviving rows become
-``Row`` objects for the rest of the pipeline. Stream and metadata label texts are parsed once
+``Row`` objects for the rest of the pipeline. They are also handed to the source
+(``select(line_filters=...)``), which may apply them while it reads (the store does, before
+sorting anything); applying them again here to the hits is cheap, so the result never depends
+on whether the source did. Stream and metadata label texts are parsed once
 per distinct text (the label-text parser caches them).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -57,17 +62,27 @@ class Batch:
     metadata: pa.Array
 
 
+@cache
+def _pushes_filters(kind: type) -> bool:
+    """Whether ``kind.select`` takes the optional ``line_filters``/``stats`` keywords."""
+    params = inspect.signature(kind.select).parameters
+    return "line_filters" in params and "stats" in params
+
+
 def scan_batches(
     source: LogSource, sel: LogSelector, start_ns: int, end_ns: int, direction: Direction, stats: QueryStats
 ) -> Iterator[Batch]:
     """Batches of ``sel``'s entries in ``[start_ns, end_ns)`` that pass the leading line filters."""
     prefix, _ = split_stages(sel)
-    for table in source.select(list(sel.matchers), start_ns, end_ns, direction):
+    pushed = bool(prefix) and _pushes_filters(type(source))
+    kw = {"line_filters": prefix, "stats": stats} if pushed else {}
+    for table in source.select(list(sel.matchers), start_ns, end_ns, direction, **kw):
         if table.num_rows == 0:
             continue
         lines = table.column("line").combine_chunks()
-        stats.lines_processed += table.num_rows
-        stats.bytes_processed += int(pc.sum(pc.binary_length(lines)).as_py() or 0)
+        if not pushed:  # else the source counted what it read
+            stats.lines_processed += table.num_rows
+            stats.bytes_processed += int(pc.sum(pc.binary_length(lines)).as_py() or 0)
         for f in prefix:  # each filter runs only on the lines the previous ones kept
             table = table.filter(filter_mask(f, lines))
             if table.num_rows == 0:
