@@ -3,12 +3,9 @@ descriptor: ``PushRequest`` and the messages inside it, wire-compatible with Lok
 
 from __future__ import annotations
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from kms.protoclasses import message_classes
 
 __all__ = ["PushRequest", "StreamAdapter", "EntryAdapter", "LabelPairAdapter"]
-
-_F = descriptor_pb2.FieldDescriptorProto
-_T = {"string": _F.TYPE_STRING, "int64": _F.TYPE_INT64, "int32": _F.TYPE_INT32, "uint64": _F.TYPE_UINT64}
 
 # (name, number, type or ".Message", repeated)
 _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
@@ -25,22 +22,7 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
 }
 
 
-def _classes() -> dict:
-    fd = descriptor_pb2.FileDescriptorProto(name="kms_logproto.proto", package="kmslogproto", syntax="proto3")
-    for msg_name, fields in _MESSAGES.items():
-        m = fd.message_type.add(name=msg_name)
-        for name, number, typ, repeated in fields:
-            f = m.field.add(name=name, number=number, label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
-            if typ.startswith("."):
-                f.type, f.type_name = _F.TYPE_MESSAGE, f".kmslogproto{typ}"
-            else:
-                f.type = _T[typ]
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fd)
-    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"kmslogproto.{n}")) for n in _MESSAGES}
-
-
-_C = _classes()
+_C = message_classes("kmslogproto", _MESSAGES)
 PushRequest = _C["PushRequest"]
 StreamAdapter = _C["StreamAdapter"]
 EntryAdapter = _C["EntryAdapter"]

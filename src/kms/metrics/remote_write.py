@@ -33,12 +33,12 @@ import re
 
 import cramjam
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput, TooLarge
 from kms.metrics.sample_wire import decode_samples
 from kms.metrics.samples import METRIC_TYPES, BatchBuilder, Exemplar, Labels, Metadata, SampleBatch
+from kms.protoclasses import message_classes
 
 __all__ = [
     "WriteRequest",
@@ -66,17 +66,6 @@ PROTO_V2 = "io.prometheus.write.v2.Request"
 DEFAULT_MAX_BYTES = 64 << 20
 #: Prometheus's ``exemplar.ExemplarMaxLabelSetLength``: runes of all exemplar label names + values.
 EXEMPLAR_MAX_LABEL_RUNES = 128
-
-_F = descriptor_pb2.FieldDescriptorProto
-_T = {
-    "string": _F.TYPE_STRING,
-    "double": _F.TYPE_DOUBLE,
-    "int64": _F.TYPE_INT64,
-    "int32": _F.TYPE_INT32,
-    "uint32": _F.TYPE_UINT32,
-    "uint64": _F.TYPE_UINT64,
-    "sint32": _F.TYPE_SINT32,
-}
 
 # (name, number, type or ".Message", repeated); enums are declared int32 (same varint wire type).
 _V1: dict[str, list[tuple[str, int, str, bool]]] = {
@@ -126,36 +115,15 @@ _V1_BYTES = {
         ("histograms", 4, "bytes", True),
     ],
 }
-_T["bytes"] = _F.TYPE_BYTES
-
-
-def _build(package: str, messages: dict, syntax: str) -> descriptor_pool.DescriptorPool:
-    fd = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax=syntax)
-    for msg_name, fields in messages.items():
-        m = fd.message_type.add(name=msg_name)
-        for name, number, typ, repeated in fields:
-            f = m.field.add(name=name, number=number, label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
-            if typ.startswith("."):
-                f.type, f.type_name = _F.TYPE_MESSAGE, f".{package}{typ}"
-            else:
-                f.type = _T[typ]
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fd)
-    return pool
-
-
-def _classes(package: str, messages: dict, syntax: str) -> dict:
-    pool = _build(package, messages, syntax)
-    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{n}")) for n in messages}
 
 
 # proto3 classes reject strings that are not UTF-8 (DecodeError); the proto2 twins hand such
 # strings back as bytes, which is only used to name the culprit once decoding has failed.
-_C1 = _classes("kmsprompb", _V1, "proto3")
-_C1_LAX = _classes("kmsprompblax", _V1, "proto2")
-_C1_BYTES = _classes("kmsprompbbytes", _V1_BYTES, "proto3")
-_C2 = _classes("kmsprompbv2", _V2, "proto3")
-_C2_LAX = _classes("kmsprompbv2lax", _V2, "proto2")
+_C1 = message_classes("kmsprompb", _V1, "proto3")
+_C1_LAX = message_classes("kmsprompblax", _V1, "proto2")
+_C1_BYTES = message_classes("kmsprompbbytes", _V1_BYTES, "proto3")
+_C2 = message_classes("kmsprompbv2", _V2, "proto3")
+_C2_LAX = message_classes("kmsprompbv2lax", _V2, "proto2")
 
 WriteRequest = _C1["WriteRequest"]
 TimeSeries = _C1["TimeSeries"]
