@@ -23,6 +23,12 @@ def test_not_ready_until_the_store_is_open(tmp_path):
         assert r.status_code == 503 and r.headers["Retry-After"] == "1"
         assert "not ready" in RpcStatus.FromString(r.content).message
         assert "kms_ready 0.0" in c.get("/metrics").text
+        c.get("/api/traces/0123456789abcdef0123456789abcdef")
+        c.get("/no/such/path")
+        text = c.get("/metrics").text  # request latency by route template and status, not by raw path
+        assert 'kms_request_duration_seconds_count{route="/ready",status="503"} 1.0' in text
+        assert 'route="/api/traces/{trace_id}"' in text and "0123456789abcdef" not in text
+        assert 'kms_request_duration_seconds_count{route="unmatched",status="404"} 1.0' in text
 
 
 @pytest.mark.slow

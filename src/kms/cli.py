@@ -121,6 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
         extra = {"action": "append"} if path in _REPEATABLE else {}
         up.add_argument(flag, dest=path, type=typ, default=None, metavar=path.rsplit(".", 1)[-1].upper(),
                         help=f"{help_text} [{path}; env {env_name(path)}]", **extra)
+    gr = sub.add_parser(
+        "grafana",
+        help="write a Grafana provisioning folder: data sources linked by trace id, and kms's dashboards",
+        description=(
+            "Write DIR/provisioning/datasources/kms.yaml (Prometheus, Loki and Tempo data sources pointed "
+            "at kms, with exemplar, log and span links between them), DIR/provisioning/dashboards/kms.yaml "
+            "(a file provider) and DIR/dashboards/*.json (application RED and stack self-monitoring)."
+        ),
+    )
+    gr.add_argument("-o", "--output", metavar="DIR", default="grafana", help="output directory (default ./grafana)")
+    gr.add_argument("--url", default="http://localhost:3200",
+                    help="kms's HTTP API as Grafana reaches it (default http://localhost:3200)")
+    gr.add_argument("--tenant", default=None, help="send X-Scope-OrgID: TENANT from every data source")
     return p
 
 
@@ -140,6 +153,26 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grafana(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kms.grafana import write
+
+    files = write(Path(args.output), args.url, args.tenant)
+    root = files[0].parents[2]
+    for f in files:
+        print(f"wrote {f}")
+    print(
+        f"\nPoint Grafana at it (GF_PATHS_PROVISIONING={root / 'provisioning'} or copy the two kms.yaml files "
+        "into its provisioning/datasources and provisioning/dashboards folders; the dashboard provider "
+        f"reads {root / 'dashboards'}), e.g.:\n"
+        f"  docker run --network host -v {root}:{root} -e GF_PATHS_PROVISIONING={root / 'provisioning'} "
+        "grafana/grafana\n"
+        f"Data sources Metrics, Logs and Traces query kms at {args.url}; the dashboards are in the 'kms' folder."
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -149,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             return _up(args)
+        if args.command == "grafana":
+            return _grafana(args)
     except KmsError as e:
         print(f"kms: {e.message}", file=sys.stderr)
         return 2

@@ -44,7 +44,7 @@ from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.receive import Receiver
 from kms.rules import EvalContext, Notifier, Ruler, RulerSettings, RuleStore, rules_routes
 from kms.storage import LocalObjectStore, ObjectStore, S3ObjectStore, Store, StoreConfig
-from kms.telemetry import Telemetry
+from kms.telemetry import RequestTimer, Telemetry
 from kms.tenancy import TenantResolver
 from kms.traces.api import TempoApi
 from kms.traces.schema import TRACES
@@ -208,7 +208,7 @@ class Stack:
         if reason != "unavailable":
             log.debug("refused %s write: %s", signal_name, err)
 
-    def _http_app(self) -> Starlette:
+    def _http_app(self) -> RequestTimer:
         async def ready(_: Request) -> Response:
             if self.receiver.ready:
                 return PlainTextResponse("ready")
@@ -227,7 +227,7 @@ class Stack:
         routes += self.tempo.routes()
         routes += self.prometheus.routes()
         routes += self.loki.routes()
-        return Starlette(routes=routes)
+        return RequestTimer(Starlette(routes=routes), self.telemetry)
 
     def request_stop(self) -> None:
         self._stop.set()
