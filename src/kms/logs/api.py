@@ -19,7 +19,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from kms import __version__
-from kms.errors import KmsError, Unavailable, http_status
+from kms.errors import KmsError, http_status
+from kms.logs import logql
 from kms.logs.fields import detect_fields, field_values
 from kms.logs.http.encode import CATEGORIZE, encode_metric, encode_streams, stats_json
 from kms.logs.http.params import (
@@ -61,16 +62,6 @@ def _seconds(t_ns: int) -> float:
 
 def _json(data) -> bytes:
     return orjson.dumps(data)
-
-
-def _logql():
-    try:
-        from kms.logs import logql
-    except ImportError as e:
-        raise Unavailable(f"the LogQL engine is not available: {e}") from None
-    if not hasattr(logql, "LogQLEngine"):
-        raise Unavailable("the LogQL engine is not available yet")
-    return logql
 
 
 class LokiApi:
@@ -134,7 +125,7 @@ class LokiApi:
         return limit
 
     def _engine(self, tenants: list[str]):
-        return _logql().LogQLEngine(self.source_for(tenants), max_entries_limit=self.max_entries_limit)
+        return logql.LogQLEngine(self.source_for(tenants), max_entries_limit=self.max_entries_limit)
 
     @staticmethod
     def _answer(result, stats, exec_s: float, categorize: bool) -> bytes:
@@ -173,7 +164,7 @@ class LokiApi:
         if interval < 0:
             raise ApiError("interval must be >= 0", 400)
         query = form.get("query")
-        _logql().parse(query)
+        logql.parse(query)
         categorize = self._categorize(request)
 
         def run():
@@ -188,8 +179,7 @@ class LokiApi:
         t = parse_time_ns(form, "time", self._now_ns())
         limit, direction = self._limit(form), parse_direction(form)
         query = form.get("query")
-        lq = _logql()
-        if not lq.is_metric_query(lq.parse(query)):
+        if not logql.is_metric_query(logql.parse(query)):
             raise ApiError(INSTANT_LOG_QUERY, 400)
         categorize = self._categorize(request)
 
@@ -284,7 +274,7 @@ class LokiApi:
         q = form.get("query")
         if not q.strip():
             raise ApiError("query parameter is required", 400)
-        if _logql().is_metric_query(_logql().parse(q)):
+        if logql.is_metric_query(logql.parse(q)):
             raise ApiError("detected fields need a log query, not a metric query", 400)
         return q
 
@@ -302,7 +292,7 @@ class LokiApi:
         return _json({"values": field_values(entries, request.path_params["name"], limit), "limit": limit})
 
     async def format_query(self, request: Request, form: Form, tenants: list[str]):
-        return _json({"status": "success", "data": _logql().format_query(form.get("query"))})
+        return _json({"status": "success", "data": logql.format_query(form.get("query"))})
 
     async def patterns(self, request: Request, form: Form, tenants: list[str]):
         """Pattern detection is not implemented: an empty answer, so Grafana shows none."""
@@ -333,7 +323,7 @@ class LokiApi:
             ("/patterns", "logs_index", self.patterns, both),
         ]
         routes: list = [Route(PREFIX + path, self._wrap(kind, fn), methods=methods) for path, kind, fn, methods in table]
-        engine_for = lambda source: _logql().LogQLEngine(source, max_entries_limit=self.max_entries_limit)  # noqa: E731
+        engine_for = lambda source: logql.LogQLEngine(source, max_entries_limit=self.max_entries_limit)  # noqa: E731
         routes.append(tail_route(PREFIX + "/tail", self.source_for, self.read_tenants, engine_for, self.clock))
         # The legacy prefix of Loki's query API, for older clients.
         routes.append(Route("/api/prom/label", self._wrap("logs_labels", self.labels), methods=get))
