@@ -34,7 +34,7 @@ import cramjam
 import httpx
 import numpy as np
 
-from kms.testing import KmsProcess, _wait_http, dir_bytes, free_port, proc_status_bytes
+from kms.testing import KmsProcess, dir_bytes, free_port, proc_status_bytes, wait_http
 from kms.testing.dashboards import dashboard_vars, interpolate, load_queries, split_label_values
 from kms.testing.k8s import k8s_series
 
@@ -189,7 +189,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {0}))  # fmt: skip
         prom_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_http(prom_url + "/-/ready", 30, prom)
+            wait_http(prom_url + "/-/ready", 30, prom)
             for name, url in (("kms", kms.url + "/api/v1/push"), ("prometheus", prom_url + "/api/v1/write")):
                 retries: list[int] = []
                 dt = send(url, shards, retries)

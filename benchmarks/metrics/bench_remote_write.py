@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from kms.metrics.remote_write import WriteRequest, encode_remote_write
-from kms.testing import KmsProcess, _wait_http, dir_bytes, free_port, proc_status_bytes
+from kms.testing import KmsProcess, dir_bytes, free_port, proc_status_bytes, wait_http
 
 QUERIES = [
     "sum by (job) (rate(bench_requests_total[5m]))",
@@ -122,7 +122,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
         prom_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_http(prom_url + "/-/ready", 30, prom)
+            wait_http(prom_url + "/-/ready", 30, prom)
             for name, url in (("kms", kms.url + "/api/v1/push"), ("prometheus", prom_url + "/api/v1/write")):
                 dt = send(url, reqs)
                 res[name]["ingest"] = n_samples / dt

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from kms.metrics.remote_write import WriteRequest, encode_remote_write
-from kms.testing import KmsProcess, free_port
+from kms.testing import KmsProcess, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -81,14 +81,7 @@ receivers:
                              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    wait_http(url + "/-/ready", 20, proc)
     yield url, hook
     proc.terminate()
     proc.wait(10)

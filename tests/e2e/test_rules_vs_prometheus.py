@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from kms.metrics.remote_write import WriteRequest, encode_remote_write
-from kms.testing import KmsProcess, free_port
+from kms.testing import KmsProcess, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -78,14 +78,7 @@ def prometheus(tmp_path):
                              f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    wait_http(url + "/-/ready", 30, proc)
     yield url
     proc.terminate()
     proc.wait(10)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
+__all__ = ["wait_http", "free_port", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
 
 
 def proc_status_bytes(pid: int, field_name: str = "VmHWM") -> int:
@@ -39,7 +39,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, want: int = 200) -> None:
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, want: int = 200) -> None:
+    """Poll ``url`` until it answers ``want``; RuntimeError if ``proc`` exits first, TimeoutError after."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
@@ -97,7 +98,7 @@ class KmsProcess:
             self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                          preexec_fn=preexec)  # fmt: skip
             try:
-                _wait_http(self.url + "/ready", timeout_s, self.proc)
+                wait_http(self.url + "/ready", timeout_s, self.proc)
                 return self
             except RuntimeError:
                 with open(self.log_path, "rb") as f:
@@ -155,7 +156,7 @@ class S3Server:
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        _wait_http(f"http://{self.endpoint}/moto-api/", timeout_s, self.proc)
+        wait_http(f"http://{self.endpoint}/moto-api/", timeout_s, self.proc)
         return self
 
     def client(self):
