@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 
@@ -93,6 +94,10 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--rules-outage-tolerance", "rules.outage_tolerance", str, "restore alerts' for state across outages up to this long (default 1h)"),
 ]
 
+#: Modules that add further commands: each has ``register(subparsers)``, which adds its parsers
+#: and sets ``run`` (a function of the parsed arguments returning the exit code) as their default.
+_COMMAND_MODULES: list[str] = []
+
 #: Flags that may be given several times; their values are joined with commas (list settings).
 _REPEATABLE = {"rules.files", "rules.alertmanager_urls", "rules.webhook_urls", "rules.external_labels"}
 
@@ -134,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--url", default="http://localhost:3200",
                     help="kms's HTTP API as Grafana reaches it (default http://localhost:3200)")
     gr.add_argument("--tenant", default=None, help="send X-Scope-OrgID: TENANT from every data source")
+    up.set_defaults(run=_up)
+    gr.set_defaults(run=_grafana)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return p
 
 
@@ -180,15 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "up":
-            return _up(args)
-        if args.command == "grafana":
-            return _grafana(args)
+        return args.run(args)
     except KmsError as e:
         print(f"kms: {e.message}", file=sys.stderr)
         return 2
-    parser.error(f"unknown command {args.command}")
-    return 2
 
 
 if __name__ == "__main__":
