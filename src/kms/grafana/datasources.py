@@ -3,7 +3,8 @@ linked to each other by stable UIDs so exemplars, log lines and spans jump betwe
 
 from __future__ import annotations
 
-__all__ = ["PROM_UID", "LOKI_UID", "TEMPO_UID", "TENANT_HEADER", "DEFAULT_URL", "datasources"]
+__all__ = ["PROM_UID", "LOKI_UID", "TEMPO_UID", "TENANT_HEADER", "DEFAULT_URL", "TRACES_TO_LOGS_QUERY",
+           "TRACES_TO_LOGS_TAGS", "datasources"]
 
 # Stable UIDs: dashboards and the Kubernetes renderer refer to them, so they never change.
 PROM_UID = "obs-prom"
@@ -11,6 +12,11 @@ LOKI_UID = "obs-loki"
 TEMPO_UID = "obs-tempo"
 TENANT_HEADER = "X-Scope-OrgID"
 DEFAULT_URL = "http://localhost:3200"
+# Span -> logs: the span's resource attributes become Loki stream selectors, and the trace id is
+# matched in structured metadata (Grafana's default query filters the line text instead).
+# ``kms verify`` runs this same query to prove the link.
+TRACES_TO_LOGS_TAGS = {"service.name": "service_name"}
+TRACES_TO_LOGS_QUERY = '{${__tags}} | trace_id="${__span.traceId}"'
 
 
 def _esc(text: str) -> str:
@@ -94,12 +100,11 @@ def _tempo(url: str) -> dict:
                 "datasourceUid": LOKI_UID,
                 "spanStartTimeShift": "-5m",
                 "spanEndTimeShift": "5m",
-                "tags": [{"key": "service.name", "value": "service_name"}],
+                "tags": [{"key": k, "value": v} for k, v in TRACES_TO_LOGS_TAGS.items()],
                 "filterByTraceID": True,
                 "filterBySpanID": False,
-                # The default query filters the line text; our trace ids live in structured metadata.
                 "customQuery": True,
-                "query": _esc('{${__tags}} | trace_id="${__span.traceId}"'),
+                "query": _esc(TRACES_TO_LOGS_QUERY),
             },
             "tracesToMetrics": {
                 "datasourceUid": PROM_UID,
