@@ -43,6 +43,7 @@ from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.receive import Receiver
 from kms.rules import EvalContext, Notifier, Ruler, RulerSettings, RuleStore, rules_routes
+from kms.rules.metrics import RulerCollector
 from kms.storage import LocalObjectStore, ObjectStore, S3ObjectStore, Store, StoreConfig
 from kms.telemetry import RequestTimer, Telemetry
 from kms.tenancy import TenantResolver
@@ -170,6 +171,7 @@ class Stack:
         self.notifier = Notifier(cfg.rules.alertmanager_urls, cfg.rules.webhook_urls)
         self.ruler = self._make_ruler(cfg)
         self.ruler.reload()
+        self.telemetry.registry.register(RulerCollector(self.ruler, self.notifier))
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
         self.app = self._http_app()
         self._stop = asyncio.Event()

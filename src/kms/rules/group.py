@@ -113,6 +113,11 @@ class Group:
         self._pending_rules: list[RuleState] = []
         self.last_eval = 0.0
         self.eval_s = 0.0
+        # Prometheus's rule-manager counters, served by kms.rules.metrics
+        self.iterations = 0
+        self.missed = 0  # evaluation times skipped because an evaluation overran its interval
+        self.evaluations = 0
+        self.failures = 0
         self.restored = not restore
         self.lock = threading.Lock()  # guards rule/alert state between evaluate and API readers
 
@@ -138,6 +143,8 @@ class Group:
     # -- evaluation --
     def evaluate(self, ts_ms: int) -> None:
         t0 = time.perf_counter()
+        if self.last_eval and self.spec.interval_s > 0:
+            self.missed += max(0, round((ts_ms / 1000 - self.last_eval) / self.spec.interval_s) - 1)
         for rs in self.rules:
             r0 = time.perf_counter()
             try:
@@ -150,6 +157,8 @@ class Group:
             with self.lock:
                 rs.health, rs.last_error = ("err", err) if err else ("ok", "")
                 rs.last_eval, rs.eval_s = ts_ms / 1000, time.perf_counter() - r0
+                self.evaluations += 1
+                self.failures += bool(err)
             if not err:  # a failed rule writes nothing, not even staleness markers (as in Prometheus)
                 self._buffer(rs, out, ts_ms)
             if rs.feeds_later:
@@ -160,6 +169,7 @@ class Group:
                 self._notify(rs, ts_ms / 1000)
         self._flush()
         self.restored = True
+        self.iterations += 1
         self.last_eval, self.eval_s = ts_ms / 1000, time.perf_counter() - t0
 
     def _query(self, rule: RuleSpec, ts_ms: int) -> list[tuple[dict[str, str], float]]:

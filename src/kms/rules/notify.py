@@ -92,6 +92,8 @@ class Notifier:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        self.sent_by_url: collections.Counter[str] = collections.Counter()
+        self.failed_by_url: collections.Counter[str] = collections.Counter()
 
     @property
     def enabled(self) -> bool:
@@ -108,6 +110,10 @@ class Notifier:
                 self._queue.popleft()
                 self.dropped += 1
             self._cv.notify()
+
+    def queue_length(self) -> int:
+        with self._cv:
+            return len(self._queue)
 
     def start(self) -> None:
         if self.enabled and self._thread is None:
@@ -147,6 +153,8 @@ class Notifier:
                 if r.status_code >= 300:
                     raise httpx.HTTPStatusError(f"{r.status_code} {r.text[:200]}", request=r.request, response=r)
                 self.sent += len(batch)
+                self.sent_by_url[url] += len(batch)
             except httpx.HTTPError as e:
                 self.failed += len(batch)
+                self.failed_by_url[url] += len(batch)
                 log.warning("sending %d alerts to %s failed: %s", len(batch), url, e)
