@@ -92,6 +92,10 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--rules-resend-delay", "rules.resend_delay", str, "re-send firing and resolved alerts this often (default 1m)"),
     ("--rules-for-grace-period", "rules.for_grace_period", str, "after a restart an alert with a longer for fires no sooner than this (default 10m)"),
     ("--rules-outage-tolerance", "rules.outage_tolerance", str, "restore alerts' for state across outages up to this long (default 1h)"),
+    ("--rules-from-kubernetes", "rules.kubernetes", str, "true: also evaluate PrometheusRule objects read from the Kubernetes API (default false)"),
+    ("--rules-kubernetes-namespace", "rules.kubernetes_namespaces", str, "namespace to read PrometheusRule objects from (repeatable; default all)"),
+    ("--rules-kubernetes-selector", "rules.kubernetes_selector", str, "label selector of the PrometheusRule objects, e.g. role=alert-rules"),
+    ("--kubeconfig", "kubernetes.kubeconfig", str, "kubeconfig file (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)"),
 ]
 
 #: Modules that add further commands: each has ``register(subparsers)``, which adds its parsers
@@ -99,7 +103,8 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
 _COMMAND_MODULES: list[str] = ["kms.verify.command", "kms.demo.command"]
 
 #: Flags that may be given several times; their values are joined with commas (list settings).
-_REPEATABLE = {"rules.files", "rules.alertmanager_urls", "rules.webhook_urls", "rules.external_labels"}
+_REPEATABLE = {"rules.files", "rules.alertmanager_urls", "rules.webhook_urls", "rules.external_labels",
+               "rules.kubernetes_namespaces"}
 
 
 def build_parser() -> argparse.ArgumentParser:

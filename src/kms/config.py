@@ -27,6 +27,7 @@ __all__ = [
     "MetricsConfig",
     "GeneratorConfig",
     "RulesConfig",
+    "KubernetesConfig",
     "load_config",
     "parse_duration",
     "env_name",
@@ -140,6 +141,16 @@ class RulesConfig:
     resend_delay: str = "1m"  # re-send firing and resolved alerts this often (Prometheus's default)
     for_grace_period: str = "10m"  # after a restart, an alert fires no sooner than this (alerts with a longer for)
     outage_tolerance: str = "1h"  # restore alerts' for state across outages up to this long
+    kubernetes: bool = False  # also evaluate PrometheusRule objects read from the Kubernetes API
+    kubernetes_namespaces: list[str] = field(default_factory=list)  # namespaces to read them from; empty = all
+    kubernetes_selector: str = ""  # label selector of the PrometheusRule objects, e.g. role=alert-rules
+
+
+@dataclass
+class KubernetesConfig:
+    """How kms reaches the Kubernetes API (PrometheusRule objects)."""
+
+    kubeconfig: str = ""  # empty: in-cluster service account in a pod, else $KUBECONFIG or ~/.kube/config
 
 
 @dataclass
@@ -162,6 +173,7 @@ class Config:
     logs: LogsConfig = field(default_factory=LogsConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
 
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}

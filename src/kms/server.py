@@ -43,6 +43,7 @@ from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.receive import Receiver
 from kms.rules import EvalContext, Notifier, Ruler, RulerSettings, RuleStore, rules_routes
+from kms.rules.kubernetes import PrometheusRuleWatcher, client_factory
 from kms.rules.metrics import RulerCollector
 from kms.storage import LocalObjectStore, ObjectStore, S3ObjectStore, Store, StoreConfig
 from kms.telemetry import RequestTimer, Telemetry
@@ -171,6 +172,7 @@ class Stack:
         self.notifier = Notifier(cfg.rules.alertmanager_urls, cfg.rules.webhook_urls)
         self.ruler = self._make_ruler(cfg)
         self.ruler.reload()
+        self.rule_watcher = self._make_rule_watcher(cfg)
         self.telemetry.registry.register(RulerCollector(self.ruler, self.notifier))
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
         self.app = self._http_app()
@@ -204,6 +206,15 @@ class Stack:
         settings = RulerSettings(list(rc.files), cfg.tenancy.default_tenant, parse_duration(rc.evaluation_interval),
                                  parse_duration(rc.poll_interval))
         return Ruler(settings, ctx, RuleStore(Path(cfg.data_dir) / "rules"))
+
+    def _make_rule_watcher(self, cfg: Config) -> PrometheusRuleWatcher | None:
+        """PrometheusRule objects from the Kubernetes API; missing credentials fail the start."""
+        rc = cfg.rules
+        if not rc.kubernetes:
+            return None
+        return PrometheusRuleWatcher(self.ruler, client_factory(cfg.kubernetes.kubeconfig), cfg.tenancy.default_tenant,
+                                     parse_duration(rc.evaluation_interval), list(rc.kubernetes_namespaces),
+                                     rc.kubernetes_selector)
 
     def _refused(self, signal_name: str, err: Exception) -> None:
         reason = getattr(err, "reason", "internal")
@@ -271,6 +282,8 @@ class Stack:
             self.generator.start()
         self.notifier.start()
         await loop.run_in_executor(None, self.ruler.start)
+        if self.rule_watcher:
+            self.rule_watcher.start()
         with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP re-reads the rule files
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.ruler.reload))
         api = f"http://{s.host}:{s.port}"
@@ -310,6 +323,8 @@ class Stack:
         self.telemetry.ready.set(0)
         self.executor.shutdown(wait=True)
         # rules stop before the store closes (their last outputs reach the head); queued alerts are sent
+        if self.rule_watcher:
+            await asyncio.get_running_loop().run_in_executor(None, self.rule_watcher.stop)
         await asyncio.get_running_loop().run_in_executor(None, self.ruler.stop)
         await asyncio.get_running_loop().run_in_executor(None, self.notifier.stop)
         if self.generator:  # the last generated samples, before the head is flushed

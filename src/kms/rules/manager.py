@@ -53,6 +53,8 @@ class Ruler:
         self.running = False
         self._loaded = False
         self.last_reload_ok = True
+        # groups from other sources (PrometheusRule objects), by source: (tenant, spec)
+        self._external: dict[str, list[tuple[str, GroupSpec]]] = {}
 
     # -- loading --
     def _specs(self) -> dict[tuple[str, str, str], GroupSpec]:
@@ -69,7 +71,15 @@ class Ruler:
                                 log.error("tenant %s: stored rule group %s/%s: %s", tenant, ns, g.get("name"), e)
                                 continue
                             out[(tenant, spec.file, spec.name)] = spec
+        for groups in list(self._external.values()):
+            out.update({(tenant, g.file, g.name): g for tenant, g in groups})
         return out
+
+    def set_external(self, source: str, groups: list[tuple[str, GroupSpec]]) -> None:
+        """Replace the groups one outside source provides (already validated) and reload."""
+        self._external[source] = groups
+        if self._loaded:
+            self.reload()
 
     def _file_mtimes(self) -> dict[Path, float]:
         out = {}

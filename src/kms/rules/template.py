@@ -171,6 +171,8 @@ class _Pipe:
                 return val == "true"
             if val == "nil":
                 return None
+            if val not in FUNCS:
+                raise TemplateError(f'function "{val}" not defined')
             try:
                 return FUNCS[val]()
             except TypeError as e:
