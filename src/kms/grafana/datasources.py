@@ -130,12 +130,17 @@ def _tempo(url: str) -> dict:
     }
 
 
-def datasources(url: str = DEFAULT_URL, tenant: str | None = None) -> dict:
+def datasources(url: str = DEFAULT_URL, tenant: str | None = None, *, urls: dict[str, str] | None = None) -> dict:
     """The provisioning file ``datasources/kms.yaml`` as a dict; ``url`` is kms's API port (3200).
 
-    Strings are already ``$$``-escaped for a provisioning file."""
+    ``urls`` maps a data source type (``prometheus``, ``loki``, ``tempo``) to its full URL when the
+    backends are separate services (Mimir, Loki and Tempo on Kubernetes); it replaces the URL
+    derived from ``url``. Strings are already ``$$``-escaped for a provisioning file."""
     url = url.rstrip("/")
-    return {
-        "apiVersion": 1,
-        "datasources": [_with_tenant(build(url), tenant) for build in (_prometheus, _loki, _tempo)],
-    }
+    out = []
+    for build in (_prometheus, _loki, _tempo):
+        ds = build(url)
+        if urls and ds["type"] in urls:
+            ds["url"] = urls[ds["type"]].rstrip("/")
+        out.append(_with_tenant(ds, tenant))
+    return {"apiVersion": 1, "datasources": out}
