@@ -100,7 +100,7 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
 
 #: Modules that add further commands: each has ``register(subparsers)``, which adds its parsers
 #: and sets ``run`` (a function of the parsed arguments returning the exit code) as their default.
-_COMMAND_MODULES: list[str] = ["kms.verify.command", "kms.demo.command", "kms.deploy.commands"]
+_COMMAND_MODULES: list[str] = ["kms.verify.command", "kms.demo.command", "kms.deploy.commands", "kms.agent.command"]
 
 #: Flags that may be given several times; their values are joined with commas (list settings).
 _REPEATABLE = {"rules.files", "rules.alertmanager_urls", "rules.webhook_urls", "rules.external_labels",

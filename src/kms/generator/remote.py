@@ -9,29 +9,10 @@ from __future__ import annotations
 
 import httpx
 
-from kms.metrics.remote_write import WriteRequest, encode_remote_write
+from kms.metrics.remote_write import encode_batch
 from kms.metrics.samples import SampleBatch
 
-__all__ = ["RemoteWriter", "write_request"]
-
-
-def write_request(batch: SampleBatch, send_exemplars: bool = False) -> bytes:
-    """The batch as an encoded remote-write 1.0 body (samples of a series in time order)."""
-    req = WriteRequest()
-    series = [req.timeseries.add() for _ in batch.series]
-    for ts, labels in zip(series, batch.series, strict=True):
-        for name, value in labels:
-            ts.labels.add(name=name, value=value)
-    order = sorted(range(len(batch)), key=lambda i: int(batch.ts_ms[i]))
-    idx, t, v = batch.series_idx.tolist(), batch.ts_ms.tolist(), batch.values.tolist()
-    for i in order:
-        series[idx[i]].samples.add(value=v[i], timestamp=t[i])
-    if send_exemplars:
-        for ex in batch.exemplars:
-            e = series[ex.series].exemplars.add(value=ex.value, timestamp=ex.ts_ms)
-            for name, value in ex.labels:
-                e.labels.add(name=name, value=value)
-    return encode_remote_write(req)
+__all__ = ["RemoteWriter"]
 
 
 class RemoteWriter:
@@ -42,7 +23,7 @@ class RemoteWriter:
 
     def send(self, tenant: str, batch: SampleBatch) -> None:
         """POST one collection; raises on a transport error or a non-2xx answer."""
-        r = self.client.post(self.url, content=write_request(batch, self.send_exemplars), headers={
+        r = self.client.post(self.url, content=encode_batch(batch, self.send_exemplars), headers={
             "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
             "X-Prometheus-Remote-Write-Version": "0.1.0", "X-Scope-OrgID": tenant,
             "User-Agent": "kms-metrics-generator"})

@@ -41,6 +41,7 @@ from kms.metrics.samples import METRIC_TYPES, BatchBuilder, Exemplar, Labels, Me
 from kms.protoclasses import message_classes
 
 __all__ = [
+    "encode_batch",
     "WriteRequest",
     "TimeSeries",
     "Label",
@@ -450,6 +451,26 @@ def decode_remote_write(
 def encode_remote_write(request) -> bytes:
     """Serialize and snappy block-compress a ``WriteRequest`` / ``WriteRequestV2`` message."""
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+
+
+def encode_batch(batch: SampleBatch, exemplars: bool = True) -> bytes:
+    """A batch as a remote-write 1.0 body (each series' samples in time order), with its
+    exemplars unless ``exemplars`` is false."""
+    req = WriteRequest()
+    series = [req.timeseries.add() for _ in batch.series]
+    for ts, labels in zip(series, batch.series, strict=True):
+        for name, value in labels:
+            ts.labels.add(name=name, value=value)
+    order = np.argsort(batch.ts_ms, kind="stable").tolist()
+    idx, t, v = batch.series_idx.tolist(), batch.ts_ms.tolist(), batch.values.tolist()
+    for i in order:
+        series[idx[i]].samples.add(value=v[i], timestamp=t[i])
+    if exemplars:
+        for ex in batch.exemplars:
+            e = series[ex.series].exemplars.add(value=ex.value, timestamp=ex.ts_ms)
+            for name, value in ex.labels:
+                e.labels.add(name=name, value=value)
+    return encode_remote_write(req)
 
 
 def written_headers(batch: SampleBatch) -> dict[str, str]:

@@ -1,0 +1,95 @@
+"""Delivery of queued records to the central stack, oldest first, one record at a time so the
+order survives outages. A record leaves the queue only once the central side acknowledged it
+(2xx) or refused it for good (4xx other than 429: resending cannot help, as Prometheus's remote
+write decides); transport errors, 5xx and 429 are retried with exponential backoff."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+import httpx
+
+from kms.agent.queue import DiskQueue, Record
+
+__all__ = ["Forwarder", "KINDS"]
+
+log = logging.getLogger("kms.agent")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per forwarded record
+
+# record kind -> (path under the central API URL, headers)
+_RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0"}
+_OTLP = {"Content-Type": "application/x-protobuf"}
+KINDS: dict[str, tuple[str, dict[str, str]]] = {
+    "m": ("/api/v1/push", _RW),  # remote write 1.0 (scraped and host metrics)
+    "t": ("/v1/traces", _OTLP),  # OTLP received from applications, forwarded as OTLP/HTTP
+    "l": ("/v1/logs", _OTLP),
+    "x": ("/v1/metrics", _OTLP),
+    "p": ("/loki/api/v1/push", {"Content-Type": "application/x-protobuf"}),  # tailed files, snappy logproto
+}
+
+
+class Forwarder:
+    def __init__(self, queue: DiskQueue, remote: str, timeout_s: float = 15.0, max_backoff_s: float = 30.0):
+        self.queue = queue
+        self.remote = remote.rstrip("/")
+        self.max_backoff_s = max_backoff_s
+        self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "kms-agent"})
+        self.sent: Counter[str] = Counter()  # records delivered, by kind
+        self.refused: Counter[str] = Counter()  # records the central side refused for good
+        self.retries = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _send(self, rec: Record) -> bool:
+        """True when done with the record (delivered or refused for good); False to retry."""
+        path, headers = KINDS[rec.kind]
+        try:
+            r = self.client.post(self.remote + path, content=rec.payload,
+                                 headers={**headers, "X-Scope-OrgID": rec.tenant})
+        except httpx.HTTPError as e:
+            self.last_error = f"{path}: {e}"
+            return False
+        if r.status_code < 300:
+            self.sent[rec.kind] += 1
+            return True
+        if r.status_code >= 500 or r.status_code == 429:
+            self.last_error = f"{path}: {r.status_code} {r.text[:200]}"
+            return False
+        self.refused[rec.kind] += 1
+        log.warning("central stack refused a %s record for good: %d %s", path, r.status_code, r.text[:300])
+        return True
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            rec = self.queue.peek(timeout_s=0.5)
+            if rec is None:
+                continue
+            if self._send(rec):
+                self.queue.ack(rec)
+                backoff = 0.5
+                continue
+            self.retries += 1
+            log.info("central stack unavailable (%s); retrying in %.1fs, %d records queued",
+                     self.last_error, backoff, self.queue.pending())
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kms-agent-forward", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Stop after delivering what can be delivered within ``drain_s``; the rest stays queued."""
+        deadline = time.monotonic() + drain_s
+        while self.queue.pending() and time.monotonic() < deadline and not self.last_error:
+            time.sleep(0.05)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.client.timeout.read or 15.0)
+        self.client.close()
