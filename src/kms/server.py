@@ -38,6 +38,7 @@ from kms.logs.storage import StoreLogSource
 from kms.logs.validate import LogLimits, Validator
 from kms.metrics.admission import SampleAdmission
 from kms.metrics.api import PrometheusApi
+from kms.metrics.federate import federate_routes
 from kms.metrics.push import remote_write_routes
 from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
@@ -239,6 +240,8 @@ class Stack:
         routes += rules_routes(self.ruler, self.tenants.for_read, self.tenants)
         routes += self.tempo.routes()
         routes += self.prometheus.routes()
+        routes += federate_routes(lambda tenants: StoreSeriesSource(self.store, tenants, self.sample_cache),
+                                  self.tenants.for_read, int(parse_duration(self.cfg.metrics.lookback_delta) * 1000))
         routes += self.loki.routes()
         return RequestTimer(Starlette(routes=routes), self.telemetry)
 
