@@ -82,18 +82,20 @@ scrape_configs:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
-            got = {}
-            while time.monotonic() < deadline and len(got) < 3:
+            got, up, last = {}, [], None
+            while time.monotonic() < deadline and (len(got) < 3 or not up):
                 time.sleep(0.5)
                 try:
-                    res = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": "fed_value"}).json()
-                except httpx.HTTPError:
+                    last = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": "fed_value"}).json()
+                    up = httpx.get(f"http://127.0.0.1:{port}/api/v1/query",
+                                   params={"query": 'up{job="federate"}'}).json()["data"]["result"]
+                except httpx.HTTPError as e:
+                    last = e
                     continue
                 got = {s["metric"]["instance"]: (s["metric"]["job"], float(s["value"][1]))
-                       for s in res.get("data", {}).get("result", [])}
-            assert got == {f"i{i}": ("leaf", i + 0.25) for i in range(3)}  # honor_labels keeps job="leaf"
-            up = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": 'up{job="federate"}'}).json()
-            assert up["data"]["result"][0]["value"][1] == "1"
+                       for s in last.get("data", {}).get("result", [])}
+            assert got == {f"i{i}": ("leaf", i + 0.25) for i in range(3)}, (last, proc.poll())  # honor_labels
+            assert up[0]["value"][1] == "1"
         finally:
             proc.terminate()
             proc.wait(10)
