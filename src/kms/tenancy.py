@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from kms.errors import BadInput, KmsError
-from kms.storage import validate_tenant
+import re
 
-__all__ = ["Unauthorized", "TenantResolver", "validate_tenant_id", "UPSTREAM_DEFAULT_TENANTS"]
+from kms.errors import BadInput, KmsError
+
+__all__ = ["Unauthorized", "TenantResolver", "validate_tenant", "validate_tenant_id", "UPSTREAM_DEFAULT_TENANTS",
+           "TENANT_RE"]
+
+# Mimir's tenant id rules; they also keep ids safe as storage key components.
+TENANT_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()]{1,150}$")
 
 #: Mimir, Loki and Tempo's own single-tenant names; all map to our default tenant so data
 #: written by tools configured for any of them lands in one place.
 UPSTREAM_DEFAULT_TENANTS = frozenset({"anonymous", "fake", "single-tenant"})
+
+
+def validate_tenant(tenant: str) -> str:
+    """Return ``tenant`` if it is a valid tenant id (Mimir's rules), else raise BadInput."""
+    if not isinstance(tenant, str) or not TENANT_RE.match(tenant) or tenant in (".", ".."):
+        raise BadInput(
+            f"invalid tenant id {tenant!r}: use 1-150 characters of A-Z a-z 0-9 ! - _ . * ' ( ), not '.' or '..'",
+            reason="invalid_tenant",
+        )
+    return tenant
 
 
 class Unauthorized(KmsError):

@@ -4,8 +4,8 @@ central stack through a queue on disk, so a central outage of minutes to hours l
 is caught up in order.
 
     OTLP traces, logs ──► + resource attributes ─────────────► queue ─► OTLP/HTTP /v1/{traces,logs}
-    OTLP metrics ───────► Prometheus series + labels ─┐
-    host metrics ───────► + labels ───────────────────┴──────► queue ─► remote write /api/v1/push
+    OTLP metrics ───────► + data point attributes ───────────► queue ─► OTLP/HTTP /v1/metrics
+    host metrics ───────► + labels ──────────────────────────► queue ─► remote write /api/v1/push
     tailed files ───────► Loki streams + labels ─────────────► queue ─► Loki push /loki/api/v1/push
 
 A write is acknowledged to its sender once it is in the queue (fsynced).
@@ -27,6 +27,7 @@ from pathlib import Path
 import cramjam
 import uvicorn
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from prometheus_client import CollectorRegistry, generate_latest
@@ -44,9 +45,7 @@ from kms.agent.tail import FileTailer, LogLine
 from kms.logs.logproto import PushRequest
 from kms.metrics.remote_write import encode_batch
 from kms.metrics.samples import SampleBatch
-from kms.metrics.translate import translate_request
 from kms.otlp import OtlpGrpcServer, otlp_routes
-from kms.receive import ExportResult
 from kms.tenancy import TenantResolver
 
 __all__ = ["Agent", "AgentSettings", "with_labels"]
@@ -83,6 +82,22 @@ def with_labels(batch: SampleBatch, labels: dict[str, str]) -> SampleBatch:
     return SampleBatch(series, batch.series_idx, batch.ts_ms, batch.values, batch.exemplars, batch.metadata)
 
 
+def _add_point_attributes(payload: bytes, labels: dict[str, str]) -> bytes:
+    """External labels on OTLP metrics: as attributes of every data point (a point's own win), so
+    the central stack's translation makes them series labels; resource attributes would only
+    reach ``target_info``."""
+    req = ExportMetricsServiceRequest.FromString(payload)
+    extra = [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in labels.items()]
+    for rm in req.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                for dp in getattr(m, kind).data_points if kind else ():
+                    have = {kv.key for kv in dp.attributes}
+                    dp.attributes.extend(kv for kv in extra if kv.key not in have)
+    return req.SerializeToString()
+
+
 def _add_resource_attributes(signal: str, payload: bytes, labels: dict[str, str]) -> bytes:
     req = (ExportTraceServiceRequest if signal == "traces" else ExportLogsServiceRequest).FromString(payload)
     for rs in (req.resource_spans if signal == "traces" else req.resource_logs):
@@ -110,6 +125,14 @@ def loki_push(lines: list[LogLine], labels: dict[str, str]) -> bytes:
 
 def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@dataclass
+class _Queued:
+    """What the OTLP receivers answer: the request is queued, nothing refused."""
+
+    rejected: int = 0
+    message: str = ""
 
 
 class _AgentCollector(Collector):
@@ -151,16 +174,13 @@ class Agent:
         self._threads_stop = threading.Event()
 
     # -- inputs --
-    def export(self, signal: str, tenant: str, payload: bytes) -> ExportResult:
+    def export(self, signal: str, tenant: str, payload: bytes) -> _Queued:
         """An OTLP request: queued durably before it is acknowledged."""
-        if signal == "metrics":
-            batch = translate_request(payload)
-            self.queue_samples(batch, tenant)
-            return ExportResult(accepted=len(batch), rejected=batch.rejected_total)
         if self.labels:
-            payload = _add_resource_attributes(signal, payload, self.labels)
-        self.queue.append([("t" if signal == "traces" else "l", tenant, payload)])
-        return ExportResult(accepted=1)
+            payload = (_add_point_attributes(payload, self.labels) if signal == "metrics"
+                       else _add_resource_attributes(signal, payload, self.labels))
+        self.queue.append([({"traces": "t", "logs": "l", "metrics": "x"}[signal], tenant, payload)])
+        return _Queued()
 
     def queue_samples(self, batch: SampleBatch, tenant: str | None = None) -> None:
         if len(batch):

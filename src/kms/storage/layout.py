@@ -23,7 +23,7 @@ import re
 import time
 from pathlib import Path
 
-from kms.errors import BadInput
+from kms.tenancy import TENANT_RE, validate_tenant
 
 __all__ = [
     "WAL_DIR",
@@ -58,7 +58,7 @@ BLOCK_BLOOM = "bloom.bin"
 
 _SEGMENT_RE = re.compile(r"^(\d{20})\.wal$")
 # Mimir's tenant id rules: at most 150 bytes of [A-Za-z0-9!-_.*'()], and not "." or "..".
-_TENANT_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()]{1,150}$")
+_TENANT_RE = TENANT_RE
 _SIGNAL_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _BLOCK_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -121,16 +121,6 @@ def new_block_id(now_ms: int | None = None) -> str:
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     n = (ms & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
     return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
-
-
-def validate_tenant(tenant: str) -> str:
-    """Return ``tenant`` if it is a valid tenant id (Mimir's rules), else raise BadInput."""
-    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant) or tenant in (".", ".."):
-        raise BadInput(
-            f"invalid tenant id {tenant!r}: use 1-150 characters of A-Z a-z 0-9 ! - _ . * ' ( ), not '.' or '..'",
-            reason="invalid_tenant",
-        )
-    return tenant
 
 
 def validate_signal(signal: str) -> str:

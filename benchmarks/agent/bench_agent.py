@@ -1,0 +1,109 @@
+"""kms agent: acknowledged ingest into its disk queue, forwarding throughput to a central kms up,
+catch-up after a central outage, and the agent's memory.
+
+1. Ingest: remote-write-sized OTLP metric requests (N series x 1 point) posted to the agent's
+   OTLP/HTTP port one after another; each is acknowledged after it is translated, labelled and
+   fsynced into the queue. Samples/s and requests/s.
+2. Forwarding with the central stack up: the time until the queue is empty after the last
+   acknowledgement, and the end-to-end samples/s.
+3. Catch-up: the central stack stopped, the same load queued, the central started again; the
+   time to drain the backlog, in samples/s.
+4. Peak RSS of the agent process (VmHWM).
+
+Usage: python benchmarks/agent/bench_agent.py [--requests 400] [--series 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+from kms.testing import KmsProcess, proc_status_bytes  # noqa: E402
+from kms.testing.agent import AgentProcess  # noqa: E402
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def requests(n: int, series: int, t0_s: int) -> list[bytes]:
+    out = []
+    res = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="bench"))])
+    for i in range(n):
+        points = [NumberDataPoint(time_unix_nano=(t0_s + i) * 10**9, as_double=float(i + s),
+                                  attributes=[KeyValue(key="series", value=AnyValue(string_value=str(s)))])
+                  for s in range(series)]
+        m = Metric(name="bench_value", gauge=Gauge(data_points=points))
+        out.append(ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(
+            resource=res, scope_metrics=[ScopeMetrics(metrics=[m])])]).SerializeToString())
+    return out
+
+
+def push(agent: AgentProcess, reqs: list[bytes]) -> float:
+    t0 = time.perf_counter()
+    with httpx.Client(timeout=30) as c:
+        for body in reqs:
+            r = c.post(agent.url + "/v1/metrics", content=body, headers=PB)
+            assert r.status_code == 200, r.text
+    return time.perf_counter() - t0
+
+
+def drained(agent: AgentProcess, timeout_s: float = 600) -> float:
+    t0 = time.perf_counter()
+    while agent.metric("kms_agent_queue_records") > 0:
+        if time.perf_counter() - t0 > timeout_s:
+            raise TimeoutError("queue not drained")
+        time.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--series", type=int, default=1000)
+    a = ap.parse_args()
+    n_samples = a.requests * a.series
+    with tempfile.TemporaryDirectory() as tmp:
+        central = KmsProcess(Path(tmp) / "central", ["--out-of-order-window", "1h"]).start()
+        agent = AgentProcess(Path(tmp) / "agent", central.url, ["--host-metrics", "false",
+                                                                  "--external-label", "cluster=bench"]).start()
+        try:
+            t0_s = int(time.time()) - 3 * a.requests
+            reqs = requests(a.requests, a.series, t0_s)
+            mb = sum(map(len, reqs)) / 1e6
+            push_s = push(agent, reqs)
+            drain_s = drained(agent)
+            print(f"{a.requests} OTLP requests x {a.series} series = {n_samples:,} samples ({mb:.1f} MB of OTLP)")
+            print(f"ingest (acknowledged, fsynced into the queue): {n_samples / push_s:,.0f} samples/s, "
+                  f"{a.requests / push_s:,.0f} requests/s, {mb / push_s:.1f} MB/s")
+            print(f"forwarding, central up: queue empty {drain_s:.2f}s after the last ack; end to end "
+                  f"{n_samples / (push_s + drain_s):,.0f} samples/s")
+
+            central.stop()
+            reqs = requests(a.requests, a.series, t0_s + a.requests)
+            push(agent, reqs)
+            backlog = agent.metric("kms_agent_queue_records")
+            central.start()
+            catch_s = drained(agent)
+            print(f"catch-up after an outage: {backlog:.0f} queued records ({n_samples:,} samples) delivered in "
+                  f"{catch_s:.2f}s = {n_samples / catch_s:,.0f} samples/s (includes the backoff wait)")
+            print(f"agent peak RSS: {proc_status_bytes(agent.proc.pid) / 2**20:.0f} MiB")
+            r = httpx.get(f"{central.url}/prometheus/api/v1/query", params={
+                "query": 'count(count_over_time(bench_value{cluster="bench"}[1d]))'}).json()
+            print(f"central holds {r['data']['result'][0]['value'][1]} bench series")
+        finally:
+            agent.kill()
+            central.kill()
+
+
+if __name__ == "__main__":
+    main()
