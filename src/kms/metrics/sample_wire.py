@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["decode_samples"]
+__all__ = ["decode_samples", "encode_samples"]
 
 
 def decode_samples(raw: bytes, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -51,3 +51,38 @@ def decode_samples(raw: bytes, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray
             return None
         acc |= np.where(live, (byte & np.uint64(0x7F)) << np.uint64(7 * k), np.uint64(0))
     return acc.view(np.int64), values
+
+
+def _varint_len(x: np.ndarray) -> np.ndarray:
+    """Bytes of each non-negative value's varint."""
+    n = np.ones(len(x), np.int64)
+    for k in range(1, 10):
+        n += x >= (1 << (7 * k))
+    return n
+
+
+def encode_samples(values: np.ndarray, ts_ms: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Each sample as a length-prefixed ``Sample`` field of a ``TimeSeries`` (``0x12 len
+    0x09 <double> 0x10 <varint>``), all concatenated, and the byte length of each; the inverse of
+    :func:`decode_samples`'s layout. Both fields are always written (a zero value or timestamp too:
+    receivers read them the same), so a record's length depends only on its timestamp's varint."""
+    n = len(values)
+    ts = np.asarray(ts_ms, np.int64)
+    if n and ts.min() < 0:  # negative int64 varints take 10 bytes; rare enough for the generic path
+        raise ValueError("negative timestamps")
+    vl = _varint_len(ts.astype(np.uint64))
+    rec_len = 2 + 9 + 1 + vl  # tag, length, value field, timestamp tag, varint
+    out = np.zeros(int(rec_len.sum()), np.uint8)
+    offs = np.cumsum(rec_len) - rec_len
+    out[offs] = 0x12
+    out[offs + 1] = (rec_len - 2).astype(np.uint8)  # < 128: one byte
+    out[offs + 2] = 0x09
+    out[(offs + 3)[:, None] + np.arange(8)] = np.asarray(values, np.float64).view(np.uint8).reshape(n, 8)
+    out[offs + 11] = 0x10
+    u = ts.astype(np.uint64)
+    for k in range(int(vl.max()) if n else 0):
+        live = vl > k
+        byte = (u[live] >> np.uint64(7 * k)) & np.uint64(0x7F)
+        more = vl[live] > k + 1
+        out[offs[live] + 12 + k] = (byte | np.where(more, 0x80, 0).astype(np.uint64)).astype(np.uint8)
+    return out.tobytes(), rec_len
