@@ -1,20 +1,23 @@
 """``kms agent``: collection without a query side. It receives OTLP, reads the machine's metrics
-and tails log files, adds its external labels (``cluster``, …) and forwards everything to a
-central stack through a queue on disk, so a central outage of minutes to hours loses nothing and
-is caught up in order.
+and tails log files, adds its external labels (``cluster``, …) and forwards everything through
+queues on disk, so a central outage of minutes to hours loses nothing and is caught up in order.
 
-    OTLP traces, logs ──► + resource attributes ─────────────► queue ─► OTLP/HTTP /v1/{traces,logs}
-    OTLP metrics ───────► + data point attributes ───────────► queue ─► OTLP/HTTP /v1/metrics
-    host metrics ───────► + labels ──────────────────────────► queue ─► remote write /api/v1/push
-    tailed files ───────► Loki streams + labels ─────────────► queue ─► Loki push /loki/api/v1/push
+What goes where is a pipeline configuration (:mod:`kms.pipeline`): the OpenTelemetry
+Collector's layout given with ``--config``, or, from the flags alone, this one:
 
-A write is acknowledged to its sender once it is in the queue (fsynced).
+    receivers otlp, hostmetrics, file_log ──► exporter kms (the central stack's API port):
+      OTLP traces, logs, metrics ──► OTLP/HTTP /v1/{traces,logs,metrics}
+      host metrics ──────────────► remote write /api/v1/push
+      tailed lines ──────────────► Loki push /loki/api/v1/push (filename, host, job + labels)
+
+A write is acknowledged to its sender once it is in a queue (fsynced).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import signal
 import socket
@@ -24,12 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cramjam
 import uvicorn
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -38,24 +36,27 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from kms.agent.forward import Forwarder
 from kms.agent.hostmetrics import HostMetrics
-from kms.agent.queue import DiskQueue
+from kms.agent.labels import with_labels
 from kms.agent.tail import FileTailer, LogLine
-from kms.logs.logproto import PushRequest
-from kms.metrics.remote_write import encode_batch
-from kms.metrics.samples import SampleBatch
+from kms.config import parse_duration
+from kms.errors import BadInput
 from kms.otlp import OtlpGrpcServer, otlp_routes
+from kms.pipeline.config import Component, Pipeline, PipelineConfig
+from kms.pipeline.container import ContainerParser
+from kms.pipeline.exporters import QueuedExporter
+from kms.pipeline.items import Item
+from kms.pipeline.runtime import Pipelines
 from kms.tenancy import TenantResolver
 
-__all__ = ["Agent", "AgentSettings", "with_labels"]
+__all__ = ["Agent", "AgentSettings", "with_labels", "flags_config"]
 
 log = logging.getLogger("kms.agent")
 
 
 @dataclass
 class AgentSettings:
-    remote: str  # the central stack's API URL (kms up's port 3200)
+    remote: str = ""  # the central stack's API URL (kms up's port 3200); not needed with --config
     data_dir: Path = Path("./kms-agent-data")
     host: str = "127.0.0.1"
     grpc_port: int = 4317
@@ -70,61 +71,40 @@ class AgentSettings:
     max_request_bytes: int = 16 << 20
 
 
-def with_labels(batch: SampleBatch, labels: dict[str, str]) -> SampleBatch:
-    """The batch with ``labels`` added to every series that lacks them (Prometheus's external
-    labels never override a series' own)."""
-    if not labels:
-        return batch
-    series = []
-    for ls in batch.series:
-        have = dict(ls)
-        series.append(tuple(sorted({**labels, **have}.items())))
-    return SampleBatch(series, batch.series_idx, batch.ts_ms, batch.values, batch.exemplars, batch.metadata)
+def flags_config(s: AgentSettings) -> PipelineConfig:
+    """The pipelines of an agent configured by flags alone."""
+    cfg = PipelineConfig("(flags)")
+
+    def add(kind: str, cid: str, ctype: str, settings: dict) -> None:
+        cfg.components[(kind, cid)] = Component(kind, cid, ctype, settings, 0)
+
+    add("receivers", "otlp", "otlp", {"protocols": {"grpc": {"endpoint": f"{s.host}:{s.grpc_port}"} if s.grpc_port
+                                                    else None, "http": {"endpoint": f"{s.host}:{s.otlp_http_port}"}}})
+    metrics = ["otlp"]
+    logs = ["otlp"]
+    if s.host_metrics:
+        add("receivers", "hostmetrics", "hostmetrics", {"collection_interval": f"{s.host_metrics_interval_s}s"})
+        metrics.append("hostmetrics")
+    if s.log_paths:
+        add("receivers", "file_log", "file_log", {"include": list(s.log_paths), "start_at": "beginning",
+                                                  "include_file_name": False})  # filename is a stream label
+        logs.append("file_log")
+    add("exporters", "kms", "kms", {"endpoint": s.remote,
+                                    "line_labels": {"job": s.log_job, "host": socket.gethostname()}})
+    cfg.pipelines = [Pipeline("traces", "traces", ["otlp"], [], ["kms"]),
+                     Pipeline("metrics", "metrics", metrics, [], ["kms"]),
+                     Pipeline("logs", "logs", logs, [], ["kms"])]
+    return cfg
 
 
-def _add_point_attributes(payload: bytes, labels: dict[str, str]) -> bytes:
-    """External labels on OTLP metrics: as attributes of every data point (a point's own win), so
-    the central stack's translation makes them series labels; resource attributes would only
-    reach ``target_info``."""
-    req = ExportMetricsServiceRequest.FromString(payload)
-    extra = [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in labels.items()]
-    for rm in req.resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                kind = m.WhichOneof("data")
-                for dp in getattr(m, kind).data_points if kind else ():
-                    have = {kv.key for kv in dp.attributes}
-                    dp.attributes.extend(kv for kv in extra if kv.key not in have)
-    return req.SerializeToString()
-
-
-def _add_resource_attributes(signal: str, payload: bytes, labels: dict[str, str]) -> bytes:
-    req = (ExportTraceServiceRequest if signal == "traces" else ExportLogsServiceRequest).FromString(payload)
-    for rs in (req.resource_spans if signal == "traces" else req.resource_logs):
-        have = {kv.key for kv in rs.resource.attributes}
-        rs.resource.attributes.extend(KeyValue(key=k, value=AnyValue(string_value=v))
-                                      for k, v in labels.items() if k not in have)
-    return req.SerializeToString()
-
-
-def loki_push(lines: list[LogLine], labels: dict[str, str]) -> bytes:
-    """Tailed lines as a snappy Loki push request, one stream per file."""
-    req = PushRequest()
-    streams: dict[str, object] = {}
-    for ln in lines:
-        s = streams.get(ln.path)
-        if s is None:
-            ls = {**labels, "filename": ln.path}
-            s = streams[ln.path] = req.streams.add()
-            s.labels = "{" + ", ".join(f'{k}="{_esc(v)}"' for k, v in sorted(ls.items())) + "}"
-        e = s.entries.add()
-        e.timestamp.seconds, e.timestamp.nanos = divmod(ln.ts_ns, 1_000_000_000)
-        e.line = ln.line
-    return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
-
-
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _endpoint(cid: str, text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    host, _, port = str(text).rpartition(":")
+    try:
+        return host or "0.0.0.0", int(port)
+    except ValueError:
+        raise BadInput(f"receiver {cid!r}: endpoint {text!r} is not host:port") from None
 
 
 @dataclass
@@ -140,63 +120,108 @@ class _AgentCollector(Collector):
         self.agent = agent
 
     def collect(self):
-        q, f = self.agent.queue, self.agent.forwarder
-        yield GaugeMetricFamily("kms_agent_queue_records", "Records waiting for the central stack.", value=q.pending())
-        yield GaugeMetricFamily("kms_agent_queue_bytes", "Bytes of the queue's segments on disk.", value=q.bytes())
-        yield CounterMetricFamily("kms_agent_queue_dropped_records", "Oldest records dropped at the queue's bound.",
-                                  value=q.dropped_records)
-        sent = CounterMetricFamily("kms_agent_sent_records", "Records the central stack took, by kind.", labels=["kind"])
-        refused = CounterMetricFamily("kms_agent_refused_records", "Records the central stack refused for good.",
-                                      labels=["kind"])
-        for kind in sorted(set(f.sent) | set(f.refused)):
-            sent.add_metric([kind], f.sent[kind])
-            refused.add_metric([kind], f.refused[kind])
+        queued = [e for e in self.agent.pipelines.exporters.values() if isinstance(e, QueuedExporter)]
+        families = {
+            "records": GaugeMetricFamily("kms_agent_queue_records", "Records waiting to be sent.", labels=["exporter"]),
+            "bytes": GaugeMetricFamily("kms_agent_queue_bytes", "Bytes of the queue's segments on disk.",
+                                       labels=["exporter"]),
+            "dropped": CounterMetricFamily("kms_agent_queue_dropped_records", "Oldest records dropped at the "
+                                           "queue's bound.", labels=["exporter"]),
+            "retries": CounterMetricFamily("kms_agent_send_retries", "Sends retried (receiver unavailable).",
+                                           labels=["exporter"]),
+        }
+        sent = CounterMetricFamily("kms_agent_sent_records", "Records delivered, by kind.", labels=["exporter", "kind"])
+        refused = CounterMetricFamily("kms_agent_refused_records", "Records refused for good.",
+                                      labels=["exporter", "kind"])
+        for e in queued:
+            q, f = e.queue, e.forwarder
+            families["records"].add_metric([e.cid], q.pending())
+            families["bytes"].add_metric([e.cid], q.bytes())
+            families["dropped"].add_metric([e.cid], q.dropped_records)
+            families["retries"].add_metric([e.cid], f.retries)
+            for kind in sorted(set(f.sent) | set(f.refused)):
+                sent.add_metric([e.cid, kind], f.sent[kind])
+                refused.add_metric([e.cid, kind], f.refused[kind])
+        yield from families.values()
         yield sent
         yield refused
-        yield CounterMetricFamily("kms_agent_send_retries", "Sends retried (central unavailable).", value=f.retries)
 
 
 class Agent:
-    def __init__(self, s: AgentSettings):
+    def __init__(self, s: AgentSettings, cfg: PipelineConfig | None = None):
         self.s = s
+        if cfg is None and not s.remote:
+            raise BadInput("kms agent needs --remote URL (the central stack's API) or --config with exporters")
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.queue = DiskQueue(s.data_dir / "queue", s.max_queue_bytes)
-        self.forwarder = Forwarder(self.queue, s.remote)
+        self.cfg = cfg or flags_config(s)
+        self.pipelines = Pipelines(self.cfg, s.data_dir, s.max_queue_bytes, s.external_labels)
         self.tenants = TenantResolver(s.tenant, False)
-        self.labels = dict(s.external_labels)
-        self.host = HostMetrics(instance=socket.gethostname()) if s.host_metrics else None
-        self.tailer = (FileTailer(s.log_paths, s.data_dir / "positions.json", self._queue_lines)
-                       if s.log_paths else None)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kms-agent")
         self.registry = CollectorRegistry()
         self.registry.register(_AgentCollector(self))
         self._stop = asyncio.Event()
         self._threads_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.tailers: list[FileTailer] = []
+        self.otlp: tuple[str, dict] | None = None
+        for cid, comp in sorted(self.pipelines.receivers.items()):
+            self._receiver(cid, comp)
 
-    # -- inputs --
-    def export(self, signal: str, tenant: str, payload: bytes) -> _Queued:
-        """An OTLP request: queued durably before it is acknowledged."""
-        if self.labels:
-            payload = (_add_point_attributes(payload, self.labels) if signal == "metrics"
-                       else _add_resource_attributes(signal, payload, self.labels))
-        self.queue.append([({"traces": "t", "logs": "l", "metrics": "x"}[signal], tenant, payload)])
+    # -- receivers --
+    def _receiver(self, cid: str, comp: Component) -> None:
+        st = comp.settings
+        if comp.type == "otlp":
+            if self.otlp is not None:
+                raise BadInput(f"receiver {cid!r}: only one otlp receiver is supported")
+            self.otlp = (cid, st.get("protocols") or {})
+        elif comp.type == "hostmetrics":
+            root = Path(st.get("root_path") or "/")
+            host = HostMetrics(instance=socket.gethostname(), proc=root / "proc")
+            every = parse_duration(st.get("collection_interval") or "60s")  # the collector's default
+            self._threads.append(threading.Thread(target=self._host_loop, args=(cid, host, every), daemon=True,
+                                                  name=f"kms-agent-{cid}"))
+        elif comp.type == "file_log":
+            self.tailers.append(self._tailer(cid, st))
+        else:
+            raise BadInput(f"receiver {cid!r}: type {comp.type!r} is not available in kms agent yet")
+
+    def _tailer(self, cid: str, st: dict) -> FileTailer:
+        include = st.get("include") or []
+        if not include:
+            raise BadInput(f"receiver {cid!r}: include is required (file globs)")
+        parsers = []
+        for i, op in enumerate(st.get("operators") or []):
+            if (op or {}).get("type") != "container":
+                raise BadInput(f"receiver {cid!r}: operators[{i}]: type {op.get('type')!r} is not supported "
+                               "(supported: container)")
+            parsers.append(ContainerParser())
+        exclude = list(st.get("exclude") or [])
+        keep_path, keep_name = bool(st.get("include_file_path")), st.get("include_file_name", True)
+
+        def sink(lines: list[LogLine]) -> None:
+            lines = [ln for ln in lines if not any(fnmatch.fnmatch(ln.path, x) for x in exclude)]
+            for p in parsers:
+                lines = p.parse(lines)
+            lines = [_file_attrs(ln, keep_path, keep_name) for ln in lines]
+            if lines:
+                self.pipelines.receive(cid, Item("logs", self.s.tenant, lines=lines))
+
+        safe = cid.replace("/", "_")
+        return FileTailer(list(include), self.s.data_dir / f"positions-{safe}.json", sink,
+                          start_at_end=st.get("start_at", "end") == "end")
+
+    def export(self, signal_name: str, tenant: str, payload: bytes) -> _Queued:
+        """An OTLP request: through the pipelines into the exporters' queues before it is acknowledged."""
+        self.pipelines.receive(self.otlp[0], Item(signal_name, tenant, otlp=payload))
         return _Queued()
 
-    def queue_samples(self, batch: SampleBatch, tenant: str | None = None) -> None:
-        if len(batch):
-            self.queue.append([("m", tenant or self.s.tenant, encode_batch(with_labels(batch, self.labels)))])
-
-    def _queue_lines(self, lines: list[LogLine]) -> None:
-        labels = {"job": self.s.log_job, "host": socket.gethostname(), **self.labels}
-        self.queue.append([("p", self.s.tenant, loki_push(lines, labels))])
-
-    def _host_loop(self) -> None:
+    def _host_loop(self, cid: str, host: HostMetrics, every_s: float) -> None:
         while True:
             try:
-                self.queue_samples(self.host.collect())
+                self.pipelines.receive(cid, Item("metrics", self.s.tenant, samples=host.collect()))
             except Exception:  # noqa: BLE001 - keep collecting
                 log.exception("host metrics")
-            if self._threads_stop.wait(self.s.host_metrics_interval_s):
+            if self._threads_stop.wait(every_s):
                 return
 
     # -- lifecycle --
@@ -208,47 +233,81 @@ class Agent:
             return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
         routes = [Route("/ready", ready), Route("/metrics", metrics)]
-        routes += otlp_routes(self.export, self.tenants, self.s.max_request_bytes)
+        if self.otlp is not None:
+            routes += otlp_routes(self.export, self.tenants, self.s.max_request_bytes)
         return Starlette(routes=routes)
+
+    def _listeners(self) -> tuple[tuple[str, int] | None, tuple[str, int]]:
+        protocols = self.otlp[1] if self.otlp else {}
+        cid = self.otlp[0] if self.otlp else "otlp"
+        grpc = _endpoint(cid, (protocols.get("grpc") or {}).get("endpoint", "0.0.0.0:4317")) \
+            if "grpc" in protocols and protocols["grpc"] is not None else None
+        http = _endpoint(cid, (protocols.get("http") or {}).get("endpoint", "0.0.0.0:4318")) \
+            if protocols.get("http") is not None or "http" in protocols else None
+        return grpc, http or (self.s.host, self.s.otlp_http_port)  # /ready and /metrics are always served
+
+    async def _health_check(self, cid: str) -> tuple[uvicorn.Server, asyncio.Task]:
+        """The collector's health_check extension: 200 on its endpoint once the agent runs."""
+        at = _endpoint(cid, self.cfg.get("extensions", cid).settings.get("endpoint") or "localhost:13133")
+
+        async def health(_: Request) -> Response:
+            return Response('{"status":"Server available"}', media_type="application/json")
+
+        srv = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/", health)]), host=at[0], port=at[1],
+                                            log_level="warning", lifespan="off", access_log=False))
+        srv.capture_signals = contextlib.nullcontext
+        task = asyncio.create_task(srv.serve())
+        while not srv.started and not task.done():
+            await asyncio.sleep(0.01)
+        return srv, task
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
-        self.forwarder.start()
-        threads = []
-        if self.host:
-            threads.append(threading.Thread(target=self._host_loop, name="kms-agent-host", daemon=True))
-        for t in threads:
+        self.pipelines.start()
+        for t in self._threads:
             t.start()
-        if self.tailer:
-            self.tailer.start()
+        for t in self.tailers:
+            t.start()
+        grpc_at, http_at = self._listeners()
         grpc = OtlpGrpcServer(self.export, self.tenants, self.executor, self.s.max_request_bytes)
-        if self.s.grpc_port:
-            grpc.add_port(self.s.host, self.s.grpc_port)
+        if grpc_at and self.otlp:
+            grpc.add_port(*grpc_at)
         await grpc.start()
-        server = uvicorn.Server(uvicorn.Config(self._app(), host=self.s.host, port=self.s.otlp_http_port,
-                                               log_level="warning", lifespan="off", access_log=False))
+        server = uvicorn.Server(uvicorn.Config(self._app(), host=http_at[0], port=http_at[1], log_level="warning",
+                                               lifespan="off", access_log=False))
         server.capture_signals = contextlib.nullcontext  # the agent owns SIGTERM/SIGINT
         serve = asyncio.create_task(server.serve())
         while not server.started:
             if serve.done():
-                raise SystemExit(f"the agent's HTTP listener failed to start on port {self.s.otlp_http_port}")
+                raise SystemExit(f"the agent's HTTP listener failed to start on {http_at[0]}:{http_at[1]}")
             await asyncio.sleep(0.01)
-        log.info("kms agent ready: OTLP/gRPC %s:%d, OTLP/HTTP and /metrics http://%s:%d; forwarding to %s "
-                 "(%d records queued)", self.s.host, self.s.grpc_port, self.s.host, self.s.otlp_http_port,
-                 self.s.remote, self.queue.pending())
+        health = [await self._health_check(c) for c in self.cfg.extensions
+                  if self.cfg.components.get(("extensions", c)) is not None]
+        log.info("kms agent ready: %s; /ready and /metrics on http://%s:%d; exporters %s",
+                 f"OTLP/gRPC {grpc_at[0]}:{grpc_at[1]}" if grpc_at else "no OTLP/gRPC", http_at[0], http_at[1],
+                 ", ".join(self.pipelines.exporters))
         await self._stop.wait()
         t0 = time.perf_counter()
         server.should_exit = True
+        for srv, task in health:
+            srv.should_exit = True
+            await task
         await grpc.stop(5.0)
         await serve
         self._threads_stop.set()
-        if self.tailer:
-            await loop.run_in_executor(None, self.tailer.stop)
-        await loop.run_in_executor(None, self.forwarder.stop)
+        for t in self.tailers:
+            await loop.run_in_executor(None, t.stop)
+        await loop.run_in_executor(None, self.pipelines.stop)
         self.executor.shutdown(wait=True)
-        self.queue.close()
-        log.info("kms agent stopped in %.2fs; %d records stay queued for the next start", time.perf_counter() - t0,
-                 self.queue.pending())
+        log.info("kms agent stopped in %.2fs", time.perf_counter() - t0)
+
+
+def _file_attrs(ln: LogLine, path: bool, name: bool) -> LogLine:
+    """The filelog receiver's log.file.name / log.file.path attributes."""
+    from dataclasses import replace
+
+    extra = ([("log.file.name", Path(ln.path).name)] if name else []) + ([("log.file.path", ln.path)] if path else [])
+    return replace(ln, attributes=ln.attributes + tuple(extra)) if extra else ln

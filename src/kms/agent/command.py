@@ -13,6 +13,7 @@ import yaml
 from kms.agent.agent import Agent, AgentSettings
 from kms.config import parse_duration
 from kms.errors import BadInput
+from kms.pipeline.config import PipelineConfig, is_collector_layout, load_pipeline_config
 
 __all__ = ["register", "settings_from"]
 
@@ -38,8 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "A light collector with no query side: receives OTLP, reads this machine's metrics "
             "(node-exporter names) and tails log files, adds --external-label labels and forwards "
             "everything to a central kms up through a queue on disk that survives central outages and "
-            "agent restarts. Settings come from --config (YAML, keys as the flags in snake_case, "
-            "external_labels as a mapping, log_paths as a list) and the flags, which win."
+            "agent restarts. --config takes either the OpenTelemetry Collector's layout (receivers otlp, "
+            "hostmetrics, file_log/filelog; processors batch, memory_limiter, attributes, resource; exporters "
+            "otlp_http/otlphttp, prometheusremotewrite, debug, kms; extension health_check) or the flags' "
+            "settings as YAML (keys as the flags in snake_case, external_labels a mapping, log_paths a list)."
         ),
     )
     p.add_argument("--config", metavar="FILE", help="YAML settings file")
@@ -80,8 +83,10 @@ def _labels(items: list[str]) -> dict[str, str]:
     return out
 
 
-def settings_from(args: argparse.Namespace) -> AgentSettings:
+def settings_from(args: argparse.Namespace) -> tuple[AgentSettings, PipelineConfig | None]:
+    """The agent's settings, and its pipelines when --config is in the collector's layout."""
     doc: dict = {}
+    pipelines = None
     if args.config:
         try:
             doc = yaml.safe_load(Path(args.config).read_text()) or {}
@@ -89,6 +94,9 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
             raise BadInput(f"cannot read agent config {args.config}: {e}") from None
         if not isinstance(doc, dict):
             raise BadInput(f"agent config {args.config}: expected a mapping")
+        if is_collector_layout(doc):
+            pipelines = load_pipeline_config(args.config, doc)
+            doc = {}
     fields = {f.name: f for f in dataclasses.fields(AgentSettings)}
     aliases = {"host_metrics_interval": "host_metrics_interval_s"}
     values: dict = {}
@@ -103,18 +111,20 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
     labels = dict(values.pop("external_labels", None) or {})
     labels.update(_labels(args.external_labels or []))
     paths = list(values.pop("log_paths", None) or []) + list(args.log_paths or [])
-    if not values.get("remote"):
-        raise BadInput("kms agent needs --remote URL (the central stack's API, e.g. http://central:3200)")
-    defaults = AgentSettings(remote="")
+    if not values.get("remote") and pipelines is None:
+        raise BadInput("kms agent needs --remote URL (the central stack's API, e.g. http://central:3200) or "
+                       "--config in the OpenTelemetry Collector's layout")
+    defaults = AgentSettings()
     kw = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
-    return AgentSettings(**kw, external_labels=labels, log_paths=paths)
+    return AgentSettings(**kw, external_labels=labels, log_paths=paths), pipelines
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    settings, pipelines = settings_from(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    agent = Agent(settings, pipelines)  # a bad configuration fails here, before anything listens
     try:
-        asyncio.run(Agent(settings).run())
+        asyncio.run(agent.run())
     except KeyboardInterrupt:
         pass
     return 0

@@ -14,7 +14,7 @@ import httpx
 
 from kms.agent.queue import DiskQueue, Record
 
-__all__ = ["Forwarder", "KINDS"]
+__all__ = ["Forwarder", "KINDS", "central_routes"]
 
 log = logging.getLogger("kms.agent")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per forwarded record
@@ -31,10 +31,17 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+def central_routes(remote: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Record kind -> (URL, headers) for a central kms up at ``remote`` (its API port)."""
+    base = remote.rstrip("/")
+    return {kind: (base + path, headers) for kind, (path, headers) in KINDS.items()}
+
+
 class Forwarder:
-    def __init__(self, queue: DiskQueue, remote: str, timeout_s: float = 15.0, max_backoff_s: float = 30.0):
+    def __init__(self, queue: DiskQueue, routes: dict[str, tuple[str, dict[str, str]]], timeout_s: float = 15.0,
+                 max_backoff_s: float = 30.0):
         self.queue = queue
-        self.remote = remote.rstrip("/")
+        self.routes = routes  # record kind -> (URL, headers); the record's tenant is X-Scope-OrgID
         self.max_backoff_s = max_backoff_s
         self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "kms-agent"})
         self.sent: Counter[str] = Counter()  # records delivered, by kind
@@ -46,21 +53,20 @@ class Forwarder:
 
     def _send(self, rec: Record) -> bool:
         """True when done with the record (delivered or refused for good); False to retry."""
-        path, headers = KINDS[rec.kind]
+        url, headers = self.routes[rec.kind]
         try:
-            r = self.client.post(self.remote + path, content=rec.payload,
-                                 headers={**headers, "X-Scope-OrgID": rec.tenant})
+            r = self.client.post(url, content=rec.payload, headers={**headers, "X-Scope-OrgID": rec.tenant})
         except httpx.HTTPError as e:
-            self.last_error = f"{path}: {e}"
+            self.last_error = f"{url}: {e}"
             return False
         if r.status_code < 300:
             self.sent[rec.kind] += 1
             return True
         if r.status_code >= 500 or r.status_code == 429:
-            self.last_error = f"{path}: {r.status_code} {r.text[:200]}"
+            self.last_error = f"{url}: {r.status_code} {r.text[:200]}"
             return False
         self.refused[rec.kind] += 1
-        log.warning("central stack refused a %s record for good: %d %s", path, r.status_code, r.text[:300])
+        log.warning("%s refused a record for good: %d %s", url, r.status_code, r.text[:300])
         return True
 
     def _run(self) -> None:

@@ -27,9 +27,11 @@ MAX_LINE = 256 << 10  # a "line" longer than this is cut (Loki's default max_lin
 
 @dataclass(frozen=True)
 class LogLine:
-    ts_ns: int
+    ts_ns: int  # when it was read
     path: str
     line: str
+    time_ns: int = 0  # when it was written, if the line says (a container runtime's prefix)
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

@@ -31,7 +31,8 @@ class AgentProcess:
         return f"http://127.0.0.1:{self.otlp_http_port}"
 
     def args(self) -> list[str]:
-        return [sys.executable, "-m", "kms.cli", "agent", "--remote", self.remote, "--data-dir", str(self.data_dir),
+        remote = ["--remote", self.remote] if self.remote else []  # none: --config names the exporters
+        return [sys.executable, "-m", "kms.cli", "agent", *remote, "--data-dir", str(self.data_dir),
                 "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
                 "--otlp-http-port", str(self.otlp_http_port), *self.extra_args]
 
