@@ -328,23 +328,47 @@ def _scope(scope: bytes) -> tuple[tuple[str, str], ...]:
 # ------------------------------------------------------------------------------------- translate
 
 
+# (overrides, attributes as (key, serialized value)) -> their labels. Senders repeat the same
+# attribute sets every export; sanitising and sorting them again cost most of a point's
+# translation, while the key costs one serialization per attribute.
+_LABELS_CACHE: dict[tuple, dict[str, str]] = {}
+_SERIES_CACHE: dict[tuple, Labels] = {}
+_CACHE_MAX = 32_768  # entries of each cache: a few MiB at most
+
+
+def _cache_put(cache: dict, key: tuple, value) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()  # a burst of new label sets: start over rather than keep a stale working set
+    cache[key] = value
+
+
 class _Translator:
     def __init__(self, b: BatchBuilder, overrides: tuple[tuple[str, str], ...]):
         self.b = b
         self.overrides = overrides  # scope labels then job/instance: they win over data point attributes
 
-    def labels(self, attrs) -> dict[str, str]:
-        d: dict[str, str] = {}
-        _attr_labels(attrs, d)
-        d.update(self.overrides)
-        return d
+    def labels(self, attrs) -> tuple[tuple, dict[str, str]]:
+        """(a cache key of the attribute set, its labels with the overrides); do not modify them."""
+        key = (self.overrides, tuple((kv.key, kv.value.SerializeToString()) for kv in attrs))
+        d = _LABELS_CACHE.get(key)
+        if d is None:
+            d = {}
+            _attr_labels(attrs, d)
+            d.update(self.overrides)
+            _cache_put(_LABELS_CACHE, key, d)
+        return key, d
 
-    def series(self, d: dict[str, str], name: str, extra: tuple[str, str] | None = None) -> int:
-        d = dict(d)
-        d["__name__"] = name
-        if extra:
-            d[extra[0]] = extra[1]
-        return self.b.series_index(tuple(sorted((k, v) for k, v in d.items() if v)))
+    def series(self, labels: tuple[tuple, dict[str, str]], name: str, extra: tuple[str, str] | None = None) -> int:
+        key = (labels[0], name, extra)
+        ls = _SERIES_CACHE.get(key)
+        if ls is None:
+            d = dict(labels[1])
+            d["__name__"] = name
+            if extra:
+                d[extra[0]] = extra[1]
+            ls = tuple(sorted((k, v) for k, v in d.items() if v))
+            _cache_put(_SERIES_CACHE, key, ls)
+        return self.b.series_index(ls)
 
     def exemplars(self, idx_for_value, exemplars) -> None:
         for e in exemplars:
