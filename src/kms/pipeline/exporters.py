@@ -22,7 +22,7 @@ from kms.metrics.translate import label_name, translate_request
 from kms.pipeline.convert import lines_to_otlp, samples_to_otlp
 from kms.pipeline.items import Item
 
-__all__ = ["make_exporter", "QueuedExporter", "DebugExporter", "loki_push"]
+__all__ = ["make_exporter", "QueuedExporter", "DebugExporter", "loki_push", "line_streams"]
 
 log = logging.getLogger("kms.pipeline")
 _OTLP = {"Content-Type": "application/x-protobuf"}
@@ -111,20 +111,30 @@ def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def loki_push(lines: list[LogLine], labels: dict[str, str]) -> bytes:
-    """Lines as a snappy Loki push request: one stream per file (``filename``) and attribute set."""
-    req = PushRequest()
-    streams: dict[tuple, object] = {}
+def line_streams(lines: list[LogLine], labels: dict[str, str]) -> dict[tuple, list[LogLine]]:
+    """Lines grouped into Loki streams: ``labels`` (the exporter's and the resource), the lines'
+    attributes as label names, and ``filename``; in the lines' order."""
+    out: dict[tuple, list[LogLine]] = {}
+    keys: dict[tuple, tuple] = {}
     for ln in lines:
-        key = (ln.path, ln.attributes)
-        s = streams.get(key)
-        if s is None:
+        key = keys.get((ln.path, ln.attributes))
+        if key is None:
             ls = {**labels, **{label_name(k): v for k, v in ln.attributes}, "filename": ln.path}
-            s = streams[key] = req.streams.add()
-            s.labels = "{" + ", ".join(f'{k}="{_esc(v)}"' for k, v in sorted(ls.items()) if v) + "}"
-        e = s.entries.add()
-        e.timestamp.seconds, e.timestamp.nanos = divmod(ln.time_ns or ln.ts_ns, 1_000_000_000)
-        e.line = ln.line
+            key = keys[(ln.path, ln.attributes)] = tuple(sorted((k, v) for k, v in ls.items() if v))
+        out.setdefault(key, []).append(ln)
+    return out
+
+
+def loki_push(lines: list[LogLine], labels: dict[str, str]) -> bytes:
+    """Lines as a snappy Loki push request, one stream per :func:`line_streams` key."""
+    req = PushRequest()
+    for key, group in line_streams(lines, labels).items():
+        s = req.streams.add()
+        s.labels = "{" + ", ".join(f'{k}="{_esc(v)}"' for k, v in key) + "}"
+        for ln in group:
+            e = s.entries.add()
+            e.timestamp.seconds, e.timestamp.nanos = divmod(ln.time_ns or ln.ts_ns, 1_000_000_000)
+            e.line = ln.line
     return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
 
 
