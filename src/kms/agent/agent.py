@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import signal
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,16 +34,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from kms.agent.hostmetrics import HostMetrics
 from kms.agent.labels import with_labels
-from kms.agent.tail import FileTailer, LogLine
-from kms.config import parse_duration
 from kms.errors import BadInput
 from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.pipeline.config import Component, Pipeline, PipelineConfig
-from kms.pipeline.container import ContainerParser
 from kms.pipeline.exporters import QueuedExporter
 from kms.pipeline.items import Item
+from kms.pipeline.receivers import Receivers, endpoint
 from kms.pipeline.runtime import Pipelines
 from kms.tenancy import TenantResolver
 
@@ -95,16 +90,6 @@ def flags_config(s: AgentSettings) -> PipelineConfig:
                      Pipeline("metrics", "metrics", metrics, [], ["kms"]),
                      Pipeline("logs", "logs", logs, [], ["kms"])]
     return cfg
-
-
-def _endpoint(cid: str, text: str | None) -> tuple[str, int] | None:
-    if not text:
-        return None
-    host, _, port = str(text).rpartition(":")
-    try:
-        return host or "0.0.0.0", int(port)
-    except ValueError:
-        raise BadInput(f"receiver {cid!r}: endpoint {text!r} is not host:port") from None
 
 
 @dataclass
@@ -160,69 +145,13 @@ class Agent:
         self.registry = CollectorRegistry()
         self.registry.register(_AgentCollector(self))
         self._stop = asyncio.Event()
-        self._threads_stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.tailers: list[FileTailer] = []
-        self.otlp: tuple[str, dict] | None = None
-        for cid, comp in sorted(self.pipelines.receivers.items()):
-            self._receiver(cid, comp)
-
-    # -- receivers --
-    def _receiver(self, cid: str, comp: Component) -> None:
-        st = comp.settings
-        if comp.type == "otlp":
-            if self.otlp is not None:
-                raise BadInput(f"receiver {cid!r}: only one otlp receiver is supported")
-            self.otlp = (cid, st.get("protocols") or {})
-        elif comp.type == "hostmetrics":
-            root = Path(st.get("root_path") or "/")
-            host = HostMetrics(instance=socket.gethostname(), proc=root / "proc")
-            every = parse_duration(st.get("collection_interval") or "60s")  # the collector's default
-            self._threads.append(threading.Thread(target=self._host_loop, args=(cid, host, every), daemon=True,
-                                                  name=f"kms-agent-{cid}"))
-        elif comp.type == "file_log":
-            self.tailers.append(self._tailer(cid, st))
-        else:
-            raise BadInput(f"receiver {cid!r}: type {comp.type!r} is not available in kms agent yet")
-
-    def _tailer(self, cid: str, st: dict) -> FileTailer:
-        include = st.get("include") or []
-        if not include:
-            raise BadInput(f"receiver {cid!r}: include is required (file globs)")
-        parsers = []
-        for i, op in enumerate(st.get("operators") or []):
-            if (op or {}).get("type") != "container":
-                raise BadInput(f"receiver {cid!r}: operators[{i}]: type {op.get('type')!r} is not supported "
-                               "(supported: container)")
-            parsers.append(ContainerParser())
-        exclude = list(st.get("exclude") or [])
-        keep_path, keep_name = bool(st.get("include_file_path")), st.get("include_file_name", True)
-
-        def sink(lines: list[LogLine]) -> None:
-            lines = [ln for ln in lines if not any(fnmatch.fnmatch(ln.path, x) for x in exclude)]
-            for p in parsers:
-                lines = p.parse(lines)
-            lines = [_file_attrs(ln, keep_path, keep_name) for ln in lines]
-            if lines:
-                self.pipelines.receive(cid, Item("logs", self.s.tenant, lines=lines))
-
-        safe = cid.replace("/", "_")
-        return FileTailer(list(include), self.s.data_dir / f"positions-{safe}.json", sink,
-                          start_at_end=st.get("start_at", "end") == "end")
+        self.receivers = Receivers(self.pipelines, s.data_dir, s.tenant)
+        self.otlp = self.receivers.otlp
 
     def export(self, signal_name: str, tenant: str, payload: bytes) -> _Queued:
         """An OTLP request: through the pipelines into the exporters' queues before it is acknowledged."""
         self.pipelines.receive(self.otlp[0], Item(signal_name, tenant, otlp=payload))
         return _Queued()
-
-    def _host_loop(self, cid: str, host: HostMetrics, every_s: float) -> None:
-        while True:
-            try:
-                self.pipelines.receive(cid, Item("metrics", self.s.tenant, samples=host.collect()))
-            except Exception:  # noqa: BLE001 - keep collecting
-                log.exception("host metrics")
-            if self._threads_stop.wait(every_s):
-                return
 
     # -- lifecycle --
     def _app(self) -> Starlette:
@@ -240,15 +169,15 @@ class Agent:
     def _listeners(self) -> tuple[tuple[str, int] | None, tuple[str, int]]:
         protocols = self.otlp[1] if self.otlp else {}
         cid = self.otlp[0] if self.otlp else "otlp"
-        grpc = _endpoint(cid, (protocols.get("grpc") or {}).get("endpoint", "0.0.0.0:4317")) \
+        grpc = endpoint(cid, (protocols.get("grpc") or {}).get("endpoint", "0.0.0.0:4317")) \
             if "grpc" in protocols and protocols["grpc"] is not None else None
-        http = _endpoint(cid, (protocols.get("http") or {}).get("endpoint", "0.0.0.0:4318")) \
+        http = endpoint(cid, (protocols.get("http") or {}).get("endpoint", "0.0.0.0:4318")) \
             if protocols.get("http") is not None or "http" in protocols else None
         return grpc, http or (self.s.host, self.s.otlp_http_port)  # /ready and /metrics are always served
 
     async def _health_check(self, cid: str) -> tuple[uvicorn.Server, asyncio.Task]:
         """The collector's health_check extension: 200 on its endpoint once the agent runs."""
-        at = _endpoint(cid, self.cfg.get("extensions", cid).settings.get("endpoint") or "localhost:13133")
+        at = endpoint(cid, self.cfg.get("extensions", cid).settings.get("endpoint") or "localhost:13133")
 
         async def health(_: Request) -> Response:
             return Response('{"status":"Server available"}', media_type="application/json")
@@ -267,10 +196,7 @@ class Agent:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
         self.pipelines.start()
-        for t in self._threads:
-            t.start()
-        for t in self.tailers:
-            t.start()
+        self.receivers.start()
         grpc_at, http_at = self._listeners()
         grpc = OtlpGrpcServer(self.export, self.tenants, self.executor, self.s.max_request_bytes)
         if grpc_at and self.otlp:
@@ -297,17 +223,7 @@ class Agent:
             await task
         await grpc.stop(5.0)
         await serve
-        self._threads_stop.set()
-        for t in self.tailers:
-            await loop.run_in_executor(None, t.stop)
+        await loop.run_in_executor(None, self.receivers.stop)
         await loop.run_in_executor(None, self.pipelines.stop)
         self.executor.shutdown(wait=True)
         log.info("kms agent stopped in %.2fs", time.perf_counter() - t0)
-
-
-def _file_attrs(ln: LogLine, path: bool, name: bool) -> LogLine:
-    """The filelog receiver's log.file.name / log.file.path attributes."""
-    from dataclasses import replace
-
-    extra = ([("log.file.name", Path(ln.path).name)] if name else []) + ([("log.file.path", ln.path)] if path else [])
-    return replace(ln, attributes=ln.attributes + tuple(extra)) if extra else ln
