@@ -5,24 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from deploy_stacks import PROFILES, stack_for
 
-from kms.deploy import build, load_stack, render
-
-#: One stack per profile that switches on everything the profile offers.
-SETS = {
-    "single-cluster": ["exporters.node[0].name=db1", "exporters.node[0].addresses={10.0.0.5,10.0.0.6}",
-                       "exporters.postgres[0].name=orders", "exporters.postgres[0].host=orders-db.shop.svc",
-                       "exporters.redis[0].name=cache", "exporters.redis[0].address=redis://cache.shop.svc:6379"],
-    "small": ["exporters.postgres[0].name=orders", "exporters.postgres[0].host=orders-db.shop.svc",
-              "exporters.node[0].name=db1", "exporters.node[0].addresses={10.0.0.5}"],
-    "multi-cluster": ["cluster=central", "multi_cluster.clusters={prod-eu,prod-us}",
-                      "multi_cluster.central_url=https://mimir.example.com"],
-}  # fmt: skip
-PROFILES = list(SETS)
-
-
-def stack_for(profile: str, *extra: str):
-    return load_stack(None, [f"profile={profile}", *SETS[profile], *extra])
+from kms.deploy import build, render
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROFILES
+from deploy_stacks import PROFILES
 
 from kms.deploy.render import CHART_SOURCE
 
@@ -65,3 +65,15 @@ def test_helm_lint(profile: str, rendered: dict[str, Path], tmp_path: Path) -> N
         assert result["errors"] == [] and [m for m in result["messages"] if m["severity"] >= 3] == [], result
     result = helm.lint(str(CHART_SOURCE))
     assert [m for m in result["messages"] if m["severity"] >= 3] == [], result
+
+
+def test_helm_keeps_alert_templates_literal(rendered: dict[str, Path], tmp_path: Path) -> None:
+    """The rules' own {{ $labels.x }} pass through Helm's template engine untouched (toYaml)."""
+    chart = helm.Chart.load(str(_own_chart(rendered["small"], tmp_path)))
+    rules = {o["metadata"]["name"]: o for o in _objects(chart.render(name="kms", namespace="monitoring"))
+             if o["kind"] == "PrometheusRule"}  # fmt: skip
+    assert sorted(rules) == ["kms-kubernetes", "kms-stack"]
+    summaries = {r["alert"]: r["annotations"]["summary"] for g in rules["kms-kubernetes"]["spec"]["groups"]
+                 for r in g["rules"] if "alert" in r}  # fmt: skip
+    assert summaries["KubeNodeNotReady"] == "Node {{ $labels.node }} is not ready"
+    assert summaries["TargetDown"] == "{{ $value | humanize }}% of the {{ $labels.job }} targets are down"

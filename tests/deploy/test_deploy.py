@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SETS
+from deploy_stacks import SETS
 
 from kms.cli import build_parser
 from kms.deploy.execute import Result
@@ -55,6 +55,7 @@ def test_single_cluster_command_sequence(tmp_path: Path) -> None:
     heads = [" ".join(c[:4]) if c[0] == "helm" else " ".join(c[:3]) for c in rec.calls]
     assert heads == [
         "helm upgrade --install kms-prometheus",
+        "kubectl apply --server-side",  # the S3 Secret: after the namespace exists, before the store
         "helm upgrade --install kms-operator",
         "helm upgrade --install kms-seaweedfs",
         "helm upgrade --install kms-mimir",
@@ -71,13 +72,14 @@ def test_single_cluster_command_sequence(tmp_path: Path) -> None:
         "kubectl port-forward --namespace",
         "kms verify --prometheus",
     ]
-    mimir = rec.calls[3]
+    assert rec.calls[1][-3] == str(tmp_path / "secrets") and (tmp_path / "secrets" / "secret-kms-s3.yaml").is_file()
+    mimir = rec.calls[4]
     assert mimir == ["helm", "upgrade", "--install", "kms-mimir", "mimir-distributed", "--repo",
                      "https://grafana.github.io/helm-charts", "--version", "6.2.0", "--namespace", "monitoring",
                      "--create-namespace", "--values", str(tmp_path / "values" / "mimir.yaml"),
                      "--set", "nameOverride=mimir", "--wait", "--timeout", "10m", "--kube-context", "kind-kms"]  # fmt: skip
     assert (tmp_path / "values" / "mimir.yaml").is_file()  # rendered before installing
-    assert rec.calls[9][-2:] == ["--context", "kind-kms"] and rec.calls[9][-3] == str(tmp_path / "manifests")
+    assert rec.calls[10][-2:] == ["--context", "kind-kms"] and rec.calls[10][-3] == str(tmp_path / "manifests")
     assert rec.calls[-1] == ["kms", "verify", "--prometheus", "http://127.0.0.1:18080/prometheus",
                              "--loki", "http://127.0.0.1:13100", "--tempo", "http://127.0.0.1:13200",
                              "--otlp", "http://127.0.0.1:14318", "--tenant", "anonymous"]  # fmt: skip
@@ -114,12 +116,15 @@ def test_dry_run_runs_nothing(tmp_path: Path, capsys) -> None:
     rec = Recorder()
     assert _run(["deploy", "--profile", "small", "-o", str(tmp_path), "--dry-run"], rec) == 0
     out = capsys.readouterr().out
-    assert rec.calls == [] and "[1/8]" in out and "$ helm upgrade --install kms-kube-state-metrics" in out
+    assert rec.calls == [] and "[1/9]" in out and "$ helm upgrade --install kms-kube-state-metrics" in out
+    # The PrometheusRule CRD before the own objects that include PrometheusRules (alerting is on).
+    assert out.index("install kms-prometheus-crds prometheus-operator-crds") < out.index("kubectl apply")
 
 
 @pytest.mark.parametrize("ready, code", [(True, 0), (False, 1)])
 def test_status(ready: bool, code: int, capsys) -> None:
-    releases = [{"name": n, "status": "deployed", "chart": "x-1"} for n in ("kms-kube-state-metrics", "kms-grafana")]
+    releases = [{"name": n, "status": "deployed", "chart": "x-1"}
+                for n in ("kms-prometheus-crds", "kms-kube-state-metrics", "kms-grafana")]  # fmt: skip
     pods = {"items": [{"metadata": {"name": "kms-0"},
                        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]}}]}
     rec = Recorder(outputs={"helm list": json.dumps(releases), "kubectl get": json.dumps(pods)})

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PROFILES
+from deploy_stacks import PROFILES
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROFILES
+from deploy_stacks import PROFILES
 
 from kms.cli import main
 from kms.deploy.lint import lint_paths

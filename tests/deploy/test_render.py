@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROFILES, SETS, stack_for
+from deploy_stacks import PROFILES, SETS, stack_for
 
 from kms.cli import main
 from kms.deploy import RenderRefused, render
@@ -102,13 +102,20 @@ def test_chart_yaml_pins(rendered: dict[str, Path]) -> None:
 def test_small_profile(rendered: dict[str, Path]) -> None:
     d = rendered["small"]
     deps = {x["alias"] for x in yaml.safe_load((d / "chart" / "Chart.yaml").read_text())["dependencies"]}
-    assert deps == {"kube-state-metrics", "grafana", "postgres-orders"}
+    # The PrometheusRule CRD (no operator): kms evaluates the default rules from those objects.
+    assert deps == {"kube-state-metrics", "grafana", "postgres-orders", "prometheus-crds"}
     sts = yaml.safe_load((d / "manifests" / "statefulset-kms.yaml").read_text())
     assert sts["spec"]["template"]["spec"]["containers"][0]["args"][:1] == ["up"]
+    assert sts["spec"]["template"]["spec"]["serviceAccountName"] == "kms"
+    role = yaml.safe_load((d / "manifests" / "clusterrole-kms.yaml").read_text())
+    assert role["rules"] == [{"apiGroups": ["monitoring.coreos.com"], "resources": ["prometheusrules"],
+                              "verbs": ["get", "list", "watch"]}]  # fmt: skip
+    server_cm = yaml.safe_load((d / "manifests" / "configmap-kms.yaml").read_text())
+    assert yaml.safe_load(server_cm["data"]["kms.yaml"])["rules"] == {"kubernetes": True}
     agent_cm = yaml.safe_load((d / "manifests" / "configmap-kms-agent.yaml").read_text())
     agent = yaml.safe_load(agent_cm["data"]["agent.yaml"])
     jobs = {j["job_name"] for j in agent["receivers"]["prometheus"]["config"]["scrape_configs"]}
-    assert {"kubelet", "cadvisor", "kube-state-metrics", "node-db1", "postgres-exporter"} <= jobs
+    assert {"kubelet", "cadvisor", "kube-state-metrics", "node-db1", "postgres-exporter", "kms"} <= jobs
     assert set(agent["service"]["pipelines"]) == {"metrics", "logs"}
     ds = yaml.safe_load((d / "manifests" / "daemonset-kms-agent.yaml").read_text())
     assert "cluster=local" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -128,6 +135,17 @@ def test_multi_cluster(rendered: dict[str, Path]) -> None:
         assert kps["agentMode"] is True
         assert kps["prometheusSpec"]["externalLabels"] == {"cluster": cluster}
         assert kps["prometheusSpec"]["remoteWrite"][0]["url"] == "https://mimir.example.com/api/v1/push"
+        # Logs and traces: a collector per node, straight to the central Loki and Tempo, stamped and with the tenant.
+        col = _values(part, "collector")
+        assert col["mode"] == "daemonset" and col["presets"]["logsCollection"]["enabled"] is True
+        cfg = col["alternateConfig"]
+        assert cfg["exporters"] == {
+            "otlp_http/loki": {"endpoint": "https://loki.example.com/otlp", "headers": {"X-Scope-OrgID": "anonymous"}},
+            "otlp_http/tempo": {"endpoint": "https://tempo-otlp.example.com", "headers": {"X-Scope-OrgID": "anonymous"}}}
+        assert {a["key"]: a["value"] for a in cfg["processors"]["resource/cluster"]["attributes"]} == {
+            "k8s.cluster.name": cluster, "cluster": cluster}
+        for pipeline in ("logs", "traces"):
+            assert "resource/cluster" in cfg["service"]["pipelines"][pipeline]["processors"]
 
 
 def test_multi_cluster_with_kms_agents(tmp_path: Path) -> None:
@@ -136,6 +154,8 @@ def test_multi_cluster_with_kms_agents(tmp_path: Path) -> None:
     cm = yaml.safe_load((tmp_path / "clusters/prod-eu/manifests/configmap-kms-agent.yaml").read_text())
     agent = yaml.safe_load(cm["data"]["agent.yaml"])
     assert agent["exporters"]["otlp_http/remote"]["endpoint"] == "https://mimir.example.com/otlp"
+    assert set(agent["service"]["pipelines"]) == {"metrics"}  # pod logs: the collector DaemonSet tails them
+    assert _values(tmp_path / "clusters/prod-eu", "collector")["mode"] == "daemonset"
     assert not (tmp_path / "clusters/prod-eu/manifests/statefulset-kms.yaml").exists()
     # No Prometheus operator in an agent-only cluster: external node exporters are static targets.
     assert {j["job_name"] for j in agent["receivers"]["prometheus"]["config"]["scrape_configs"]} >= {"node-db1"}
@@ -146,7 +166,11 @@ def test_multi_cluster_with_kms_agents(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad, message", [
     ([], "multi_cluster.clusters"),
     (["multi_cluster.clusters={a}"], "central_url"),
-    (["multi_cluster.clusters={local}", "multi_cluster.central_url=https://m"], "also listed"),
+    (["multi_cluster.clusters={a}", "multi_cluster.central_url=https://m"], "central_loki_url"),
+    (["multi_cluster.clusters={a}", "multi_cluster.central_url=https://m", "multi_cluster.central_loki_url=https://l"],
+     "central_tempo_url"),
+    (["multi_cluster.clusters={local}", "multi_cluster.central_url=https://m", "multi_cluster.central_loki_url=https://l",
+      "multi_cluster.central_tempo_url=https://t"], "also listed"),
 ])  # fmt: skip
 def test_multi_cluster_needs(bad: list[str], message: str, tmp_path: Path) -> None:
     from kms.deploy import StackFileError, load_stack

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import PROFILES
+from deploy_stacks import PROFILES
 
 from kms.deploy.crds import custom_kinds, validate_custom
 
@@ -26,7 +26,7 @@ def _builtin_errors(obj: dict) -> str:
 def test_every_object_validates(profile: str, parts: dict) -> None:
     seen_custom = set()
     for part in parts[profile]:
-        for obj in part.objects:
+        for obj in part.objects + part.secrets:
             kind = f"{obj['apiVersion']}/{obj['kind']}"
             if kind in custom_kinds():
                 seen_custom.add(obj["kind"])

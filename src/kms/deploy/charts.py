@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ChartPin", "CHARTS", "UMBRELLA", "UMBRELLA_VERSION"]
+__all__ = ["ChartPin", "CHARTS", "CRD_ONLY", "UMBRELLA", "UMBRELLA_VERSION"]
 
 UMBRELLA = "kms-stack"
 UMBRELLA_VERSION = "0.1.0"
@@ -16,6 +16,10 @@ _PROM = "https://prometheus-community.github.io/helm-charts"
 _GRAFANA = "https://grafana.github.io/helm-charts"
 _COMMUNITY = "https://grafana-community.github.io/helm-charts"  # grafana, loki, tempo moved here in 2026
 _OTEL = "https://open-telemetry.github.io/opentelemetry-helm-charts"
+
+
+# Charts that install only CustomResourceDefinitions: no images, nothing to mirror.
+CRD_ONLY = frozenset({"prometheus-crds"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ CHARTS: dict[str, ChartPin] = {
     p.alias: p
     for p in (
         ChartPin("prometheus", "kube-prometheus-stack", "88.5.3", _PROM),
+        # The Prometheus Operator's CRDs alone (31.0.1 carries operator v0.93.1, kps 88.5.3's): the
+        # small profile's PrometheusRule objects need the kind, not the operator (kms reads them).
+        ChartPin("prometheus-crds", "prometheus-operator-crds", "31.0.1", _PROM),
         ChartPin("mimir", "mimir-distributed", "6.2.0", _GRAFANA),
         ChartPin("loki", "loki", "18.11.0", _COMMUNITY),
         ChartPin("tempo", "tempo", "2.2.4", _COMMUNITY),

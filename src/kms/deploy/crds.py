@@ -7,10 +7,14 @@ from __future__ import annotations
 import copy
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-__all__ = ["SCHEMA_FILE", "custom_kinds", "validate_custom"]
+if TYPE_CHECKING:
+    import jsonschema
+
+__all__ = ["SCHEMA_FILE", "custom_kinds", "schema_errors", "validate_custom"]
 
 SCHEMA_FILE = Path(__file__).with_name("crd_schemas.minimal.yaml")
 
@@ -53,10 +57,20 @@ def custom_kinds() -> set[str]:
     return set(_schemas())
 
 
+@cache
+def _validator(kind: str) -> jsonschema.Draft7Validator:
+    import jsonschema  # imported on first use: most kms commands never validate a resource
+
+    return jsonschema.Draft7Validator(_schemas()[kind])
+
+
+def schema_errors(obj: dict) -> list[jsonschema.ValidationError]:
+    """The ``jsonschema.ValidationError`` of a custom resource, in document order; KeyError for a
+    kind without schema."""
+    errors = _validator(f"{obj.get('apiVersion')}/{obj.get('kind')}").iter_errors(obj)
+    return sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+
+
 def validate_custom(obj: dict) -> list[str]:
     """Schema errors of a custom resource ('path: message'); KeyError for a kind without schema."""
-    import jsonschema
-
-    schema = _schemas()[f"{obj.get('apiVersion')}/{obj.get('kind')}"]
-    validator = jsonschema.Draft7Validator(schema)
-    return sorted(f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in validator.iter_errors(obj))
+    return sorted(f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in schema_errors(obj))

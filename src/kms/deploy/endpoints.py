@@ -31,6 +31,12 @@ class Endpoints:
         return f"http://{self.host('mimir-gateway')}:80"
 
     @property
+    def prometheus(self) -> str:
+        """kube-prometheus-stack's Prometheus (<fullname>-prometheus): remote write and OTLP
+        receiver of the Thanos central side."""
+        return f"http://{self.host('prometheus-prometheus')}:9090"
+
+    @property
     def loki(self) -> str:
         return f"http://{self.host('loki-gateway')}:80"
 

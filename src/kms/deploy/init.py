@@ -22,6 +22,9 @@ storage:                  # one S3-compatible store for Mimir, Loki and Tempo
   endpoint: ""            # external only: host:port, without http:// (Tempo and Mimir refuse a scheme)
   region: us-east-1
   insecure: true          # plain http to the store
+  credentials_secret: ""  # an existing Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (seaweedfs:
+                          # also seaweedfs_s3_config; minio: rootUser, rootPassword); empty: kms renders
+                          # one from the two keys below into secrets/ (never into chart values)
   access_key: kms
   secret_key: change-me-please
   size: 50Gi              # volume of the in-cluster store
@@ -32,6 +35,7 @@ storage:                  # one S3-compatible store for Mimir, Loki and Tempo
     loki_ruler: loki-ruler
     loki_admin: loki-admin
     tempo: tempo-traces
+    thanos: thanos-blocks         # multi_cluster.central thanos only
 
 loki:                     # SimpleScalable mode
   write_replicas: 3       # keep >= replication_factor, or pushes fail
@@ -59,11 +63,16 @@ small:                    # profile small: kms itself in the cluster
 multi_cluster:            # profile multi-cluster: this file's cluster is the central one
   clusters: []            # workload clusters, e.g. [prod-eu, prod-us]; each gets an agent release
   agent: prometheus       # prometheus (agent mode) | kms
+  central: mimir          # mimir | thanos (sidecars upload to storage, which must be external; agent prometheus)
+  thanos_sidecar_address: ""  # thanos: each cluster's sidecar gRPC as the central query reaches it,
+                          # {cluster} replaced, e.g. "thanos-{cluster}.example.com:10901"
   central_url: ""         # the central Mimir gateway as the workload clusters reach it
+  central_loki_url: ""    # the central Loki gateway as they reach it (logs, OTLP at /otlp)
+  central_tempo_url: ""   # the central Tempo's OTLP/HTTP receiver as they reach it (traces)
 
 grafana:
   admin_user: admin
-  admin_password: ""      # empty: the chart generates one into its Secret
+  admin_password: ""      # empty: the chart generates one; set: kms renders it into a Secret (secrets/)
   kubernetes_dashboards: true   # cluster, nodes, namespaces, pods; embedded, not downloaded
   import_dashboards: []   # dashboard JSON files or directories embedded at render time, e.g. the
                           # dotdc Kubernetes dashboards: [dashboards/dotdc]

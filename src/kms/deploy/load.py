@@ -12,13 +12,14 @@ from typing import Any
 
 import yaml
 
-from kms.deploy.model import PROFILES, PROPAGATORS, SAMPLERS, STORE_TYPES, Stack
+from kms.deploy.model import PROFILES, PROPAGATORS, SAMPLERS, STORE_TYPES, Stack, Storage
 from kms.deploy.yamlpos import positions
 from kms.errors import BadInput
 
 __all__ = ["StackFileError", "load_stack", "stack_from_dict", "apply_set", "parse_set"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _INDEX = re.compile(r"^(\w+)\[(\d+)\]$")
 
 
@@ -136,12 +137,19 @@ def _check(s: Stack) -> None:
     if "://" in s.storage.endpoint or "/" in s.storage.endpoint:
         raise StackFileError(f"storage.endpoint: {s.storage.endpoint!r} must be host:port without scheme or path "
                              "(Tempo and Mimir refuse a URL); use storage.insecure for plain http")  # fmt: skip
+    if s.storage.credentials_secret:
+        if not _DNS_SUBDOMAIN.match(s.storage.credentials_secret):
+            raise StackFileError(f"storage.credentials_secret: {s.storage.credentials_secret!r} is not a Secret name")
+        if (s.storage.access_key, s.storage.secret_key) != (Storage.access_key, Storage.secret_key):
+            raise StackFileError("storage.credentials_secret: set either an existing Secret or access_key/secret_key "
+                                 "(which kms puts into a Secret it renders), not both")  # fmt: skip
     if s.loki.write_replicas < 1 or s.loki.replication_factor < 1:
         raise StackFileError("loki: write_replicas and replication_factor must be at least 1")
     for i, p in enumerate(s.instrumentation.propagators):
         _choice(p, PROPAGATORS, f"instrumentation.propagators[{i}]")
     _choice(s.instrumentation.sampler, SAMPLERS, "instrumentation.sampler")
     _choice(s.multi_cluster.agent, ("prometheus", "kms"), "multi_cluster.agent")
+    _choice(s.multi_cluster.central, ("mimir", "thanos"), "multi_cluster.central")
     seen: set[str] = set()
     for i, c in enumerate(s.multi_cluster.clusters):
         if c in seen:

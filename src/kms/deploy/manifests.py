@@ -1,6 +1,7 @@
 """The resources no upstream chart provides, as plain Kubernetes objects: the Instrumentation
-resource, external node exporters (Service + EndpointSlice + ServiceMonitor), dashboard
-ConfigMaps and kms's alerting rules. The umbrella chart's templates render the same objects."""
+resource, external node exporters (Service + EndpointSlice + ServiceMonitor) and dashboard
+ConfigMaps (kms's alerting rules are in kms.deploy.rules). The umbrella chart's templates render
+the same objects."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from kms.deploy.endpoints import Endpoints
 from kms.deploy.model import NodeExporter, Stack
 from kms.deploy.output import dump_json
 
-__all__ = ["labels", "instrumentation", "external_node_exporter", "dashboard_configmap", "stack_rules"]
+__all__ = ["labels", "instrumentation", "external_node_exporter", "dashboard_configmap"]
 
 PART_OF = "kube-monitoring-stack"
 
@@ -84,38 +85,4 @@ def dashboard_configmap(stack: Stack, name: str, files: dict[str, dict]) -> dict
         "kind": "ConfigMap",
         "metadata": _meta(stack, name, "dashboards"),
         "data": {f: dump_json(files[f]) for f in sorted(files)},  # the bytes of chart/dashboards/*.json
-    }
-
-
-_ALERTS = [
-    ("KmsCollectorSendFailing",
-     "sum by (exporter) (rate(otelcol_exporter_send_failed_spans_total[5m]) "
-     "+ rate(otelcol_exporter_send_failed_metric_points_total[5m]) "
-     "+ rate(otelcol_exporter_send_failed_log_records_total[5m])) > 0",
-     "The collector's exporter {{ $labels.exporter }} fails to send telemetry",
-     "Check the backend's gateway Service and the exporter's endpoint path (kms lint on the collector config)."),
-    ("KmsCollectorRefusing",
-     "sum(rate(otelcol_receiver_refused_spans_total[5m]) + rate(otelcol_receiver_refused_metric_points_total[5m])"
-     " + rate(otelcol_receiver_refused_log_records_total[5m])) > 0",
-     "The collector refuses telemetry (memory_limiter)",
-     "Raise the collector's memory limit or add replicas."),
-    ("KmsRemoteWriteFailing",
-     "sum by (pod) (rate(prometheus_remote_storage_samples_failed_total[5m])) > 0",
-     "Prometheus {{ $labels.pod }} fails to remote write to Mimir",
-     "Check the Mimir gateway and the X-Scope-OrgID header of the remote write."),
-]  # fmt: skip
-
-
-def stack_rules(stack: Stack) -> dict:
-    rules = [
-        {"alert": name, "expr": expr, "for": "10m", "labels": {"severity": "warning"},
-         "annotations": {"summary": summary, "description": fix}}
-        for name, expr, summary, fix in _ALERTS
-    ]  # fmt: skip
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": _meta(stack, f"{stack.name}-stack", "rules") | {
-            "labels": labels(stack, "rules") | {"release": stack.name}},
-        "spec": {"groups": [{"name": "kms.stack", "rules": rules}]},
     }

@@ -41,6 +41,7 @@ class Buckets:
     loki_ruler: str = "loki-ruler"
     loki_admin: str = "loki-admin"
     tempo: str = "tempo-traces"
+    thanos: str = "thanos-blocks"  # multi_cluster.central thanos only
 
 
 @dataclass
@@ -49,6 +50,10 @@ class Storage:
     endpoint: str = ""  # external only: host:port, no scheme (Tempo and Mimir refuse one)
     region: str = "us-east-1"
     insecure: bool = True  # plain http to the store (in-cluster stores speak http)
+    # The keys go into a Secret kms renders (secrets/), never into chart values. Or name an existing
+    # Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus seaweedfs_s3_config for seaweedfs,
+    # rootUser and rootPassword for minio) and leave the keys at their defaults.
+    credentials_secret: str = ""
     access_key: str = "kms"
     secret_key: str = "change-me-please"
     size: str = "50Gi"  # volume of an in-cluster store
@@ -120,7 +125,17 @@ class MultiCluster:
 
     clusters: list[str] = field(default_factory=list)  # workload clusters; each gets an agent release
     agent: str = "prometheus"  # prometheus (agent mode) | kms
+    # mimir: agents remote-write into the central Mimir. thanos: each cluster's Prometheus keeps its
+    # data and a Thanos sidecar uploads blocks to the (external) store; the central Thanos query,
+    # store gateway, compactor and ruler read them.
+    central: str = "mimir"
+    # thanos: each workload cluster's sidecar gRPC as the central query reaches it; {cluster} is
+    # replaced by the cluster's name, e.g. "thanos-{cluster}.example.com:10901".
+    thanos_sidecar_address: str = ""
     central_url: str = ""  # the central Mimir gateway as the agents reach it, e.g. https://mimir.example.com
+    # Logs and traces of the workload clusters go straight to the central Loki and Tempo (OTLP/HTTP).
+    central_loki_url: str = ""  # the central Loki gateway, e.g. https://loki.example.com (OTLP at /otlp)
+    central_tempo_url: str = ""  # the central Tempo's OTLP/HTTP receiver, e.g. https://tempo-otlp.example.com
 
 
 @dataclass

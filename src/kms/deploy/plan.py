@@ -15,7 +15,7 @@ __all__ = ["Step", "PHASES", "part_steps", "verify_ports"]
 # Install order: CRDs and operators first (ServiceMonitors, Instrumentation need them), the store
 # before the engines that write to it, engines before the collectors that write to them.
 PHASES: list[tuple[str, tuple[str, ...]]] = [
-    ("operators and CRDs", ("prometheus", "operator")),
+    ("operators and CRDs", ("prometheus", "prometheus-crds", "operator")),
     ("object store", ("seaweedfs", "minio")),
     ("storage engines", ("mimir", "loki", "tempo")),
     ("collectors", ("collector", "kube-state-metrics", "postgres-exporter", "redis-exporter")),
@@ -53,9 +53,11 @@ def verify_ports(part: Part) -> dict[str, tuple[str, int, int]]:
     if any(o["kind"] == "StatefulSet" and o["metadata"]["name"] == name for o in part.objects):
         return {"kms": (name, 3200, 13200), "otlp": (name, 4318, 14318)}
     aliases = {r.alias for r in part.releases}
-    if not {"mimir", "loki", "tempo", "collector"} <= aliases:
+    thanos = any(o["metadata"]["name"] == f"{name}-thanos-query" for o in part.objects)
+    if not {"loki", "tempo", "collector"} <= aliases or not ("mimir" in aliases or thanos):
         return {}  # an agent-only cluster: verified through the central part
-    return {"prometheus": (f"{name}-mimir-gateway", 80, 18080), "loki": (f"{name}-loki-gateway", 80, 13100),
+    prom = (f"{name}-thanos-query", 9090, 19090) if thanos else (f"{name}-mimir-gateway", 80, 18080)
+    return {"prometheus": prom, "loki": (f"{name}-loki-gateway", 80, 13100),
             "tempo": (f"{name}-tempo", 3200, 13200), "otlp": (f"{name}-collector", 4318, 14318)}  # fmt: skip
 
 
@@ -76,8 +78,14 @@ def part_steps(part: Part, root: Path, *, context: str = "", timeout: str = "10m
     where = f"[{part.path or s.cluster}]"
     releases = sorted(part.releases, key=_phase)
     last = len(PHASES) - 1  # Grafana mounts the dashboard ConfigMaps: own objects go before it
-    for r in [r for r in releases if _phase(r) < last]:
+    for i, r in enumerate([r for r in releases if _phase(r) < last]):
         steps.append(_helm(part, r, root, context, timeout))
+        if i == 0 and part.secrets:
+            # After the first release (its --create-namespace makes the namespace), before the store
+            # and engines whose pods read the credentials at start.
+            steps.append(Step(f"{where} secrets ({len(part.secrets)})", [
+                "kubectl", "apply", "--server-side", "--field-manager", "kms", "--namespace", ns,
+                "--filename", str(root / "secrets"), *_kctx(context)]))  # fmt: skip
     if part.objects:
         # Server-side apply: dashboard ConfigMaps exceed the client-side annotation limit.
         steps.append(Step(f"{where} own objects ({len(part.objects)})", [
@@ -97,7 +105,9 @@ def part_steps(part: Part, root: Path, *, context: str = "", timeout: str = "10m
             background=True, wait_port=local))  # fmt: skip
     if ports:
         local = {api: f"http://127.0.0.1:{p[2]}" for api, p in ports.items()}
-        prom = f"{local['prometheus']}/prometheus" if "prometheus" in local else f"{local['kms']}/prometheus"
+        # Mimir and kms serve the Prometheus API under /prometheus; Thanos query at its root.
+        thanos = ports.get("prometheus", ("",))[0].endswith("-thanos-query")
+        prom = local["prometheus"] if thanos else f"{local.get('prometheus', local.get('kms'))}/prometheus"
         steps.append(Step(f"{where} verify every correlation link", [
             "kms", "verify", "--prometheus", prom, "--loki", local.get("loki", local.get("kms", "")),
             "--tempo", local.get("tempo", local.get("kms", "")), "--otlp", local["otlp"], "--tenant", s.tenant]))

@@ -17,10 +17,13 @@ from kms.deploy.images import registry_overrides
 from kms.deploy.imported import import_dashboards
 from kms.deploy.k8s_dashboards import kubernetes_dashboards
 from kms.deploy.load import StackFileError
-from kms.deploy.manifests import dashboard_configmap, external_node_exporter, instrumentation, stack_rules
+from kms.deploy.manifests import dashboard_configmap, external_node_exporter, instrumentation
 from kms.deploy.model import Stack
+from kms.deploy.rules import rule_objects
+from kms.deploy.secrets import secret_objects
 from kms.deploy.small import agent_config, agent_manifests, small_manifests
-from kms.deploy.values.collector import collector_values
+from kms.deploy.thanos import objstore_secret, objstore_secret_name, query_url, ruler_values, thanos_objects
+from kms.deploy.values.collector import collector_values, workload_collector_values
 from kms.deploy.values.exporters import exporter_values
 from kms.deploy.values.grafana import dashboards_configmap, grafana_values
 from kms.deploy.values.loki import loki_values
@@ -50,6 +53,7 @@ class Part:
     stack: Stack
     releases: list[Release] = field(default_factory=list)
     objects: list[dict] = field(default_factory=list)  # own objects, also rendered by the chart
+    secrets: list[dict] = field(default_factory=list)  # Secrets: written apart (secrets/), never in values
     dashboards: dict[str, dict[str, dict]] = field(default_factory=dict)  # folder -> file -> model
 
     def add(self, alias: str, values: dict, chart: str | None = None) -> None:
@@ -84,60 +88,102 @@ def _exporters(part: Part, service_monitors: bool) -> None:
         part.add(alias, values, chart)
 
 
-def _central(stack: Stack, path: str) -> Part:
+def _central(stack: Stack, path: str, *, thanos: bool = False) -> Part:
+    """The whole stack, or the multi-cluster central part; ``thanos``: Thanos instead of Mimir, so
+    the central Prometheus takes the remote write (Tempo's generator) and OTLP metrics."""
     ep = Endpoints.of(stack)
-    push = f"{ep.mimir}/api/v1/push"
-    part = Part(path, stack)
+    push = f"{ep.prometheus}/api/v1/write" if thanos else f"{ep.mimir}/api/v1/push"
+    part = Part(path, stack, secrets=secret_objects(stack, s3=True, grafana=True))
     store = store_values(stack)
     if store:
         part.add(*store)
-    part.add("prometheus", prometheus_values(stack, push))
-    part.add("mimir", mimir_values(stack))
+    if thanos:
+        part.secrets.append(objstore_secret(stack))
+        prom = prometheus_values(stack, None, thanos=objstore_secret_name(stack), receive=True)
+        part.add("prometheus", _merge(prom, ruler_values(stack)))
+    else:
+        part.add("prometheus", prometheus_values(stack, push))
+        part.add("mimir", mimir_values(stack))
     part.add("loki", loki_values(stack))
     part.add("tempo", tempo_values(stack, push))
-    part.add("collector", collector_values(stack))
+    part.add("collector", collector_values(stack, ("otlp_http/prometheus", f"{ep.prometheus}/api/v1/otlp")
+                                           if thanos else None))  # fmt: skip
     part.add("operator", operator_values(stack))
     _exporters(part, service_monitors=True)
-    urls = {"prometheus": f"{ep.mimir}/prometheus", "loki": ep.loki, "tempo": ep.tempo_query}
+    urls = {"prometheus": query_url(stack) if thanos else f"{ep.mimir}/prometheus", "loki": ep.loki,
+            "tempo": ep.tempo_query}  # fmt: skip
     _dashboards(part, ["kms-red.json"])
     part.add("grafana", grafana_values(stack, ep.mimir, urls, sorted(part.dashboards)))
     if stack.instrumentation.enabled:
         part.objects.append(instrumentation(stack))
     for n in stack.exporters.node:
         part.objects += external_node_exporter(stack, n)
+    if thanos:
+        part.objects += thanos_objects(stack)
     if stack.alerting:
-        part.objects.append(stack_rules(stack))
+        # Only the stack's own alerts: kube-prometheus-stack installs its default rules here
+        # (defaultRules.create follows alerting), which cover the cluster under the same alert names
+        # (TargetDown, KubePodCrashLooping, ...); kms's kubernetes groups would notify twice.
+        # The central Prometheus evaluates them over its own data: with Mimir, the span-metric alert
+        # (kms-applications) needs Mimir's ruler instead, as Tempo writes span metrics to Mimir only.
+        part.objects += rule_objects(stack, pipeline=True, kubernetes=False)
     return part
 
 
 def _small(stack: Stack) -> Part:
     ep = Endpoints.of(stack)
-    part = Part("", stack)
+    part = Part("", stack, secrets=secret_objects(stack, s3=False, grafana=True))  # kms keeps its data on a volume
     part.add("kube-state-metrics", {})
     _exporters(part, service_monitors=False)
     part.objects += small_manifests(stack)
+    if stack.alerting:
+        # No kube-prometheus-stack, so no default rules: kms's kubernetes groups cover the cluster,
+        # evaluated by kms itself, which reads PrometheusRule objects (their CRD, not an operator).
+        part.add("prometheus-crds", {})
+        part.objects += rule_objects(stack, pipeline=False, kubernetes=True)
     _dashboards(part, sorted(kms_dashboards()))
     part.add("grafana", grafana_values(stack, ep.kms, None, sorted(part.dashboards)))
     return part
 
 
 def _agent_part(stack: Stack, cluster: str) -> Part:
-    """A workload cluster: an agent writing to the central Mimir, no Grafana, no storage."""
+    """A workload cluster: metrics from an agent to the central Mimir, pod logs and application
+    traces from a collector on every node to the central Loki and Tempo; no Grafana, no storage."""
     mc = stack.multi_cluster
     s = replace(stack, cluster=cluster, alerting=False)
     part = Part(f"clusters/{cluster}", s)
     push = f"{mc.central_url.rstrip('/')}/api/v1/push"
-    if mc.agent == "prometheus":
+    if mc.central == "thanos":
+        # A full Prometheus (agent mode keeps no blocks) whose sidecar uploads to the bucket.
+        part.secrets.append(objstore_secret(s))
+        part.add("prometheus", prometheus_values(s, None, thanos=objstore_secret_name(s), expose_sidecar=True))
+    elif mc.agent == "prometheus":
         part.add("prometheus", prometheus_values(s, push, agent=True))
     else:
         part.add("kube-state-metrics", {})
-        # Metrics only: the central stack's Loki and Tempo are reached through its collector.
+        # Metrics only: the collector below tails the pod logs, so the agent does not.
         part.objects += agent_manifests(s, agent_config(s, f"{mc.central_url.rstrip('/')}/otlp", logs=False))
+    part.add("collector", workload_collector_values(s, mc.central_loki_url, mc.central_tempo_url))
     _exporters(part, service_monitors=mc.agent == "prometheus")
     if mc.agent == "prometheus":  # the kms agent scrapes external node exporters directly (no CRDs there)
         for n in s.exporters.node:
             part.objects += external_node_exporter(s, n)
     return part
+
+
+def _check_thanos(stack: Stack) -> None:
+    mc = stack.multi_cluster
+    if stack.storage.type != "external":
+        raise StackFileError("storage.type: multi_cluster.central thanos needs an external store: every workload "
+                             "cluster's sidecar uploads blocks to it")  # fmt: skip
+    if stack.storage.credentials_secret:
+        raise StackFileError("storage.credentials_secret: not supported with multi_cluster.central thanos yet (the "
+                             "sidecars read an objstore.yml kms renders from access_key and secret_key)")  # fmt: skip
+    if mc.agent != "prometheus":
+        raise StackFileError("multi_cluster.agent: thanos needs prometheus (a Thanos sidecar runs next to it)")
+    if "{cluster}" not in mc.thanos_sidecar_address or ":" not in mc.thanos_sidecar_address:
+        raise StackFileError("multi_cluster.thanos_sidecar_address: each workload cluster's sidecar gRPC as the central "
+                             "query reaches it, with {cluster} for its name, e.g. thanos-{cluster}.example.com:10901")
 
 
 def build(stack: Stack, profile: str | None = None) -> list[Part]:
@@ -151,10 +197,17 @@ def build(stack: Stack, profile: str | None = None) -> list[Part]:
         mc = stack.multi_cluster
         if not mc.clusters:
             raise StackFileError("multi_cluster.clusters: list the workload clusters (e.g. [prod-eu, prod-us])")
-        if not mc.central_url.startswith(("http://", "https://")):
-            raise StackFileError("multi_cluster.central_url: the central Mimir gateway as the workload clusters "
-                                 "reach it, e.g. https://mimir.example.com")  # fmt: skip
+        urls = [("central_loki_url", "Loki gateway", "https://loki.example.com"),
+                ("central_tempo_url", "Tempo OTLP/HTTP receiver", "https://tempo-otlp.example.com")]
+        if mc.central == "mimir":  # with Thanos, metrics stay in each cluster until the sidecar uploads them
+            urls.insert(0, ("central_url", "Mimir gateway", "https://mimir.example.com"))
+        for key, what, example in urls:
+            if not getattr(mc, key).startswith(("http://", "https://")):
+                raise StackFileError(f"multi_cluster.{key}: the central {what} as the workload clusters reach it, "
+                                     f"e.g. {example}")  # fmt: skip
         if stack.cluster in mc.clusters:
             raise StackFileError(f"cluster: the central cluster {stack.cluster!r} is also listed in multi_cluster.clusters")
-        return [_central(stack, "central")] + [_agent_part(stack, c) for c in mc.clusters]
+        if mc.central == "thanos":
+            _check_thanos(stack)
+        return [_central(stack, "central", thanos=mc.central == "thanos")] + [_agent_part(stack, c) for c in mc.clusters]
     raise StackFileError(f"profile: {profile!r} is not one of single-cluster, small, multi-cluster")

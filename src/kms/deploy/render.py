@@ -1,6 +1,6 @@
 """``kms render``: each part of a profile becomes an umbrella chart (Chart.yaml with pinned
 dependencies, values.yaml, the own templates and embedded dashboards), the rendered values of
-each chart, plain manifests of the own objects and the image list. Lint runs on the result first;
+each chart, plain manifests of the own objects, the Secrets (secrets/) and the image list. Lint runs on the result first;
 a stack with errors is not written."""
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from pathlib import Path
 from kms.deploy.charts import UMBRELLA, UMBRELLA_VERSION
 from kms.deploy.images import IMAGES, own_images, rewrite
 from kms.deploy.lint import Doc, Finding, lint_docs
+from kms.deploy.lint.findings import get
 from kms.deploy.model import Stack
 from kms.deploy.output import dump_all, dump_json, dump_yaml
 from kms.deploy.profiles import Part, build
 from kms.deploy.templates import template_values
+from kms.deploy.thanos import THANOS_IMAGE
 from kms.errors import BadInput
 
 __all__ = ["CHART_SOURCE", "RenderRefused", "Rendered", "chart_yaml", "umbrella_values", "part_images", "render"]
@@ -62,6 +64,8 @@ def part_images(part: Part) -> list[str]:
     """Every image of the part, rewritten to the private registry when one is set."""
     refs = {img.ref for r in part.releases for img in IMAGES.get(r.chart_key, [])}
     refs |= set(own_images(part.objects))
+    if any(get(r.values, "prometheus.prometheusSpec.thanos") for r in part.releases if r.chart_key == "prometheus"):
+        refs.add(THANOS_IMAGE)  # the sidecar the operator adds to the Prometheus pods
     reg = part.stack.registry
     return sorted(rewrite(r, reg) if reg and not r.startswith(reg.rstrip("/") + "/") else r for r in refs)
 
@@ -93,6 +97,8 @@ def _write_part(part: Part, out: Path, files: list[Path]) -> None:
         _write(root / "values" / f"{r.alias}.yaml", dump_yaml(r.values), files)
     for o in part.objects:
         _write(root / "manifests" / f"{o['kind'].lower()}-{o['metadata']['name']}.yaml", dump_all([o]), files)
+    for o in part.secrets:  # apart from manifests/: keep them out of git, or replace them with your own
+        _write(root / "secrets" / f"secret-{o['metadata']['name']}.yaml", dump_all([o]), files)
     _write(root / "images.txt", "".join(f"{i}\n" for i in part_images(part)), files)
 
 
@@ -108,7 +114,7 @@ def render(stack: Stack, out: Path, profile: str | None = None) -> Rendered:
     out = Path(out)
     for p in parts:  # replace what a previous render left, so removed objects do not linger
         target = out / p.path if p.path else out
-        for sub in ("chart", "values", "manifests"):
+        for sub in ("chart", "values", "manifests", "secrets"):
             if (target / sub).is_dir():
                 shutil.rmtree(target / sub)
     files: list[Path] = []

@@ -18,12 +18,17 @@ _SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 def kms_config(stack: Stack) -> dict:
     """``kms up --config`` of the StatefulSet (keys of kms.config)."""
-    return {
+    config: dict = {
         "data_dir": "/data",
         "server": {"host": "0.0.0.0"},
         "storage": {"retention": stack.small.retention},
         "tenancy": {"default_tenant": stack.tenant},
     }
+    if stack.alerting:
+        # kms's ruler evaluates PrometheusRule objects of every namespace, as kube-prometheus-stack's
+        # Prometheus does with ruleSelectorNilUsesHelmValues: false (the default rules among them).
+        config["rules"] = {"kubernetes": True}
+    return config
 
 
 def image(stack: Stack) -> str:
@@ -40,9 +45,10 @@ def _own_node(job: dict) -> dict:
     return job
 
 
-def agent_config(stack: Stack, remote: str | None = None, *, logs: bool = True) -> dict:
+def agent_config(stack: Stack, remote: str | None = None, *, logs: bool = True, scrape_kms: bool = False) -> dict:
     """``kms agent --config``: the collector layout with Prometheus scrape configs. ``remote`` is the
-    OTLP/HTTP base the agent sends to (default: the small profile's kms)."""
+    OTLP/HTTP base the agent sends to (default: the small profile's kms); ``scrape_kms``: also
+    scrape the kms StatefulSet's /metrics (the stack alerts watch its `up` and discards)."""
     kubelet = {"scheme": "https", "authorization": {"credentials_file": f"{_SA_TOKEN}/token"},
                "tls_config": {"ca_file": f"{_SA_TOKEN}/ca.crt", "insecure_skip_verify": True},
                "kubernetes_sd_configs": [{"role": "node"}]}  # fmt: skip
@@ -57,6 +63,15 @@ def agent_config(stack: Stack, remote: str | None = None, *, logs: bool = True) 
             "honor_labels": True,
         }),
     ]  # fmt: skip
+    if scrape_kms:
+        jobs.append(_own_node({
+            "job_name": "kms",
+            "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [stack.namespace]}}],
+            "relabel_configs": [
+                {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name",
+                                   "__meta_kubernetes_pod_container_port_name"], "regex": "kms;http", "action": "keep"},
+            ],
+        }))  # fmt: skip
     for n in stack.exporters.node:
         jobs.append({"job_name": f"node-{n.name}", "static_configs": [{"targets": [f"{a}:{n.port}" for a in n.addresses]}]})
     for kind in ("postgres", "redis"):
@@ -71,16 +86,17 @@ def agent_config(stack: Stack, remote: str | None = None, *, logs: bool = True) 
     steps = ["memory_limiter", "batch"]
     pipelines = {"metrics": {"receivers": ["prometheus", "hostmetrics"], "processors": steps,
                              "exporters": ["otlp_http/remote"]}}  # fmt: skip
-    if logs:
+    receivers: dict = {
+        "prometheus": {"config": {"scrape_configs": jobs}},
+        "hostmetrics": {"root_path": "/hostfs", "collection_interval": "30s",
+                        "scrapers": {"cpu": {}, "memory": {}, "load": {}, "disk": {}, "filesystem": {}, "network": {}}},
+    }  # fmt: skip
+    if logs:  # else nothing tails the pod logs here (multi-cluster: the collector DaemonSet does)
+        receivers["file_log"] = {"include": ["/var/log/pods/*/*/*.log"], "start_at": "end",
+                                 "include_file_path": True, "operators": [{"type": "container"}]}  # fmt: skip
         pipelines["logs"] = {"receivers": ["file_log"], "processors": steps, "exporters": ["otlp_http/remote"]}
     return {
-        "receivers": {
-            "prometheus": {"config": {"scrape_configs": jobs}},
-            "hostmetrics": {"root_path": "/hostfs", "collection_interval": "30s",
-                            "scrapers": {"cpu": {}, "memory": {}, "load": {}, "disk": {}, "filesystem": {}, "network": {}}},
-            "file_log": {"include": ["/var/log/pods/*/*/*.log"], "start_at": "end",
-                         "include_file_path": True, "operators": [{"type": "container"}]},
-        },  # fmt: skip
+        "receivers": receivers,
         "processors": {"memory_limiter": {"check_interval": "1s", "limit_mib": 200}, "batch": {}},
         "exporters": {"otlp_http/remote": {"endpoint": remote or Endpoints.of(stack).kms, "headers": tenant}},
         "service": {"pipelines": pipelines},
@@ -89,6 +105,19 @@ def agent_config(stack: Stack, remote: str | None = None, *, logs: bool = True) 
 
 def dump_config(d: dict) -> str:
     return dump_yaml(d)
+
+
+def _rbac(name: str, ns: str, lab: dict, rules: list[dict]) -> list[dict]:
+    """A ServiceAccount bound to a ClusterRole of ``rules``, all named ``name``."""
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns, "labels": lab}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": name, "labels": lab}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": name, "labels": lab},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+    ]  # fmt: skip
 
 
 def kms_manifests(stack: Stack) -> list[dict]:
@@ -102,7 +131,13 @@ def kms_manifests(stack: Stack) -> list[dict]:
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "config", "mountPath": "/etc/kms"}],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
     }  # fmt: skip
-    return [
+    pod_spec: dict = {"containers": [container], "volumes": [{"name": "config", "configMap": {"name": name}}]}
+    rbac: list[dict] = []
+    if stack.alerting:  # kms reads PrometheusRule objects (kms_config): its service account may list them
+        pod_spec = {"serviceAccountName": name, **pod_spec}
+        rbac = _rbac(name, ns, lab, [{"apiGroups": ["monitoring.coreos.com"], "resources": ["prometheusrules"],
+                                      "verbs": ["get", "list", "watch"]}])  # fmt: skip
+    return rbac + [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns, "labels": lab},
          "data": {"kms.yaml": dump_config(kms_config(stack))}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": lab},
@@ -110,9 +145,7 @@ def kms_manifests(stack: Stack) -> list[dict]:
         {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": ns, "labels": lab},
          "spec": {
              "serviceName": name, "replicas": 1, "selector": {"matchLabels": sel},
-             "template": {"metadata": {"labels": lab},
-                          "spec": {"containers": [container],
-                                   "volumes": [{"name": "config", "configMap": {"name": name}}]}},
+             "template": {"metadata": {"labels": lab}, "spec": pod_spec},
              "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
                  "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": stack.small.storage_size}}}}],
          }},
@@ -140,14 +173,7 @@ def agent_manifests(stack: Stack, config: dict) -> list[dict]:
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
         {"nonResourceURLs": ["/metrics", "/metrics/cadvisor"], "verbs": ["get"]},
     ]  # fmt: skip
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns, "labels": lab}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": name, "labels": lab}, "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": name, "labels": lab},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+    return _rbac(name, ns, lab, rules) + [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns, "labels": lab},
          "data": {"agent.yaml": dump_config(config)}},
         {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": ns, "labels": lab},
@@ -161,4 +187,4 @@ def agent_manifests(stack: Stack, config: dict) -> list[dict]:
 
 
 def small_manifests(stack: Stack) -> list[dict]:
-    return kms_manifests(stack) + agent_manifests(stack, agent_config(stack))
+    return kms_manifests(stack) + agent_manifests(stack, agent_config(stack, scrape_kms=True))

@@ -34,8 +34,9 @@ def check_prometheus(doc: Doc) -> None:
         doc.warn("prometheus-exemplar-storage", f"{base}.enableFeatures", "exemplar-storage is off: scraped exemplars "
                  "are dropped before remote write", "add enableFeatures: [exemplar-storage]")
     if not get(spec, "externalLabels.cluster"):
-        # An agent writes into a central store shared with other clusters: there, series collide.
-        report = doc.error if agent else doc.warn
+        # An agent writes into a central store shared with other clusters, a Thanos sidecar uploads
+        # into a shared bucket: there, series collide (and Thanos cannot tell the blocks apart).
+        report = doc.error if agent or spec.get("thanos") else doc.warn
         report("prometheus-cluster-label", f"{base}.externalLabels", "no `cluster` external label: series of "
                "several clusters collide and the Kubernetes dashboards' cluster picker is empty",
                "set externalLabels.cluster: <cluster name>")

@@ -109,11 +109,41 @@ def _check_exporters(doc: Doc, cfg: dict) -> None:
                           "use <gateway>/api/v1/push")
 
 
+_CLUSTER_KEYS = ("k8s.cluster.name", "cluster")
+
+
+def _stamps_cluster(proc: object) -> bool:
+    """Whether a processor's config sets a cluster resource attribute (resource/attributes with
+    insert or upsert, or a transform statement naming it)."""
+    if not isinstance(proc, dict):
+        return False
+    for a in proc.get("attributes") or []:
+        if isinstance(a, dict) and a.get("key") in _CLUSTER_KEYS and a.get("action", "upsert") in ("insert", "upsert"):
+            return True
+    text = str(proc.get("trace_statements", "")) + str(proc.get("log_statements", "")) + str(proc.get("metric_statements", ""))
+    return any(f'"{k}"' in text for k in _CLUSTER_KEYS)
+
+
+def _check_cluster_label(doc: Doc, cfg: dict) -> None:
+    """A collector sending to a stack outside its cluster (a workload cluster writing to the central
+    one) must stamp the cluster on everything, or its data mixes with every other cluster's."""
+    exporters, processors = cfg.get("exporters") or {}, cfg.get("processors") or {}
+    for pname, p in (get(cfg, "service.pipelines") or {}).items():
+        remote = [e for e in (p or {}).get("exporters") or [] if isinstance(exporters.get(e), dict)
+                  and (url := str(exporters[e].get("endpoint") or "")) and "${" not in url and not in_cluster(url)]
+        if remote and not any(_stamps_cluster(processors.get(x)) for x in (p or {}).get("processors") or []):
+            doc.error("collector-cluster-label", f"service.pipelines.{pname}.processors", f"{pname} goes to "
+                      f"{', '.join(remote)} outside this cluster without a cluster attribute: the central stack cannot "
+                      "tell this cluster's data from the others'", "add a resource processor that upserts "
+                      "k8s.cluster.name and cluster (e.g. resource/cluster) to the pipeline")  # fmt: skip
+
+
 def check_collector(doc: Doc) -> None:
     cfg = doc.data if isinstance(doc.data, dict) else {}
     _check_types(doc, cfg)
     _check_pipelines(doc, cfg)
     _check_exporters(doc, cfg)
+    _check_cluster_label(doc, cfg)
 
 
 _MODES = ("deployment", "daemonset", "statefulset")

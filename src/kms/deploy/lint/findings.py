@@ -40,6 +40,10 @@ class Doc:
         """The document under ``key``, reporting into the same list with the right paths."""
         return Doc(self.file, self.data.get(key) or {}, self.lines, self._path(key), self.findings)
 
+    def full_path(self, path: str) -> str:
+        """``path`` from the top of the file (as findings name it)."""
+        return self._path(path)
+
     def _path(self, path: str) -> str:
         return f"{self.prefix}.{path}" if self.prefix and path else (self.prefix or path)
 

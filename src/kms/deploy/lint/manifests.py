@@ -27,6 +27,22 @@ def _images(obj: dict) -> list[tuple[str, str]]:
     return out
 
 
+def _check_agent_cluster(d: Doc, obj: dict) -> None:
+    """A ``kms agent`` DaemonSet forwards everything with its --external-label labels: without
+    cluster=..., a workload cluster's data is indistinguishable at the central stack."""
+    containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    for i, c in enumerate(containers):
+        args = [str(a) for a in c.get("args") or []]
+        if args[:1] != ["agent"]:
+            continue
+        labels = [args[j + 1] for j, a in enumerate(args[:-1]) if a == "--external-label"]
+        labels += [a.split("=", 1)[1] for a in args if a.startswith("--external-label=")]
+        if not any(lab.startswith("cluster=") and lab != "cluster=" for lab in labels):
+            d.error("kms-agent-cluster-label", f"spec.template.spec.containers[{i}].args", "kms agent without a "
+                    "cluster external label: its metrics, logs and traces carry no `cluster` at the central stack",
+                    "add args: [--external-label, cluster=<cluster name>]")
+
+
 def check_manifests(docs: list[Doc], registry: str = "") -> None:
     objs = [(d, d.data) for d in docs if isinstance(d.data, dict) and "kind" in d.data]
     services = {(o["metadata"].get("namespace"), o["metadata"]["name"]): (d, o) for d, o in objs if o["kind"] == "Service"}
@@ -62,6 +78,8 @@ def check_manifests(docs: list[Doc], registry: str = "") -> None:
             if arg is not None and not isinstance(arg, str):
                 d.error("instrumentation-sampler-argument", "spec.sampler.argument", f"{arg!r} is a number; the CRD wants "
                         "a string and the API server rejects the resource", f"quote it: argument: \"{arg}\"")
+        elif kind == "DaemonSet":
+            _check_agent_cluster(d, o)
         if registry:
             for path, image in _images(o):
                 if image and not image.startswith(registry.rstrip("/") + "/"):

@@ -13,9 +13,11 @@ import yaml
 from kms.deploy.lint.buckets import check_buckets
 from kms.deploy.lint.charts import check_loki, check_mimir, check_operator, check_prometheus, check_tempo
 from kms.deploy.lint.collector import check_collector, check_collector_values
+from kms.deploy.lint.custom import check_custom
 from kms.deploy.lint.findings import Doc, Finding, get, positions
 from kms.deploy.lint.grafana import check_datasources, check_grafana_values, datasource_tenant
 from kms.deploy.lint.manifests import check_manifests
+from kms.deploy.lint.secrets import check_env_refs, check_plain_secrets
 from kms.deploy.lint.tenants import Tenants
 from kms.deploy.lint.urls import backend_of
 
@@ -108,6 +110,7 @@ def _lint_one(doc: Doc, kind: str, t: Tenants, airgapped: bool) -> None:
                 _readers(t, doc.sub("datasources").sub(fname), content)
     elif kind in _CHECKS:
         _CHECKS[kind](doc)
+        check_env_refs(doc, kind)
         _writers(t, doc, kind)
 
 
@@ -132,12 +135,18 @@ def lint_docs(docs: list[Doc], registry: str = "") -> list[Finding]:
             for key, v in doc.data.items():
                 # The umbrella's keys are chart aliases: trust them over the shape of the values.
                 sub_kind = key if key in _CHECKS or key == "grafana" else _chart(v)
+                if key != "kms" and isinstance(v, dict):
+                    check_plain_secrets(doc.sub(key), sub_kind or key)
                 if sub_kind and isinstance(v, dict) and v.get("enabled", True) is not False:
                     _lint_one(doc.sub(key), sub_kind, t, airgapped)
             check_buckets(doc)
         else:
+            if kind in _CHECKS or kind == "grafana":
+                check_plain_secrets(doc, kind)
             _lint_one(doc, kind, t, bool(registry))
     check_manifests(manifests, registry)
+    for doc in manifests:  # after check_manifests: its more specific findings win on a shared line
+        check_custom(doc)
     t.check()
     out: list[Finding] = []
     for doc in docs:

@@ -4,6 +4,7 @@ ConfigMaps of the umbrella chart, so nothing is downloaded when the pod starts."
 from __future__ import annotations
 
 from kms.deploy.model import Stack
+from kms.deploy.secrets import GRAFANA_PASSWORD_KEY, GRAFANA_USER_KEY, grafana_secret_name
 from kms.grafana import dashboard_provider, datasources
 
 __all__ = ["dashboards_configmap", "grafana_values"]
@@ -34,8 +35,10 @@ def grafana_values(stack: Stack, url: str, urls: dict[str, str] | None, folders:
         "dashboardsConfigMaps": {f: dashboards_configmap(stack.name, f) for f in folders},
         "testFramework": {"enabled": False},
     }
-    if stack.grafana.admin_password:
-        values["adminPassword"] = stack.grafana.admin_password
+    if stack.grafana.admin_password:  # from the Secret kms renders, not as adminPassword in the values
+        del values["adminUser"]
+        values["admin"] = {"existingSecret": grafana_secret_name(stack), "userKey": GRAFANA_USER_KEY,
+                           "passwordKey": GRAFANA_PASSWORD_KEY}  # fmt: skip
     if stack.registry:
         values["global"] = {"imageRegistry": stack.registry}
     return values

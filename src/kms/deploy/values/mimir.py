@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kms.deploy.endpoints import Endpoints
 from kms.deploy.model import Stack
+from kms.deploy.secrets import ACCESS_KEY_ENV, SECRET_KEY_ENV, env_from, env_ref
 
 __all__ = ["mimir_values"]
 
@@ -24,8 +25,10 @@ def mimir_values(stack: Stack) -> dict:
                 "s3": {
                     "endpoint": Endpoints.of(stack).store(stack),
                     "region": s.region,
-                    "access_key_id": s.access_key,
-                    "secret_access_key": s.secret_key,
+                    # From the S3 Secret through global.extraEnvFrom; the chart starts every
+                    # component with -config.expand-env=true (its templates, mimir-distributed 6).
+                    "access_key_id": env_ref(ACCESS_KEY_ENV),
+                    "secret_access_key": env_ref(SECRET_KEY_ENV),
                     "insecure": s.insecure,
                 },
             }
@@ -34,8 +37,12 @@ def mimir_values(stack: Stack) -> dict:
         "ruler_storage": {"s3": {"bucket_name": b.mimir_ruler}},
         "alertmanager_storage": {"s3": {"bucket_name": b.mimir_ruler}},
     }
-    return {
+    values = {
+        "global": {"extraEnvFrom": env_from(stack)},
         "kafka": {"enabled": False},
         "minio": {"enabled": False},  # the stack's object store serves all three engines
         "mimir": {"structuredConfig": config},
     }
+    if stack.alerting:  # the stack alerts (components down, samples refused) read Mimir's own metrics
+        values["metaMonitoring"] = {"serviceMonitor": {"enabled": True}}
+    return values

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from kms.deploy.endpoints import TENANT_HEADER, Endpoints
 from kms.deploy.model import Stack
+from kms.deploy.secrets import ACCESS_KEY_ENV, SECRET_KEY_ENV, env_from, env_ref
 
 __all__ = ["tempo_values", "GENERATOR_PROCESSORS"]
 
@@ -13,9 +14,13 @@ GENERATOR_PROCESSORS = ["service-graphs", "span-metrics", "local-blocks"]
 
 def tempo_values(stack: Stack, push_url: str) -> dict:
     s = stack.storage
-    return {
+    values: dict = {
         "tempo": {
             "multitenancyEnabled": True,  # the same tenant as Mimir and Loki, so signals correlate
+            # Tempo expands ${VAR} in its config only with this flag (the chart renders extraArgs as
+            # -key=value); the variables come from the S3 Secret.
+            "extraArgs": {"config.expand-env": "true"},
+            "extraEnvFrom": env_from(stack),
             "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"},
                                                  "http": {"endpoint": "0.0.0.0:4318"}}}},  # fmt: skip
             "metricsGenerator": {
@@ -35,8 +40,8 @@ def tempo_values(stack: Stack, push_url: str) -> dict:
                         "bucket": s.buckets.tempo,
                         "endpoint": Endpoints.of(stack).store(stack),  # host:port; a scheme fails startup
                         "region": s.region,
-                        "access_key": s.access_key,
-                        "secret_key": s.secret_key,
+                        "access_key": env_ref(ACCESS_KEY_ENV),
+                        "secret_key": env_ref(SECRET_KEY_ENV),
                         "insecure": s.insecure,
                         "forcepathstyle": True,
                     },
@@ -44,3 +49,6 @@ def tempo_values(stack: Stack, push_url: str) -> dict:
             },
         },
     }
+    if stack.alerting:  # the stack alerts (components down, spans refused) read Tempo's own metrics
+        values["serviceMonitor"] = {"enabled": True}
+    return values
