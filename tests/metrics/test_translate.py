@@ -368,7 +368,7 @@ def test_sdk_export_request_translates_like_prometheus():
     meter.create_up_down_counter("cart.items", unit="{item}").add(-2)
     meter.create_histogram("http.server.request.duration", unit="s").record(0.3, {"http.route": "/pay"})
     meter.create_gauge("cpu.utilization", unit="1").set(0.25)
-    provider.force_flush()
+    # one collection: some SDK versions report a synchronous gauge's value only once
     request = encode_metrics(reader.get_metrics_data())
     provider.shutdown()
 
