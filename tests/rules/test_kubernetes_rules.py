@@ -137,3 +137,14 @@ def _remote_write(name: str, value: float) -> bytes:
     ts.labels.add(name="__name__", value=name)
     ts.samples.add(value=value, timestamp=int(time.time() * 1000))
     return encode_remote_write(req)
+
+
+def test_stopping_an_informer_ends_its_waiting_watch_at_once(api, tmp_path):
+    creds = load_credentials(str(api.kubeconfig(tmp_path / "config")))
+    inf = Informer(KubeClient(creds), RULES, lambda objs: None, watch_timeout_s=300)
+    inf.start()
+    assert inf.synced.wait(10)
+    time.sleep(0.3)  # the watch is open and waiting for events
+    t0 = time.monotonic()
+    inf.stop()
+    assert time.monotonic() - t0 < 2.0 and not inf._thread.is_alive()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import ssl
 from collections.abc import Iterator
 
@@ -36,6 +38,8 @@ class KubeClient:
             if creds.client_cert_file:
                 verify.load_cert_chain(creds.client_cert_file, creds.client_key_file or None)
         self.http = httpx.Client(base_url=creds.server, verify=verify, timeout=timeout_s)
+        self._watches: set[httpx.Response] = set()
+        self._closed = False
 
     def _headers(self) -> dict[str, str]:
         token = self.creds.bearer()
@@ -59,14 +63,28 @@ class KubeClient:
         try:
             with self.http.stream("GET", path, params=q, headers=self._headers(),
                                   timeout=httpx.Timeout(10.0, read=timeout_s + 30)) as r:
-                if r.status_code != 200:
-                    r.read()
-                    raise KubeError(f"watch {path}: {r.status_code} {r.text[:300]}", r.status_code)
-                for line in r.iter_lines():
-                    if line.strip():
-                        yield json.loads(line)
-        except httpx.HTTPError as e:
+                self._watches.add(r)
+                try:
+                    if r.status_code != 200:
+                        r.read()
+                        raise KubeError(f"watch {path}: {r.status_code} {r.text[:300]}", r.status_code)
+                    for line in r.iter_lines():
+                        if line.strip():
+                            yield json.loads(line)
+                finally:
+                    self._watches.discard(r)
+        except (httpx.HTTPError, OSError, ValueError) as e:
+            if self._closed:
+                return  # close() ended the watch
             raise KubeError(f"watch {path}: {e}") from e
 
     def close(self) -> None:
+        """Close the client; a watch waiting for events ends now, not at its read timeout."""
+        self._closed = True
+        for r in list(self._watches):
+            stream = r.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:  # a shutdown (not a close) wakes the read blocked in another thread
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         self.http.close()
