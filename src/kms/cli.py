@@ -96,6 +96,8 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--rules-kubernetes-namespace", "rules.kubernetes_namespaces", str, "namespace to read PrometheusRule objects from (repeatable; default all)"),
     ("--rules-kubernetes-selector", "rules.kubernetes_selector", str, "label selector of the PrometheusRule objects, e.g. role=alert-rules"),
     ("--kubeconfig", "kubernetes.kubeconfig", str, "kubeconfig file (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)"),
+    ("--scrape-config", "scrape.config_files", str, "Prometheus config file(s) whose global and scrape_configs are scraped (comma-separated); scrape_configs may also sit at the top level of --config"),
+    ("--scrape-tenant", "scrape.tenant", str, "tenant the scraped samples are stored in (default: the default tenant)"),
 ]
 
 #: Modules that add further commands: each has ``register(subparsers)``, which adds its parsers
@@ -104,7 +106,7 @@ _COMMAND_MODULES: list[str] = ["kms.verify.command", "kms.demo.command", "kms.de
 
 #: Flags that may be given several times; their values are joined with commas (list settings).
 _REPEATABLE = {"rules.files", "rules.alertmanager_urls", "rules.webhook_urls", "rules.external_labels",
-               "rules.kubernetes_namespaces"}
+               "rules.kubernetes_namespaces", "scrape.config_files"}
 
 
 def build_parser() -> argparse.ArgumentParser:

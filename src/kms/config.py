@@ -28,6 +28,7 @@ __all__ = [
     "GeneratorConfig",
     "RulesConfig",
     "KubernetesConfig",
+    "ScrapeConfig",
     "load_config",
     "parse_duration",
     "env_name",
@@ -154,6 +155,19 @@ class KubernetesConfig:
 
 
 @dataclass
+class ScrapeConfig:
+    """Prometheus pull scraping (``kms.collect``). The jobs are Prometheus's own ``global`` and
+    ``scrape_configs`` sections: at the top level of the ``--config`` file and/or in Prometheus
+    config files named here (their other sections are not read)."""
+
+    config_files: list[str] = field(default_factory=list)  # Prometheus config files: their global + scrape_configs
+    tenant: str = ""  # tenant the scraped samples are stored in; empty = tenancy.default_tenant
+    # The --config file's own sections, as written (not settings: no flag, no environment variable).
+    global_section: dict = field(default_factory=dict, metadata={"raw": True})
+    scrape_configs: list = field(default_factory=list, metadata={"raw": True})
+
+
+@dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 3200  # the one HTTP API port: Tempo, Prometheus/Mimir, Loki, OTLP/HTTP, /ready, /metrics
@@ -174,6 +188,7 @@ class Config:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
 
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
@@ -210,7 +225,7 @@ def env_name(path: str) -> str:
 
 def _fields(cls) -> dict[str, tuple[Any, Any]]:
     hints = typing.get_type_hints(cls)
-    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls) if not f.metadata.get("raw")}
 
 
 def _coerce(value: Any, typ: Any, path: str) -> Any:
@@ -294,6 +309,9 @@ def load_config(
             raise BadInput(f"cannot read config file {file}: {e}") from e
         if not isinstance(doc, dict):
             raise BadInput(f"config file {file}: expected a mapping at the top level")
+        # Prometheus's scrape sections, kept as written (kms.collect reads them)
+        cfg.scrape.global_section = doc.pop("global", None) or {}
+        cfg.scrape.scrape_configs = doc.pop("scrape_configs", None) or []
         _apply(cfg, doc, "")
     _apply_env(cfg, "", os.environ if environ is None else environ)
     for path, value in (overrides or {}).items():
@@ -330,3 +348,7 @@ def validate(cfg: Config) -> None:
         v = getattr(cfg.server, name)
         if not 0 <= v < 65536:
             raise BadInput(f"config server.{name}: {v} is not a port number")
+    if cfg.scrape.scrape_configs or cfg.scrape.global_section or cfg.scrape.config_files:
+        from kms.collect import load_jobs  # the scrape jobs fail here, before anything starts
+
+        load_jobs(cfg.scrape.global_section, cfg.scrape.scrape_configs, cfg.scrape.config_files)

@@ -4,6 +4,7 @@ reverse; startup and shutdown durations are logged.
     telemetry -> object store -> store (WAL replay) -> metrics generator -> receiver
       -> HTTP API (Tempo, Prometheus, Loki, remote write, Loki push, OTLP/HTTP, rules) + OTLP/HTTP + OTLP/gRPC
       -> notifier -> ruler (rule files are checked at construction; evaluation starts once the store is open)
+      -> scrape manager (Prometheus scrape_configs; scraped samples take the remote-write path)
 
 Listeners open first and answer 503 until the store has replayed its WAL, so ``GET /ready``
 is 200 exactly when writes can be accepted.
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from kms.collect import ScrapeManager, load_jobs
 from kms.config import Config, GeneratorConfig, parse_duration
 from kms.errors import KmsError
 from kms.generator import Generator, GeneratorSettings
@@ -175,6 +177,13 @@ class Stack:
         self.ruler.reload()
         self.rule_watcher = self._make_rule_watcher(cfg)
         self.telemetry.registry.register(RulerCollector(self.ruler, self.notifier))
+        # scraped samples go through the remote-write door (readiness, memory and rate limits,
+        # series limits, admission) into one tenant
+        sc = cfg.scrape
+        scrape_tenant = sc.tenant or cfg.tenancy.default_tenant
+        jobs = load_jobs(sc.global_section, sc.scrape_configs, sc.config_files)
+        self.scraper = ScrapeManager(jobs, lambda batch: self.receiver.export_samples(scrape_tenant, batch)) if jobs else None
+        self.prometheus.scrape_targets = lambda: self.scraper
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
         self.app = self._http_app()
         self._stop = asyncio.Event()
@@ -287,6 +296,8 @@ class Stack:
         await loop.run_in_executor(None, self.ruler.start)
         if self.rule_watcher:
             self.rule_watcher.start()
+        if self.scraper:
+            await loop.run_in_executor(None, self.scraper.start)
         with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP re-reads the rule files
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.ruler.reload))
         api = f"http://{s.host}:{s.port}"
@@ -325,6 +336,8 @@ class Stack:
         self.receiver.ready = False
         self.telemetry.ready.set(0)
         self.executor.shutdown(wait=True)
+        if self.scraper:  # the last scrapes finish before the store closes
+            await asyncio.get_running_loop().run_in_executor(None, self.scraper.stop)
         # rules stop before the store closes (their last outputs reach the head); queued alerts are sent
         if self.rule_watcher:
             await asyncio.get_running_loop().run_in_executor(None, self.rule_watcher.stop)

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kms import __version__
+from kms.collect import scrape_pools, targets_data, targets_metadata
 from kms.errors import KmsError, http_status
 from kms.metrics.http.encode import count_points, encode_result, envelope, fmt_ts, fmt_value
 from kms.metrics.http.params import (
@@ -84,6 +85,8 @@ class PrometheusApi:
         self.query_timeout_s = query_timeout_s
         self.max_samples = max_samples
         self.clock = clock
+        #: the scrape manager behind /targets (kms.collect.ScrapeManager), or None: no scraping
+        self.scrape_targets: Callable[[], object] = lambda: None
 
     # -- plumbing --
     @staticmethod
@@ -320,6 +323,26 @@ class PrometheusApi:
             out[name] = entries[:per_metric] if per_metric > 0 else entries
         return _json(out), [], []
 
+    # -- scrape targets (kms.collect) --
+    async def targets(self, request: Request, form: Form, tenants: list[str]):
+        state = form.get("state")
+        if state and state.lower() not in ("active", "dropped", "any"):
+            state = "any"  # Prometheus answers both lists for an unknown state
+        return _json(targets_data(self.scrape_targets(), state, form.get("scrapePool"))), [], []
+
+    async def targets_metadata(self, request: Request, form: Form, tenants: list[str]):
+        sel = form.get("match_target")
+        matchers = parse_selector(sel) if sel else []
+        s = form.get("limit")
+        try:
+            limit = int(s) if s else -1
+        except ValueError:
+            raise ApiError("bad_data", "limit must be a number", 400) from None
+        return _json(targets_metadata(self.scrape_targets(), matchers, form.get("metric"), limit)), [], []
+
+    async def scrape_pools(self, request: Request, form: Form, tenants: list[str]):
+        return _json({"scrapePools": scrape_pools(self.scrape_targets())}), [], []
+
     async def format_query(self, request: Request, form: Form, tenants: list[str]):
         return _json(self._parse_query(form.get("query")).prettify()), [], []
 
@@ -350,6 +373,9 @@ class PrometheusApi:
             ("/status/buildinfo", "buildinfo", buildinfo, get),
             ("/status/config", "status", const('{"yaml":""}'), get),
             ("/status/flags", "status", const("{}"), get),
+            ("/targets", "targets", self.targets, get),
+            ("/targets/metadata", "targets", self.targets_metadata, get),
+            ("/scrape_pools", "targets", self.scrape_pools, get),
         ]
         return [
             Route(prefix + path, self._wrap(kind, fn), methods=methods)
