@@ -189,9 +189,17 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
+    # The --config file's OpenTelemetry Collector sections (receivers, processors, exporters,
+    # extensions, service), as written, and the file; kms.pipeline reads them.
+    pipeline: dict = field(default_factory=dict, metadata={"raw": True})
+    pipeline_file: str = field(default="", metadata={"raw": True})
 
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
+
+
+#: Top-level sections of an OpenTelemetry Collector configuration (accepted in kms up's --config).
+COLLECTOR_SECTIONS = ("receivers", "processors", "exporters", "extensions", "connectors", "service")
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -312,6 +320,9 @@ def load_config(
         # Prometheus's scrape sections, kept as written (kms.collect reads them)
         cfg.scrape.global_section = doc.pop("global", None) or {}
         cfg.scrape.scrape_configs = doc.pop("scrape_configs", None) or []
+        collector = {k: doc.pop(k) for k in COLLECTOR_SECTIONS if k in doc}
+        if collector:
+            cfg.pipeline, cfg.pipeline_file = collector, str(file)
         _apply(cfg, doc, "")
     _apply_env(cfg, "", os.environ if environ is None else environ)
     for path, value in (overrides or {}).items():

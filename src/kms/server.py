@@ -5,6 +5,8 @@ reverse; startup and shutdown durations are logged.
       -> HTTP API (Tempo, Prometheus, Loki, remote write, Loki push, OTLP/HTTP, rules) + OTLP/HTTP + OTLP/gRPC
       -> notifier -> ruler (rule files are checked at construction; evaluation starts once the store is open)
       -> scrape manager (Prometheus scrape_configs; scraped samples take the remote-write path)
+      -> collector pipelines (--config in the collector's layout: OTLP and pull receivers -> processors
+         -> this store and/or forwarding exporters)
 
 Listeners open first and answer 503 until the store has replayed its WAL, so ``GET /ready``
 is 200 exactly when writes can be accepted.
@@ -44,6 +46,7 @@ from kms.metrics.federate import federate_routes
 from kms.metrics.push import remote_write_routes
 from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
+from kms.pipeline.stack import StackPipelines
 from kms.receive import Receiver
 from kms.rules import EvalContext, Notifier, Ruler, RulerSettings, RuleStore, rules_routes
 from kms.rules.kubernetes import PrometheusRuleWatcher, client_factory
@@ -185,6 +188,10 @@ class Stack:
         self.scraper = ScrapeManager(jobs, lambda batch: self.receiver.export_samples(scrape_tenant, batch)) if jobs else None
         self.prometheus.scrape_targets = lambda: self.scraper
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
+        # --config in the OpenTelemetry Collector's layout: OTLP through its pipelines
+        self.pipelines = (StackPipelines(cfg.pipeline_file, cfg.pipeline, Path(cfg.data_dir), self.receiver,
+                                         cfg.tenancy.default_tenant) if cfg.pipeline else None)
+        self.otlp_export = self.pipelines.export if self.pipelines else self.receiver.export
         self.app = self._http_app()
         self._stop = asyncio.Event()
         self._servers: list[_Uvicorn] = []
@@ -241,7 +248,7 @@ class Stack:
             return Response(self.telemetry.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
         routes = [Route("/ready", ready), Route("/metrics", metrics)]
-        routes += otlp_routes(self.receiver.export, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
+        routes += otlp_routes(self.otlp_export, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
         routes += remote_write_routes(self.receiver.export_samples, self.tenants,
                                       self.cfg.limits.max_request_bytes, self._refused)
         routes += push_routes(self.receiver.export_logs, self.tenants, self.cfg.limits.max_request_bytes, self._refused)
@@ -265,16 +272,20 @@ class Stack:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
 
-        ports = [s.port] + ([s.otlp_http_port] if s.otlp_http_port and s.otlp_http_port != s.port else [])
-        for port in ports:
-            srv = _Uvicorn(uvicorn.Config(self.app, host=s.host, port=port, log_level="warning",
+        grpc_at, http_at = self.pipelines.listen_addresses() if self.pipelines else (None, None)
+        grpc_at = grpc_at or ((s.host, s.grpc_port) if s.grpc_port else None)
+        listeners = [(s.host, s.port)]
+        if http_at or (s.otlp_http_port and s.otlp_http_port != s.port):
+            listeners.append(http_at or (s.host, s.otlp_http_port))
+        for host, port in listeners:
+            srv = _Uvicorn(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
                                           lifespan="off", access_log=False, timeout_graceful_shutdown=30))
             self._servers.append(srv)
         tasks = [asyncio.create_task(srv.serve()) for srv in self._servers]
-        self.grpc = OtlpGrpcServer(self.receiver.export, self.tenants, self.executor,
+        self.grpc = OtlpGrpcServer(self.otlp_export, self.tenants, self.executor,
                                    self.cfg.limits.max_request_bytes, self._refused)
-        if s.grpc_port:
-            self.grpc.add_port(s.host, s.grpc_port)
+        if grpc_at:
+            self.grpc.add_port(*grpc_at)
         await self.grpc.start()
         while not all(srv.started for srv in self._servers):
             if any(t.done() for t in tasks):
@@ -298,6 +309,8 @@ class Stack:
             self.rule_watcher.start()
         if self.scraper:
             await loop.run_in_executor(None, self.scraper.start)
+        if self.pipelines:
+            self.pipelines.start()
         with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP re-reads the rule files
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.ruler.reload))
         api = f"http://{s.host}:{s.port}"
@@ -338,6 +351,8 @@ class Stack:
         self.executor.shutdown(wait=True)
         if self.scraper:  # the last scrapes finish before the store closes
             await asyncio.get_running_loop().run_in_executor(None, self.scraper.stop)
+        if self.pipelines:  # pull receivers stop; forwarding queues keep what is not sent yet
+            await asyncio.get_running_loop().run_in_executor(None, self.pipelines.stop)
         # rules stop before the store closes (their last outputs reach the head); queued alerts are sent
         if self.rule_watcher:
             await asyncio.get_running_loop().run_in_executor(None, self.rule_watcher.stop)

@@ -1,6 +1,7 @@
-"""The pull receivers of a pipeline configuration — ``hostmetrics`` and ``file_log`` (and,
-once given a scrape manager factory, ``prometheus``) — started and stopped together; the
-``otlp`` receiver's settings are kept for whoever owns the listeners (``kms agent``, ``kms up``)."""
+"""The pull receivers of a pipeline configuration — ``hostmetrics``, ``file_log`` and
+``prometheus`` (``config.scrape_configs`` in Prometheus's format, scraped by kms.collect) —
+started and stopped together; the ``otlp`` receiver's settings are kept for whoever owns the
+listeners (``kms agent``, ``kms up``)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Receivers:
         self.tenant = tenant
         self.otlp: tuple[str, dict] | None = None  # (receiver id, its protocols)
         self.tailers: list[FileTailer] = []
+        self.scrapers: list = []  # kms.collect.ScrapeManager, one per prometheus receiver
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         for cid, comp in sorted(pipelines.receivers.items()):
@@ -67,6 +69,16 @@ class Receivers:
                                                   name=f"kms-{cid}"))
         elif comp.type == "file_log":
             self.tailers.append(self._tailer(cid, st))
+        elif comp.type == "prometheus":
+            from kms.collect import ScrapeManager, load_jobs  # only where scraping is configured
+
+            conf = st.get("config") or {}
+            jobs = load_jobs(conf.get("global"), conf.get("scrape_configs"))
+
+            def sink(batch, cid=cid) -> None:
+                self.pipelines.receive(cid, Item("metrics", self.tenant, samples=batch))
+
+            self.scrapers.append(ScrapeManager(jobs, sink))
         else:
             raise BadInput(f"receiver {cid!r}: type {comp.type!r} is not available here yet")
 
@@ -109,8 +121,12 @@ class Receivers:
             t.start()
         for t in self.tailers:
             t.start()
+        for m in self.scrapers:
+            m.start()
 
     def stop(self) -> None:
         self._stop.set()
+        for m in self.scrapers:
+            m.stop()
         for t in self.tailers:
             t.stop()

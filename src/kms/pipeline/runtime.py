@@ -12,20 +12,30 @@ from kms.errors import BadInput
 from kms.pipeline.config import PipelineConfig
 from kms.pipeline.exporters import make_exporter
 from kms.pipeline.items import Item
+from kms.pipeline.local import LocalExporter
 from kms.pipeline.processors import make_processor
 
 __all__ = ["Pipelines"]
 
 
 class Pipelines:
-    def __init__(self, cfg: PipelineConfig, data_dir: Path, max_queue_bytes: int, external_labels: dict[str, str]):
+    def __init__(self, cfg: PipelineConfig, data_dir: Path, max_queue_bytes: int, external_labels: dict[str, str],
+                 local=None):
+        """``local``: inside ``kms up``, its Receiver; a ``kms`` exporter without an endpoint
+        writes there."""
         self.cfg = cfg
         self.labels = dict(external_labels)
         used = {(kind, cid) for p in cfg.pipelines for kind, ids in
                 (("processors", p.processors), ("exporters", p.exporters), ("receivers", p.receivers)) for cid in ids}
-        self.exporters = {cid: make_exporter(cid, cfg.get(kind, cid).type, cfg.get(kind, cid).settings, data_dir,
-                                             max_queue_bytes)
-                          for kind, cid in sorted(used) if kind == "exporters"}
+        self.exporters = {}
+        for kind, cid in sorted(used):
+            if kind != "exporters":
+                continue
+            comp = cfg.get(kind, cid)
+            if comp.type == "kms" and not comp.settings.get("endpoint") and local is not None:
+                self.exporters[cid] = LocalExporter(cid, comp.settings, local)
+            else:
+                self.exporters[cid] = make_exporter(cid, comp.type, comp.settings, data_dir, max_queue_bytes)
         processors = {cid: make_processor(cid, cfg.get(kind, cid).type, cfg.get(kind, cid).settings)
                       for kind, cid in sorted(used) if kind == "processors"}
         self.routes: dict[str, list[tuple[str, list, list]]] = {}
@@ -43,9 +53,10 @@ class Pipelines:
                     (p.signal, [processors[x] for x in p.processors], [self.exporters[x] for x in p.exporters]))
         self.receivers = {cid: cfg.get("receivers", cid) for kind, cid in used if kind == "receivers"}
 
-    def receive(self, receiver: str, item: Item) -> None:
-        """Hand ``item`` to every pipeline of ``receiver``; raises what a processor refuses with
-        (memory_limiter: 429), which OTLP senders see."""
+    def receive(self, receiver: str, item: Item) -> list:
+        """Hand ``item`` to every pipeline of ``receiver``; raises what a processor or the local
+        store refuses with (memory_limiter: 429), which OTLP senders see. Returns the local
+        store's results (partial refusals), if any."""
         if self.labels:
             if item.otlp is not None:
                 item.otlp = label_otlp(item.signal, item.otlp, self.labels)
@@ -54,12 +65,16 @@ class Pipelines:
             else:
                 item.resource = {**self.labels, **item.resource}
         routes = [r for r in self.routes.get(receiver, []) if r[0] == item.signal]
+        results = []
         for i, (_, processors, exporters) in enumerate(routes):
             it = item if i == len(routes) - 1 else copy.copy(item)
             for proc in processors:
                 it = proc(it)
             for exp in exporters:
-                exp.consume(it)
+                result = exp.consume(it)
+                if result is not None:
+                    results.append(result)
+        return results
 
     def start(self) -> None:
         for e in self.exporters.values():
