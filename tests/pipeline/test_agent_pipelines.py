@@ -10,7 +10,6 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Gauge,
     Metric,
@@ -20,6 +19,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from pipeline_helpers import kv, wait_for
 
 from kms.testing import KmsProcess, free_port, wait_http
 from kms.testing.agent import AgentProcess
@@ -29,18 +29,6 @@ PB = {"Content-Type": "application/x-protobuf"}
 TENANT = {"X-Scope-OrgID": "team-a"}
 
 
-def kv(k: str, v: str) -> KeyValue:
-    return KeyValue(key=k, value=AnyValue(string_value=v))
-
-
-def wait_for(fn, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "not in time"
-        time.sleep(0.25)
 
 
 def test_collector_layout_end_to_end(tmp_path):

@@ -13,10 +13,11 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from pipeline_helpers import kv, wait_for
 
 from kms.testing import KmsProcess, free_port, wait_http
 from kms.testing.agent import AgentProcess
@@ -39,18 +40,6 @@ def node_exporter():
     proc.wait(10)
 
 
-def kv(k: str, v: str) -> KeyValue:
-    return KeyValue(key=k, value=AnyValue(string_value=v))
-
-
-def wait_for(fn, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "not in time"
-        time.sleep(0.25)
 
 
 def span_attrs(api: httpx.Client, tid: str) -> dict | None:

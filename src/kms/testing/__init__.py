@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["wait_http", "free_port", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
+__all__ = ["wait_http", "free_port", "ChildProcess", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
 
 
 def proc_status_bytes(pid: int, field_name: str = "VmHWM") -> int:
@@ -57,8 +57,30 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, 
     raise TimeoutError(f"{url} did not answer {want} within {timeout_s}s (last: {last})")
 
 
+class ChildProcess:
+    """Stopping a test subprocess (``proc``) and reading its output file (``log_path``)."""
+
+    proc: subprocess.Popen | None
+    log_path: Path | None
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout_s)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
 @dataclass
-class KmsProcess:
+class KmsProcess(ChildProcess):
     """``kms up`` in a subprocess on free loopback ports, with its own data dir."""
 
     data_dir: Path
@@ -110,20 +132,6 @@ class KmsProcess:
                 self.port, self.grpc_port, self.otlp_http_port = free_port(), free_port(), free_port()
         return self
 
-    def stop(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def _status(self, field_name: str) -> int:
         return proc_status_bytes(self.proc.pid, field_name)

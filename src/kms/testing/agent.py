@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -11,13 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from kms.testing import free_port, wait_http
+from kms.testing import ChildProcess, free_port, wait_http
 
 __all__ = ["AgentProcess"]
 
 
 @dataclass
-class AgentProcess:
+class AgentProcess(ChildProcess):
     data_dir: Path
     remote: str
     extra_args: list[str] = field(default_factory=list)
@@ -50,17 +49,3 @@ class AgentProcess:
             if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"):
                 total += float(line.rsplit(" ", 1)[1])
         return total
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
