@@ -122,3 +122,33 @@ service:
     finally:
         agent.kill()
         central.kill()
+
+
+def test_otlp_grpc_exporter_forwards_with_the_tenant(tmp_path):
+    central = KmsProcess(tmp_path / "central", ["--multitenancy", "true"]).start()
+    http = free_port()
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text(f"""
+receivers:
+  otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:{http}"}}}}}}
+exporters:
+  otlp/central: {{endpoint: "127.0.0.1:{central.grpc_port}", tls: {{insecure: true}}, headers: {{X-Scope-OrgID: team-g}}}}
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [otlp/central]}}
+""")
+    agent = AgentProcess(tmp_path / "agent", "", ["--config", str(cfg)], otlp_http_port=http).start()
+    try:
+        tid = "5e" * 16
+        span = Span(trace_id=bytes.fromhex(tid), span_id=bytes.fromhex("6f" * 8), name="op",
+                    kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=time.time_ns() - 10**6,
+                    end_time_unix_nano=time.time_ns())
+        tr = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+            resource=Resource(attributes=[kv("service.name", "grpc-svc")]), scope_spans=[ScopeSpans(spans=[span])])])
+        assert httpx.post(agent.url + "/v1/traces", content=tr.SerializeToString(), headers=PB).status_code == 200
+        api = httpx.Client(base_url=central.url, timeout=10, headers={"X-Scope-OrgID": "team-g"})
+        wait_for(lambda: api.get(f"/api/v2/traces/{tid}").status_code == 200)
+        assert agent.metric("kms_agent_sent_records_total") == 1
+    finally:
+        agent.kill()
+        central.kill()

@@ -14,7 +14,7 @@ import httpx
 
 from kms.agent.queue import DiskQueue, Record
 
-__all__ = ["Forwarder", "KINDS", "central_routes"]
+__all__ = ["Forwarder", "HttpTransport", "KINDS", "central_routes"]
 
 log = logging.getLogger("kms.agent")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per forwarded record
@@ -37,13 +37,28 @@ def central_routes(remote: str) -> dict[str, tuple[str, dict[str, str]]]:
     return {kind: (base + path, headers) for kind, (path, headers) in KINDS.items()}
 
 
+class HttpTransport:
+    """POST over HTTP(S): the status code and the start of the body."""
+
+    def __init__(self, timeout_s: float = 15.0):
+        self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "kms-agent"})
+        self.timeout_s = timeout_s
+
+    def post(self, url: str, headers: dict[str, str], payload: bytes) -> tuple[int, str]:
+        r = self.client.post(url, content=payload, headers=headers)
+        return r.status_code, r.text[:300]
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class Forwarder:
-    def __init__(self, queue: DiskQueue, routes: dict[str, tuple[str, dict[str, str]]], timeout_s: float = 15.0,
+    def __init__(self, queue: DiskQueue, routes: dict[str, tuple[str, dict[str, str]]], transport=None,
                  max_backoff_s: float = 30.0):
         self.queue = queue
         self.routes = routes  # record kind -> (URL, headers); the record's tenant is X-Scope-OrgID
+        self.transport = transport or HttpTransport()
         self.max_backoff_s = max_backoff_s
-        self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "kms-agent"})
         self.sent: Counter[str] = Counter()  # records delivered, by kind
         self.refused: Counter[str] = Counter()  # records the central side refused for good
         self.retries = 0
@@ -55,18 +70,18 @@ class Forwarder:
         """True when done with the record (delivered or refused for good); False to retry."""
         url, headers = self.routes[rec.kind]
         try:
-            r = self.client.post(url, content=rec.payload, headers={**headers, "X-Scope-OrgID": rec.tenant})
-        except httpx.HTTPError as e:
+            status, text = self.transport.post(url, {**headers, "X-Scope-OrgID": rec.tenant}, rec.payload)
+        except (httpx.HTTPError, OSError) as e:
             self.last_error = f"{url}: {e}"
             return False
-        if r.status_code < 300:
+        if status < 300:
             self.sent[rec.kind] += 1
             return True
-        if r.status_code >= 500 or r.status_code == 429:
-            self.last_error = f"{url}: {r.status_code} {r.text[:200]}"
+        if status >= 500 or status == 429:
+            self.last_error = f"{url}: {status} {text[:200]}"
             return False
         self.refused[rec.kind] += 1
-        log.warning("%s refused a record for good: %d %s", url, r.status_code, r.text[:300])
+        log.warning("%s refused a record for good: %d %s", url, status, text)
         return True
 
     def _run(self) -> None:
@@ -97,5 +112,5 @@ class Forwarder:
             time.sleep(0.05)
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.client.timeout.read or 15.0)
-        self.client.close()
+            self._thread.join(getattr(self.transport, "timeout_s", 15.0) + 1)
+        self.transport.close()

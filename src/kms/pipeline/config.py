@@ -22,18 +22,18 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
     "receivers": {"otlp": ("otlp",), "prometheus": ("prometheus",), "hostmetrics": ("hostmetrics",),
                   "file_log": ("file_log", "filelog")},
     "processors": {"batch": ("batch",), "memory_limiter": ("memory_limiter",), "attributes": ("attributes",),
-                   "resource": ("resource",)},
-    "exporters": {"otlp_http": ("otlp_http", "otlphttp"), "prometheusremotewrite": ("prometheusremotewrite",),
-                  "debug": ("debug", "logging"), "kms": ("kms",)},
+                   "resource": ("resource",), "filter": ("filter",)},
+    "exporters": {"otlp": ("otlp_grpc", "otlp"), "otlp_http": ("otlp_http", "otlphttp"),
+                  "prometheusremotewrite": ("prometheusremotewrite",), "debug": ("debug", "logging"), "kms": ("kms",)},
     "extensions": {"health_check": ("health_check",)},
 }
 # Types the collector has but kms does not run (yet): refused by name rather than mistaken for typos.
 KNOWN_ELSEWHERE = {
     "receivers": {"zipkin", "jaeger", "kubeletstats", "k8s_cluster", "k8scluster", "k8s_events", "k8sevents",
                   "k8sobjects", "journald", "filestats", "receiver_creator"},
-    "processors": {"filter", "k8s_attributes", "k8sattributes", "transform", "resourcedetection", "tail_sampling",
+    "processors": {"k8s_attributes", "k8sattributes", "transform", "resourcedetection", "tail_sampling",
                    "probabilistic_sampler", "groupbyattrs", "cumulativetodelta"},
-    "exporters": {"otlp", "otlp_grpc", "prometheus", "loki", "file", "nop"},
+    "exporters": {"prometheus", "loki", "file", "nop"},
     "extensions": {"pprof", "zpages", "file_storage", "basicauth", "bearertokenauth", "headers_setter"},
 }  # fmt: skip
 SIGNALS = ("traces", "metrics", "logs")

@@ -20,6 +20,7 @@ from kms.logs.logproto import PushRequest
 from kms.metrics.remote_write import encode_batch
 from kms.metrics.translate import label_name, translate_request
 from kms.pipeline.convert import lines_to_otlp, samples_to_otlp
+from kms.pipeline.grpc_transport import METHODS, GrpcTransport
 from kms.pipeline.items import Item
 
 __all__ = ["make_exporter", "QueuedExporter", "DebugExporter", "loki_push", "line_streams"]
@@ -41,12 +42,21 @@ class QueuedExporter:
         endpoint = str(settings.get("endpoint") or "").rstrip("/")
         if not endpoint:
             raise BadInput(f"exporter {cid!r}: endpoint is required")
-        if not endpoint.startswith(("http://", "https://")):
+        transport = None
+        if ptype == "otlp":  # gRPC: host:port (a scheme is allowed; https or tls.insecure: false -> TLS)
+            tls = settings.get("tls") or {}
+            secure = endpoint.startswith("https://") or tls.get("insecure") is False
+            target = endpoint.split("://", 1)[-1]
+            transport = GrpcTransport(ca_file=str(tls.get("ca_file") or ""))
+        elif not endpoint.startswith(("http://", "https://")):
             raise BadInput(f"exporter {cid!r}: endpoint {endpoint!r} needs a scheme (http:// or https://)")
         self.cid, self.type = cid, ptype
         self.tenant, extra = _tenant_and_headers(cid, settings)
         self.line_labels = {str(k): str(v) for k, v in (settings.get("line_labels") or {}).items()}
-        if ptype == "kms":
+        if ptype == "otlp":
+            base = f"{'grpcs' if secure else 'grpc'}://{target}"
+            routes = {kind: (base + method, {**extra}) for kind, method in METHODS.items()}
+        elif ptype == "kms":
             routes = central_routes(endpoint)
         elif ptype == "otlp_http":
             routes = {kind: (str(settings.get(f"{signal}_endpoint") or f"{endpoint}/v1/{signal}"), {**_OTLP, **extra})
@@ -56,7 +66,7 @@ class QueuedExporter:
         self.external_labels = {str(k): str(v) for k, v in (settings.get("external_labels") or {}).items()}
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", cid)
         self.queue = DiskQueue(data_dir / "queues" / safe, max_queue_bytes)
-        self.forwarder = Forwarder(self.queue, routes)
+        self.forwarder = Forwarder(self.queue, routes, transport)
 
     def consume(self, item: Item) -> None:
         tenant = self.tenant or item.tenant
@@ -139,7 +149,7 @@ def loki_push(lines: list[LogLine], labels: dict[str, str]) -> bytes:
 
 
 def make_exporter(cid: str, ptype: str, settings: dict, data_dir: Path, max_queue_bytes: int):
-    if ptype in ("otlp_http", "prometheusremotewrite", "kms"):
+    if ptype in ("otlp", "otlp_http", "prometheusremotewrite", "kms"):
         return QueuedExporter(cid, ptype, settings, data_dir, max_queue_bytes)
     if ptype == "debug":
         return DebugExporter(cid, settings)

@@ -1,5 +1,5 @@
 """The processors kms runs: ``attributes`` and ``resource`` (insert, update, upsert, delete),
-``memory_limiter`` and ``batch``. Samples have no resource: both attribute processors act on
+``memory_limiter``, ``batch`` and ``filter`` (kms.pipeline.filter). Samples have no resource: both attribute processors act on
 their labels (as the collector's ``resource_to_telemetry_conversion`` would show them)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from kms.errors import BadInput
 from kms.limits import MemoryLimiter
 from kms.metrics.samples import SampleBatch
 from kms.metrics.translate import label_name
+from kms.pipeline.filter import FilterProcessor
 from kms.pipeline.items import Item
 
 __all__ = ["Actions", "make_processor"]
@@ -143,4 +144,6 @@ def make_processor(cid: str, ptype: str, settings: dict):
         return _MemoryLimiter(settings)
     if ptype == "batch":
         return lambda item: item  # the exporters' disk queues batch and decouple already
+    if ptype == "filter":
+        return FilterProcessor(cid, settings)
     raise BadInput(f"processor {cid!r}: type {ptype!r} is not supported")
