@@ -277,8 +277,10 @@ class Stack:
         listeners = [(s.host, s.port)]
         if http_at or (s.otlp_http_port and s.otlp_http_port != s.port):
             listeners.append(http_at or (s.host, s.otlp_http_port))
-        for host, port in listeners:
-            srv = _Uvicorn(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
+        apps = [(host, port, self.app) for host, port in listeners]
+        apps += self.pipelines.receivers.listeners if self.pipelines else []  # zipkin receivers
+        for host, port, app in apps:
+            srv = _Uvicorn(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                           lifespan="off", access_log=False, timeout_graceful_shutdown=30))
             self._servers.append(srv)
         tasks = [asyncio.create_task(srv.serve()) for srv in self._servers]

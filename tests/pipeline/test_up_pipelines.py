@@ -140,3 +140,41 @@ service:
     finally:
         agent.kill()
         central.kill()
+
+
+def test_zipkin_receiver_in_kms_up(tmp_path):
+    zport = free_port()
+    cfg = tmp_path / "kms.yaml"
+    cfg.write_text(f"""
+receivers:
+  zipkin: {{endpoint: "127.0.0.1:{zport}"}}
+exporters:
+  kms: {{}}
+service:
+  pipelines:
+    traces: {{receivers: [zipkin], exporters: [kms]}}
+""")
+    kms = KmsProcess(tmp_path / "kms", ["--config", str(cfg)]).start()
+    try:
+        now_us = time.time_ns() // 1000
+        spans = [{"traceId": "463ac35c9f6413ad48485a3953bb6124", "id": "a2fb4a1d1a96d312", "name": "get /api",
+                  "kind": "SERVER", "timestamp": now_us, "duration": 1500,
+                  "localEndpoint": {"serviceName": "frontend"}, "tags": {"http.method": "GET", "error": "boom"}},
+                 {"traceId": "463ac35c9f6413ad48485a3953bb6124", "id": "b2fb4a1d1a96d312",
+                  "parentId": "a2fb4a1d1a96d312", "name": "select", "kind": "CLIENT", "timestamp": now_us + 100,
+                  "duration": 500, "localEndpoint": {"serviceName": "frontend"},
+                  "remoteEndpoint": {"serviceName": "postgres"}}]
+        r = httpx.post(f"http://127.0.0.1:{zport}/api/v2/spans", json=spans)
+        assert r.status_code == 202, r.text
+        assert httpx.post(f"http://127.0.0.1:{zport}/api/v2/spans", json=[{"id": "x"}]).status_code == 400
+        api = httpx.Client(base_url=kms.url, timeout=10)
+        trace = wait_for(lambda: (r := api.get("/api/v2/traces/463ac35c9f6413ad48485a3953bb6124",
+                                                headers={"Accept": "application/json"})).status_code == 200 and r.json())
+        got = {s["name"]: s for rs in trace["trace"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
+        assert got["get /api"]["status"]["code"] == "STATUS_CODE_ERROR"
+        assert got["get /api"]["kind"] == "SPAN_KIND_SERVER"
+        peer = {a["key"]: a["value"]["stringValue"] for a in got["select"]["attributes"]}
+        assert peer == {"peer.service": "postgres"}
+        assert got["select"]["parentSpanId"]
+    finally:
+        kms.kill()

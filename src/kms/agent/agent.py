@@ -206,9 +206,15 @@ class Agent:
                                                lifespan="off", access_log=False))
         server.capture_signals = contextlib.nullcontext  # the agent owns SIGTERM/SIGINT
         serve = asyncio.create_task(server.serve())
-        while not server.started:
-            if serve.done():
-                raise SystemExit(f"the agent's HTTP listener failed to start on {http_at[0]}:{http_at[1]}")
+        extra = []
+        for host, port, app in self.receivers.listeners:  # zipkin
+            srv = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+                                                access_log=False))
+            srv.capture_signals = contextlib.nullcontext
+            extra.append((srv, asyncio.create_task(srv.serve())))
+        while not server.started or not all(srv.started for srv, _ in extra):
+            if serve.done() or any(t.done() for _, t in extra):
+                raise SystemExit("an agent listener failed to start (is the port in use?)")
             await asyncio.sleep(0.01)
         health = [await self._health_check(c) for c in self.cfg.extensions
                   if self.cfg.components.get(("extensions", c)) is not None]
@@ -218,7 +224,7 @@ class Agent:
         await self._stop.wait()
         t0 = time.perf_counter()
         server.should_exit = True
-        for srv, task in health:
+        for srv, task in [*health, *extra]:
             srv.should_exit = True
             await task
         await grpc.stop(5.0)

@@ -20,7 +20,7 @@ __all__ = ["Component", "Pipeline", "PipelineConfig", "load_pipeline_config", "i
 # component kind -> canonical type -> accepted spellings (collector 0.15x renamed to snake_case)
 SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
     "receivers": {"otlp": ("otlp",), "prometheus": ("prometheus",), "hostmetrics": ("hostmetrics",),
-                  "file_log": ("file_log", "filelog")},
+                  "file_log": ("file_log", "filelog"), "zipkin": ("zipkin",)},
     "processors": {"batch": ("batch",), "memory_limiter": ("memory_limiter",), "attributes": ("attributes",),
                    "resource": ("resource",), "filter": ("filter",)},
     "exporters": {"otlp": ("otlp_grpc", "otlp"), "otlp_http": ("otlp_http", "otlphttp"),
@@ -29,7 +29,7 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Types the collector has but kms does not run (yet): refused by name rather than mistaken for typos.
 KNOWN_ELSEWHERE = {
-    "receivers": {"zipkin", "jaeger", "kubeletstats", "k8s_cluster", "k8scluster", "k8s_events", "k8sevents",
+    "receivers": {"jaeger", "kubeletstats", "k8s_cluster", "k8scluster", "k8s_events", "k8sevents",
                   "k8sobjects", "journald", "filestats", "receiver_creator"},
     "processors": {"k8s_attributes", "k8sattributes", "transform", "resourcedetection", "tail_sampling",
                    "probabilistic_sampler", "groupbyattrs", "cumulativetodelta"},

@@ -20,6 +20,7 @@ from kms.pipeline.config import Component
 from kms.pipeline.container import ContainerParser
 from kms.pipeline.items import Item
 from kms.pipeline.runtime import Pipelines
+from kms.pipeline.zipkin import zipkin_app
 
 __all__ = ["Receivers", "endpoint"]
 
@@ -51,6 +52,7 @@ class Receivers:
         self.otlp: tuple[str, dict] | None = None  # (receiver id, its protocols)
         self.tailers: list[FileTailer] = []
         self.scrapers: list = []  # kms.collect.ScrapeManager, one per prometheus receiver
+        self.listeners: list[tuple[str, int, object]] = []  # (host, port, ASGI app) the owner serves: zipkin
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         for cid, comp in sorted(pipelines.receivers.items()):
@@ -69,6 +71,10 @@ class Receivers:
                                                   name=f"kms-{cid}"))
         elif comp.type == "file_log":
             self.tailers.append(self._tailer(cid, st))
+        elif comp.type == "zipkin":
+            at = endpoint(cid, st.get("endpoint") or "localhost:9411")  # the collector's default
+            self.listeners.append((*at, zipkin_app(
+                lambda payload, cid=cid: self.pipelines.receive(cid, Item("traces", self.tenant, otlp=payload)))))
         elif comp.type == "prometheus":
             from kms.collect import ScrapeManager, load_jobs  # only where scraping is configured
 

@@ -47,7 +47,7 @@ class Pipelines:
             for cid in p.receivers:
                 rtype = cfg.get("receivers", cid).type
                 if (rtype in ("hostmetrics", "prometheus") and p.signal != "metrics") or \
-                        (rtype == "file_log" and p.signal != "logs"):
+                        (rtype == "file_log" and p.signal != "logs") or (rtype == "zipkin" and p.signal != "traces"):
                     raise BadInput(f"{cfg.file}: pipeline {p.name!r}: receiver {cid!r} ({rtype}) produces no {p.signal}")
                 self.routes.setdefault(cid, []).append(
                     (p.signal, [processors[x] for x in p.processors], [self.exporters[x] for x in p.exporters]))
