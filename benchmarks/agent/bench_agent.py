@@ -9,13 +9,20 @@ catch-up after a central outage, and the agent's memory.
 3. Catch-up: the central stack stopped, the same load queued, the central started again; the
    time to drain the backlog, in samples/s.
 4. Peak RSS of the agent process (VmHWM).
+5. Scraping (``--scrape-targets`` > 0): a load process serves N targets x M series over HTTP;
+   an agent with a collector-layout config (prometheus receiver -> prometheusremotewrite to the
+   central stack) scrapes them every ``--scrape-interval`` for ``--scrape-seconds``: its peak RSS,
+   its CPU per scraped sample, and what reached the central stack.
 
 Usage: python benchmarks/agent/bench_agent.py [--requests 400] [--series 1000]
+       [--scrape-targets 100 --scrape-series 1000 --scrape-interval 5s --scrape-seconds 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +42,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from kms.testing import KmsProcess, proc_status_bytes  # noqa: E402
+from kms.testing import KmsProcess, free_port, free_ports, proc_status_bytes, wait_http  # noqa: E402
 from kms.testing.agent import AgentProcess  # noqa: E402
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -72,10 +79,59 @@ def drained(agent: AgentProcess, timeout_s: float = 600) -> float:
     return time.perf_counter() - t0
 
 
+def scrape(tmp: Path, central: KmsProcess, targets: int, series: int, interval: str, seconds: float) -> None:
+    ports = free_ports(targets)
+    script = Path(__file__).resolve().parents[1] / "collect" / "bench_scrape.py"
+    load = subprocess.Popen([sys.executable, str(script), "--serve", ",".join(map(str, ports)), "--series",
+                             str(series)])
+    cfg = tmp / "agent-scrape.yaml"
+    http = free_port()
+    targets_yaml = ", ".join(f"'127.0.0.1:{p}'" for p in ports)
+    cfg.write_text(f"""
+receivers:
+  otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:{http}"}}}}}}
+  prometheus:
+    config:
+      global: {{scrape_interval: {interval}}}
+      scrape_configs: [{{job_name: bench, static_configs: [{{targets: [{targets_yaml}]}}]}}]
+exporters:
+  prometheusremotewrite: {{endpoint: "{central.url}/api/v1/push", external_labels: {{cluster: bench}}}}
+service:
+  pipelines:
+    metrics: {{receivers: [prometheus], exporters: [prometheusremotewrite]}}
+""")
+    try:
+        wait_http(f"http://127.0.0.1:{ports[-1]}/metrics", 60, load)
+        agent = AgentProcess(tmp / "agent-scrape", "", ["--config", str(cfg)], otlp_http_port=http).start()
+        try:
+            time.sleep(seconds)
+            cpu = sum(int(x) for x in Path(f"/proc/{agent.proc.pid}/stat").read_text().split()[13:15])
+            cpu_s = cpu / os.sysconf("SC_CLK_TCK")
+            rss = proc_status_bytes(agent.proc.pid)
+            sent = agent.metric("kms_agent_sent_records_total")
+        finally:
+            agent.kill()
+        r = httpx.get(f"{central.url}/prometheus/api/v1/query", params={
+            "query": 'sum(count_over_time(scrape_samples_scraped{cluster="bench"}[1h]))'}).json()
+        scrapes = float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0.0
+        samples = scrapes * series
+        print(f"scraping: {targets} targets x {series:,} series every {interval} for {seconds:.0f}s: "
+              f"{scrapes:.0f} scrapes ({samples:,.0f} samples) reached the central stack in {sent:.0f} records; "
+              f"agent CPU {cpu_s:.1f}s = {samples / max(cpu_s, 1e-9):,.0f} scraped samples per CPU second; "
+              f"agent peak RSS {rss / 2**20:.0f} MiB")
+    finally:
+        load.kill()
+        load.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--series", type=int, default=1000)
+    ap.add_argument("--scrape-targets", type=int, default=100)
+    ap.add_argument("--scrape-series", type=int, default=1000)
+    ap.add_argument("--scrape-interval", default="5s")
+    ap.add_argument("--scrape-seconds", type=float, default=40)
     a = ap.parse_args()
     n_samples = a.requests * a.series
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,6 +169,8 @@ def main() -> None:
             r = httpx.get(f"{central.url}/prometheus/api/v1/query", params={
                 "query": 'count(count_over_time(bench_value{cluster="bench"}[1d]))'}).json()
             print(f"central holds {r['data']['result'][0]['value'][1]} bench series")
+            if a.scrape_targets:
+                scrape(Path(tmp), central, a.scrape_targets, a.scrape_series, a.scrape_interval, a.scrape_seconds)
         finally:
             agent.kill()
             central.kill()

@@ -12,7 +12,6 @@ from kms.errors import BadInput
 from kms.pipeline.config import PipelineConfig
 from kms.pipeline.exporters import make_exporter
 from kms.pipeline.items import Item
-from kms.pipeline.local import LocalExporter
 from kms.pipeline.processors import make_processor
 
 __all__ = ["Pipelines"]
@@ -33,6 +32,8 @@ class Pipelines:
                 continue
             comp = cfg.get(kind, cid)
             if comp.type == "kms" and not comp.settings.get("endpoint") and local is not None:
+                from kms.pipeline.local import LocalExporter  # kms up only: the agent never loads the store
+
                 self.exporters[cid] = LocalExporter(cid, comp.settings, local)
             else:
                 self.exporters[cid] = make_exporter(cid, comp.type, comp.settings, data_dir, max_queue_bytes)

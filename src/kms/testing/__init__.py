@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["wait_http", "free_port", "ChildProcess", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
+__all__ = ["wait_http", "free_port", "free_ports", "ChildProcess", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
 
 
 def proc_status_bytes(pid: int, field_name: str = "VmHWM") -> int:
@@ -37,6 +37,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (all held open while choosing, so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, want: int = 200) -> None:
