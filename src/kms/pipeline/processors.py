@@ -146,4 +146,8 @@ def make_processor(cid: str, ptype: str, settings: dict):
         return lambda item: item  # the exporters' disk queues batch and decouple already
     if ptype == "filter":
         return FilterProcessor(cid, settings)
+    if ptype == "k8s_attributes":
+        from kms.pipeline.k8sattributes import K8sAttributesProcessor  # reads the Kubernetes API
+
+        return K8sAttributesProcessor(cid, settings)
     raise BadInput(f"processor {cid!r}: type {ptype!r} is not supported")

@@ -39,6 +39,7 @@ class Pipelines:
                 self.exporters[cid] = make_exporter(cid, comp.type, comp.settings, data_dir, max_queue_bytes)
         processors = {cid: make_processor(cid, cfg.get(kind, cid).type, cfg.get(kind, cid).settings)
                       for kind, cid in sorted(used) if kind == "processors"}
+        self.processors = processors
         self.routes: dict[str, list[tuple[str, list, list]]] = {}
         for p in cfg.pipelines:
             for cid in p.exporters:
@@ -82,5 +83,8 @@ class Pipelines:
             e.start()
 
     def stop(self) -> None:
+        for p in self.processors.values():
+            if hasattr(p, "stop"):  # k8sattributes: its watch
+                p.stop()
         for e in self.exporters.values():
             e.stop()
