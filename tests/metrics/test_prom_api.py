@@ -131,7 +131,9 @@ def test_grafana_health_check(client, prefix):
     r = client.post(prefix + "/query", data={"query": "1+1", "time": "4"}, headers=FORM)
     assert ok(r)["data"] == {"resultType": "scalar", "result": [4, "2"]}
     info = ok(client.get(prefix + "/status/buildinfo"))["data"]
-    assert info["version"] == "3.5.0" and "features" not in info
+    # Mimir's features: Grafana then manages rules through the ruler API, which kms serves
+    assert info["version"] == "3.5.0" and info["features"]["ruler_config_api"] == "true"
+    assert info["features"]["alertmanager_config_api"] == "false"
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)

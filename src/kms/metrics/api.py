@@ -51,8 +51,13 @@ from kms.telemetry import Telemetry
 
 __all__ = ["PrometheusApi", "PROMETHEUS_VERSION", "MAX_POINTS_PER_SERIES"]
 
-#: Reported by buildinfo; without a ``features`` map Grafana treats us as plain Prometheus.
+#: Reported by buildinfo.
 PROMETHEUS_VERSION = "3.5.0"
+#: Mimir's feature flags: a non-empty map makes Grafana treat the source as Mimir and manage its
+#: rules through the ruler API (/prometheus/config/v1/rules), which kms serves; it has no
+#: Alertmanager configuration API.
+FEATURES = {"ruler_config_api": "true", "alertmanager_config_api": "false", "query_sharding": "false",
+            "federated_rules": "false"}
 MAX_POINTS_PER_SERIES = 11_000
 TRUNCATED = "results truncated due to limit"
 _ALL = [Matcher("__name__", "!=", "")]
@@ -351,7 +356,7 @@ class PrometheusApi:
         async def buildinfo(_r, _f, _t):
             return _json({
                 "version": PROMETHEUS_VERSION, "revision": f"kms-{__version__}", "branch": "main",
-                "buildUser": "kms", "buildDate": "", "goVersion": "",
+                "buildUser": "kms", "buildDate": "", "goVersion": "", "features": FEATURES,
             }), [], []
 
         def const(data):
