@@ -98,6 +98,10 @@ _UP_FLAGS: list[tuple[str, str, type, str]] = [
     ("--kubeconfig", "kubernetes.kubeconfig", str, "kubeconfig file (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)"),
     ("--scrape-config", "scrape.config_files", str, "Prometheus config file(s) whose global and scrape_configs are scraped (comma-separated); scrape_configs may also sit at the top level of --config"),
     ("--scrape-tenant", "scrape.tenant", str, "tenant the scraped samples are stored in (default: the default tenant)"),
+    ("--scrape-kubernetes-monitors", "scrape.kubernetes_monitors", str, "true: also scrape what ServiceMonitor and PodMonitor objects in the Kubernetes API select (default false)"),
+    ("--scrape-monitor-namespace", "scrape.monitor_namespaces", str, "namespace to read ServiceMonitors and PodMonitors from (repeatable; default all)"),
+    ("--scrape-monitor-selector", "scrape.monitor_selector", str, "label selector of the ServiceMonitors and PodMonitors, e.g. release=kube-prometheus-stack"),
+    ("--scrape-monitor-role", "scrape.monitor_role", str, "discovery role of ServiceMonitors: endpoints (default) or endpointslice"),
 ]
 
 #: Modules that add further commands: each has ``register(subparsers)``, which adds its parsers
@@ -106,7 +110,7 @@ _COMMAND_MODULES: list[str] = ["kms.verify.command", "kms.demo.command", "kms.de
 
 #: Flags that may be given several times; their values are joined with commas (list settings).
 _REPEATABLE = {"rules.files", "rules.alertmanager_urls", "rules.webhook_urls", "rules.external_labels",
-               "rules.kubernetes_namespaces", "scrape.config_files"}
+               "rules.kubernetes_namespaces", "scrape.config_files", "scrape.monitor_namespaces"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -162,9 +162,16 @@ class ScrapeConfig:
 
     config_files: list[str] = field(default_factory=list)  # Prometheus config files: their global + scrape_configs
     tenant: str = ""  # tenant the scraped samples are stored in; empty = tenancy.default_tenant
-    # The --config file's own sections, as written (not settings: no flag, no environment variable).
+    # ServiceMonitor and PodMonitor objects read from the Kubernetes API (credentials: kubernetes.kubeconfig)
+    kubernetes_monitors: bool = False  # scrape what they select, as the Prometheus Operator would
+    monitor_namespaces: list[str] = field(default_factory=list)  # namespaces to read them from; empty = all
+    monitor_selector: str = ""  # label selector of the monitors, e.g. release=kube-prometheus-stack
+    monitor_role: str = "endpoints"  # ServiceMonitors' discovery role: endpoints or endpointslice
+    # The --config file's own sections, as written (not settings: no flag, no environment variable),
+    # and the file (relative kubeconfig_file paths in them are read from its directory; SIGHUP re-reads it).
     global_section: dict = field(default_factory=dict, metadata={"raw": True})
     scrape_configs: list = field(default_factory=list, metadata={"raw": True})
+    config_file: str = field(default="", metadata={"raw": True})
 
 
 @dataclass
@@ -320,6 +327,7 @@ def load_config(
         # Prometheus's scrape sections, kept as written (kms.collect reads them)
         cfg.scrape.global_section = doc.pop("global", None) or {}
         cfg.scrape.scrape_configs = doc.pop("scrape_configs", None) or []
+        cfg.scrape.config_file = str(file)
         collector = {k: doc.pop(k) for k in COLLECTOR_SECTIONS if k in doc}
         if collector:
             cfg.pipeline, cfg.pipeline_file = collector, str(file)
@@ -362,4 +370,7 @@ def validate(cfg: Config) -> None:
     if cfg.scrape.scrape_configs or cfg.scrape.global_section or cfg.scrape.config_files:
         from kms.collect import load_jobs  # the scrape jobs fail here, before anything starts
 
-        load_jobs(cfg.scrape.global_section, cfg.scrape.scrape_configs, cfg.scrape.config_files)
+        load_jobs(cfg.scrape.global_section, cfg.scrape.scrape_configs, cfg.scrape.config_files,
+                  str(Path(cfg.scrape.config_file).parent) if cfg.scrape.config_file else "")
+    if cfg.scrape.monitor_role not in ("endpoints", "endpointslice"):
+        raise BadInput(f"config scrape.monitor_role: {cfg.scrape.monitor_role!r} is not endpoints or endpointslice")

@@ -5,6 +5,7 @@ reverse; startup and shutdown durations are logged.
       -> HTTP API (Tempo, Prometheus, Loki, remote write, Loki push, OTLP/HTTP, rules) + OTLP/HTTP + OTLP/gRPC
       -> notifier -> ruler (rule files are checked at construction; evaluation starts once the store is open)
       -> scrape manager (Prometheus scrape_configs; scraped samples take the remote-write path)
+      -> ServiceMonitor/PodMonitor watcher (their scrape configs become jobs of the scrape manager)
       -> collector pipelines (--config in the collector's layout: OTLP and pull receivers -> processors
          -> this store and/or forwarding exporters)
 
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from kms.collect import ScrapeManager, load_jobs
+from kms.collect import CONFIG_GROUP, MonitorJobs, ScrapeManager, load_jobs, reload_jobs
 from kms.config import Config, GeneratorConfig, parse_duration
 from kms.errors import KmsError
 from kms.generator import Generator, GeneratorSettings
@@ -184,8 +185,14 @@ class Stack:
         # series limits, admission) into one tenant
         sc = cfg.scrape
         scrape_tenant = sc.tenant or cfg.tenancy.default_tenant
-        jobs = load_jobs(sc.global_section, sc.scrape_configs, sc.config_files)
-        self.scraper = ScrapeManager(jobs, lambda batch: self.receiver.export_samples(scrape_tenant, batch)) if jobs else None
+        jobs = load_jobs(sc.global_section, sc.scrape_configs, sc.config_files,
+                         str(Path(sc.config_file).parent) if sc.config_file else "")
+        # a manager wherever jobs may come (a reload of the files may add the first ones)
+        self.scraper = (ScrapeManager(jobs, lambda batch: self.receiver.export_samples(scrape_tenant, batch))
+                        if jobs or sc.kubernetes_monitors or sc.config_file or sc.config_files else None)
+        self.monitor_jobs = (MonitorJobs(self.scraper, cfg.kubernetes.kubeconfig, list(sc.monitor_namespaces),
+                                         sc.monitor_selector, sc.monitor_role, sc.global_section)
+                             if self.scraper and sc.kubernetes_monitors else None)
         self.prometheus.scrape_targets = lambda: self.scraper
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-write")
         # --config in the OpenTelemetry Collector's layout: OTLP through its pipelines
@@ -311,10 +318,13 @@ class Stack:
             self.rule_watcher.start()
         if self.scraper:
             await loop.run_in_executor(None, self.scraper.start)
+        if self.monitor_jobs:
+            self.monitor_jobs.start()
         if self.pipelines:
             self.pipelines.start()
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP re-reads the rule files
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.ruler.reload))
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP re-reads the rule and scrape files
+            loop.add_signal_handler(signal.SIGHUP, lambda: (loop.run_in_executor(None, self.ruler.reload),
+                                                            loop.run_in_executor(None, self._reload_scrape)))
         api = f"http://{s.host}:{s.port}"
         log.info("kms %s ready in %.2fs", self._version(), time.perf_counter() - t0)
         log.info("  HTTP API (Tempo /api/*, Prometheus /prometheus/api/v1/*, remote write /api/v1/push, "
@@ -329,6 +339,19 @@ class Stack:
         await self._stop.wait()
         warm.cancel()
         await self.shutdown(tasks)
+
+    def _reload_scrape(self) -> None:
+        """SIGHUP: the scrape jobs as the config files say now; a file that does not load keeps
+        the running jobs (and says why)."""
+        sc = self.cfg.scrape
+        try:
+            jobs = reload_jobs(sc.config_file, list(sc.config_files))
+        except KmsError as e:
+            log.error("scrape configuration not reloaded (the running jobs stay): %s", e)
+            return
+        if self.scraper is not None:
+            self.scraper.set_jobs(CONFIG_GROUP, jobs)
+            log.info("scrape configuration reloaded: %d jobs", len(jobs))
 
     async def _warm_sample_cache(self, every_s: float = 5.0) -> None:
         """Decode new sample blocks for queries in the background (after start, cuts, merges)."""
@@ -351,6 +374,8 @@ class Stack:
         self.receiver.ready = False
         self.telemetry.ready.set(0)
         self.executor.shutdown(wait=True)
+        if self.monitor_jobs:
+            await asyncio.get_running_loop().run_in_executor(None, self.monitor_jobs.stop)
         if self.scraper:  # the last scrapes finish before the store closes
             await asyncio.get_running_loop().run_in_executor(None, self.scraper.stop)
         if self.pipelines:  # pull receivers stop; forwarding queues keep what is not sent yet

@@ -150,3 +150,18 @@ def certs(tmp_path_factory) -> Certs:
         _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
                  "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
     return Certs(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key")
+
+
+@pytest.fixture
+def kube_api():
+    """A Kubernetes API server double (no cluster runs here) and a kubeconfig file for it."""
+    from kms.testing.kube_api import FakeKubeApi
+
+    server = FakeKubeApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kubeconfig(kube_api, tmp_path) -> str:
+    return str(kube_api.kubeconfig(tmp_path / "kubeconfig", namespace="shop"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kms.collect.config import load_jobs
+from kms.collect.config import load_each, load_jobs
 from kms.collect.targets import DroppedTarget, Target, fmt_duration, populate
 from kms.config import load_config
 from kms.errors import BadInput
@@ -26,7 +26,10 @@ def test_defaults_and_global_inheritance():
     ({"job_name": "j", "scrape_interval": "often"}, "job 'j'.scrape_interval: invalid duration"),
     ({"job_name": "j", "scheme": "ftp"}, "job 'j'.scheme"),
     ({"job_name": "j", "colour": 1}, "job 'j': unknown key 'colour'"),
-    ({"job_name": "j", "kubernetes_sd_configs": [{"role": "pod"}]}, "kubernetes_sd_configs is not supported yet"),
+    ({"job_name": "j", "consul_sd_configs": [{"server": "c:8500"}]}, "consul_sd_configs is not supported yet"),
+    ({"job_name": "j", "kubernetes_sd_configs": [{"role": "ingress"}]},
+     "job 'j'.kubernetes_sd_configs[0].role: the ingress role is not supported"),
+    ({"job_name": "j", "kubernetes_sd_configs": {"role": "pod"}}, "job 'j'.kubernetes_sd_configs: expected a list"),
     ({"job_name": "j", "basic_auth": {"username": "u"}, "bearer_token": "t"}, "at most one of basic_auth"),
     ({"job_name": "j", "authorization": {"type": "Basic"}}, "authorization.type"),
     ({"job_name": "j", "tls_config": {"ca_file": "/nonexistent/ca.pem"}}, "tls_config.ca_file: no such file"),
@@ -53,6 +56,35 @@ def test_duplicate_job_names_across_files(tmp_path):
     assert [(j.job_name, j.scrape_interval_s) for j in jobs] == [("self", 60), ("node", 5), ("other", 5)]
     with pytest.raises(BadInput, match="multiple scrape configs with job name 'node'"):
         load_jobs({}, [{"job_name": "node"}], [str(prom)])
+
+
+def test_kubernetes_sd_configs_and_relative_kubeconfig(tmp_path):
+    prom = tmp_path / "conf" / "prometheus.yml"
+    prom.parent.mkdir()
+    prom.write_text("scrape_configs:\n  - job_name: pods\n    kubernetes_sd_configs:\n"
+                    "      - {role: pod, kubeconfig_file: kube/config, namespaces: {names: [shop]}}\n"
+                    "      - {role: node, kubeconfig_file: /abs/config}\n")
+    inline = [{"job_name": "eps", "kubernetes_sd_configs": [{"role": "endpointslice", "kubeconfig_file": "k.yaml"}]}]
+    eps, pods = load_jobs({}, inline, [str(prom)], base_dir=str(tmp_path / "cfgdir"))
+    assert [(sd.role, sd.kubeconfig_file, sd.namespaces) for sd in pods.kubernetes_sd_configs] == [
+        ("pod", str(prom.parent / "kube/config"), ("shop",)), ("node", "/abs/config", ())]
+    # the --config file's own jobs: relative to that file's directory; without one, as written
+    assert eps.kubernetes_sd_configs[0].kubeconfig_file == str(tmp_path / "cfgdir" / "k.yaml")
+    (same,) = load_jobs({}, inline)
+    assert same.kubernetes_sd_configs[0].kubeconfig_file == "k.yaml"
+    # an api_server's token and TLS files likewise
+    (api,) = load_jobs({}, [{"job_name": "api", "kubernetes_sd_configs": [
+        {"role": "node", "api_server": "https://k:6443", "bearer_token_file": "token",
+         "tls_config": {"ca_file": "ca.crt", "insecure_skip_verify": False}}]}], base_dir="/etc/kms")
+    creds = api.kubernetes_sd_configs[0].credentials()
+    assert (creds.token_file, creds.ca_file, creds.server) == ("/etc/kms/token", "/etc/kms/ca.crt", "https://k:6443")
+
+
+def test_load_each_leaves_out_only_the_bad_config():
+    jobs, errors = load_each([{"job_name": "a"}, {"job_name": "b", "scrape_interval": "never"}, {"job_name": "c"}],
+                             {"scrape_interval": "5s"}, "ServiceMonitors")
+    assert [(j.job_name, j.scrape_interval_s) for j in jobs] == [("a", 5), ("c", 5)]
+    assert list(errors) == ["b"] and "ServiceMonitors: scrape_configs job 'b'.scrape_interval" in errors["b"]
 
 
 def test_kms_config_file_and_flag(tmp_path):
@@ -116,3 +148,18 @@ def test_populate_drops_and_refuses():
         populate(job(relabel_configs=[{"action": "labeldrop", "regex": "__address__"}]), {"__address__": "h:1"})
     with pytest.raises(BadInput, match="timeout cannot be greater"):
         populate(job(relabel_configs=[{"target_label": "__scrape_timeout__", "replacement": "1m"}]), {"__address__": "h:1"})
+
+
+def test_monitor_flags(tmp_path):
+    from kms.cli import _REPEATABLE, _UP_FLAGS, build_parser
+
+    args = build_parser().parse_args(["up", "--scrape-kubernetes-monitors", "true", "--scrape-monitor-namespace", "a",
+                                      "--scrape-monitor-namespace", "b", "--scrape-monitor-selector", "release=kms",
+                                      "--scrape-monitor-role", "endpointslice"])
+    overrides = {path: getattr(args, path) for _, path, _, _ in _UP_FLAGS}
+    overrides = {p: ",".join(v) if p in _REPEATABLE and v else v for p, v in overrides.items()}
+    sc = load_config(None, overrides, {}).scrape
+    assert (sc.kubernetes_monitors, sc.monitor_namespaces, sc.monitor_selector, sc.monitor_role) == (
+        True, ["a", "b"], "release=kms", "endpointslice")
+    with pytest.raises(BadInput, match="scrape.monitor_role"):
+        load_config(None, {"scrape.monitor_role": "pod"}, {})

@@ -80,8 +80,8 @@ def test_selectors_go_to_the_api_server(api, cluster, client_factory, started):
                if r.startswith("/api/v1/pods")]
     assert queries and all(q["labelSelector"] == "app.kubernetes.io/name=api" and
                            q["fieldSelector"] == "spec.nodeName=node-a" for q in queries)
-    # the double filters by label only (not by field): the Job's pod is not discovered
-    assert {lb[M + "pod_label_app_kubernetes_io_name"] for lb in d.sets()} == {"api"}
+    # the API server filters by both: the api pod on node-b and the Job's pod on node-a are not discovered
+    assert {lb[M + "pod_name"] for lb in d.sets()} == {"api-7d9c5b6f4-abcde"}
 
 
 def test_relist_after_410_and_deletes_seen_through_it(api, cluster, client_factory, started):

@@ -3,12 +3,15 @@
 :func:`load_jobs` checks everything Prometheus checks at load (unknown keys, durations, timeout
 not above the interval, relabel rules, duplicate job names) and names the job and key in every
 error (:class:`~kms.errors.BadInput`). Durations are seconds (floats). Service discovery other
-than ``static_configs`` and ``file_sd_configs`` is refused with a clear message.
+than ``static_configs``, ``file_sd_configs`` and ``kubernetes_sd_configs`` is refused with a clear
+message. A relative ``kubeconfig_file`` is read from the directory of the file the job came from,
+as Prometheus reads it.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,10 @@ import yaml
 from kms.collect.relabel import RelabelError, Rule, parse_rules
 from kms.config import parse_duration
 from kms.errors import BadInput
+from kms.kube.sd_config import KubeSDConfig, parse_sd_config
 
-__all__ = ["Auth", "FileSD", "ScrapeJob", "StaticGroup", "TLS", "load_jobs", "read_prometheus_file"]
+__all__ = ["Auth", "FileSD", "ScrapeJob", "StaticGroup", "TLS", "load_each", "load_jobs", "read_prometheus_file",
+           "reload_jobs"]
 
 _GLOBAL_KEYS = {"scrape_interval", "scrape_timeout", "sample_limit", "label_limit", "label_name_length_limit",
                 "label_value_length_limit", "target_limit", "body_size_limit"}
@@ -30,11 +35,11 @@ _GLOBAL_OTHER = {"evaluation_interval", "external_labels", "query_log_file", "ru
                  "convert_classic_histograms_to_nhcb", "scrape_native_histograms", "metric_name_escaping_scheme"}
 _JOB_KEYS = {"job_name", "scrape_interval", "scrape_timeout", "metrics_path", "scheme", "params", "basic_auth",
              "authorization", "bearer_token", "bearer_token_file", "tls_config", "honor_labels", "honor_timestamps",
-             "static_configs", "file_sd_configs", "relabel_configs", "metric_relabel_configs", "sample_limit",
+             "static_configs", "file_sd_configs", "kubernetes_sd_configs", "relabel_configs", "metric_relabel_configs", "sample_limit",
              "label_limit", "label_name_length_limit", "label_value_length_limit", "target_limit",
              "body_size_limit", "follow_redirects", "enable_http2", "enable_compression", "scrape_protocols",
              "track_timestamps_staleness", "keep_dropped_targets"}
-_LATER_SD = ("kubernetes_sd_configs", "consul_sd_configs", "dns_sd_configs", "ec2_sd_configs", "http_sd_configs",
+_LATER_SD = ("consul_sd_configs", "dns_sd_configs", "ec2_sd_configs", "http_sd_configs",
              "docker_sd_configs", "azure_sd_configs", "gce_sd_configs", "openstack_sd_configs")
 _LIMITS = ("sample_limit", "label_limit", "label_name_length_limit", "label_value_length_limit", "target_limit",
            "body_size_limit")
@@ -100,6 +105,7 @@ class ScrapeJob:
     enable_compression: bool = True
     static_configs: list[StaticGroup] = field(default_factory=list)
     file_sd_configs: list[FileSD] = field(default_factory=list)
+    kubernetes_sd_configs: list[KubeSDConfig] = field(default_factory=list)
     relabel_configs: list[Rule] = field(default_factory=list)
     metric_relabel_configs: list[Rule] = field(default_factory=list)
     sample_limit: int = 0  # 0 = no limit, as in Prometheus
@@ -220,7 +226,26 @@ def static_group(doc: Any, at: str) -> StaticGroup:
     return StaticGroup(tuple(str(t) for t in targets), _labels(g.get("labels"), f"{at}.labels"))
 
 
-def _job(doc: Any, n: int, defaults: dict) -> ScrapeJob:
+def _kube_sd(doc: Any, at: str, base_dir: str) -> KubeSDConfig:
+    """One ``kubernetes_sd_configs`` entry; its relative file paths (kubeconfig, token and TLS
+    files) resolved against ``base_dir``, as Prometheus resolves them against the config's directory."""
+    sd = parse_sd_config(doc, at)
+    if not base_dir:
+        return sd
+
+    def resolve(path: Any) -> Any:
+        return str(Path(base_dir) / path) if isinstance(path, str) and path and not Path(path).is_absolute() else path
+
+    http = dict(sd.http)
+    if "bearer_token_file" in http:
+        http["bearer_token_file"] = resolve(http["bearer_token_file"])
+    for key, files in (("authorization", ("credentials_file",)), ("tls_config", ("ca_file", "cert_file", "key_file"))):
+        if isinstance(http.get(key), dict):
+            http[key] = {k: resolve(v) if k in files else v for k, v in http[key].items()}
+    return dataclasses.replace(sd, kubeconfig_file=resolve(sd.kubeconfig_file), http=http)
+
+
+def _job(doc: Any, n: int, defaults: dict, base_dir: str = "") -> ScrapeJob:
     if not isinstance(doc, dict):
         raise BadInput(f"scrape_configs[{n}]: expected a mapping")
     name = doc.get("job_name")
@@ -229,7 +254,8 @@ def _job(doc: Any, n: int, defaults: dict) -> ScrapeJob:
     at = f"scrape_configs job {name!r}"
     for key in doc:
         if key in _LATER_SD:
-            raise BadInput(f"{at}: {key} is not supported yet (static_configs and file_sd_configs are)")
+            raise BadInput(f"{at}: {key} is not supported yet (static_configs, file_sd_configs and "
+                           "kubernetes_sd_configs are)")
         if key not in _JOB_KEYS:
             raise BadInput(f"{at}: unknown key {key!r}")
     job = ScrapeJob(job_name=str(name), raw=dict(doc))
@@ -270,6 +296,10 @@ def _job(doc: Any, n: int, defaults: dict) -> ScrapeJob:
         job.file_sd_configs.append(FileSD(tuple(str(p) for p in files),
                                           _duration(fd.get("refresh_interval", "5m"),
                                                     f"{at}.file_sd_configs[{i}].refresh_interval")))
+    sds = doc.get("kubernetes_sd_configs") or []
+    if not isinstance(sds, list):
+        raise BadInput(f"{at}.kubernetes_sd_configs: expected a list")
+    job.kubernetes_sd_configs = [_kube_sd(sd, f"{at}.kubernetes_sd_configs[{i}]", base_dir) for i, sd in enumerate(sds)]
     for key in ("relabel_configs", "metric_relabel_configs"):
         try:
             setattr(job, key, parse_rules(doc.get(key), f"{at}.{key}"))
@@ -281,32 +311,40 @@ def _job(doc: Any, n: int, defaults: dict) -> ScrapeJob:
     return job
 
 
-def load_jobs(global_doc: dict | None, scrape_configs: list | None, files: list[str] | None = None) -> list[ScrapeJob]:
-    """The jobs of a ``global`` + ``scrape_configs`` pair, then of each Prometheus config file
-    (``--scrape-config``; each with its own ``global``). Job names must be unique across all."""
-    sections: list[tuple[str, dict | None, list | None]] = [("config", global_doc, scrape_configs)]
+def _defaults(where: str, g: Any) -> dict:
+    """The job defaults of a ``global`` section."""
+    defaults = {"scrape_interval": "1m", "scrape_timeout": "10s"}
+    g = g or {}
+    if not isinstance(g, dict):
+        raise BadInput(f"{where}: global: expected a mapping")
+    for k, v in g.items():
+        if k not in _GLOBAL_KEYS and k not in _GLOBAL_OTHER:
+            raise BadInput(f"{where}: global: unknown key {k!r}")
+        if k in _GLOBAL_KEYS:
+            defaults[k] = v
+    return defaults
+
+
+def load_jobs(global_doc: dict | None, scrape_configs: list | None, files: list[str] | None = None,
+              base_dir: str = "") -> list[ScrapeJob]:
+    """The jobs of a ``global`` + ``scrape_configs`` pair (read from a file in ``base_dir``, if
+    any), then of each Prometheus config file (``--scrape-config``; each with its own ``global``).
+    Job names must be unique across all."""
+    sections: list[tuple[str, dict | None, list | None, str]] = [("config", global_doc, scrape_configs, base_dir)]
     for f in files or []:
         g, s = read_prometheus_file(f)
-        sections.append((str(f), g, s))
+        sections.append((str(f), g, s, str(Path(f).parent)))
     jobs: list[ScrapeJob] = []
     seen: dict[str, str] = {}
-    for where, g, configs in sections:
-        defaults = {"scrape_interval": "1m", "scrape_timeout": "10s"}
-        g = g or {}
-        if not isinstance(g, dict):
-            raise BadInput(f"{where}: global: expected a mapping")
-        for k, v in g.items():
-            if k not in _GLOBAL_KEYS and k not in _GLOBAL_OTHER:
-                raise BadInput(f"{where}: global: unknown key {k!r}")
-            if k in _GLOBAL_KEYS:
-                defaults[k] = v
+    for where, g, configs, base in sections:
+        defaults = _defaults(where, g)
         if configs is None:
             continue
         if not isinstance(configs, list):
             raise BadInput(f"{where}: scrape_configs: expected a list")
         for n, doc in enumerate(configs):
             try:
-                job = _job(doc, n, defaults)
+                job = _job(doc, n, defaults, base)
             except BadInput as e:
                 raise BadInput(f"{where}: {e.message}") from None
             if job.job_name in seen:
@@ -315,6 +353,21 @@ def load_jobs(global_doc: dict | None, scrape_configs: list | None, files: list[
             seen[job.job_name] = where
             jobs.append(job)
     return jobs
+
+
+def load_each(configs: list[dict], global_doc: dict | None = None, where: str = "") -> tuple[list[ScrapeJob], dict[str, str]]:
+    """Jobs of generated scrape configs (ServiceMonitors...), each checked on its own: one that
+    fails is left out, the others load. Returns the jobs and ``{job_name: error}``."""
+    defaults = _defaults(where or "global", global_doc)
+    jobs: list[ScrapeJob] = []
+    errors: dict[str, str] = {}
+    for n, doc in enumerate(configs):
+        try:
+            jobs.append(_job(doc, n, defaults))
+        except BadInput as e:
+            name = str(doc.get("job_name", f"#{n}")) if isinstance(doc, dict) else f"#{n}"
+            errors[name] = f"{where}: {e.message}" if where else e.message
+    return jobs, errors
 
 
 def read_prometheus_file(path: str | Path) -> tuple[dict | None, list | None]:
@@ -327,3 +380,10 @@ def read_prometheus_file(path: str | Path) -> tuple[dict | None, list | None]:
     if not isinstance(doc, dict):
         raise BadInput(f"Prometheus config file {path}: expected a mapping at the top level")
     return doc.get("global"), doc.get("scrape_configs")
+
+
+def reload_jobs(config_file: str, config_files: list[str]) -> list[ScrapeJob]:
+    """The jobs as the files say now (SIGHUP): the ``global`` and ``scrape_configs`` of the
+    ``--config`` file (if any) and of the ``--scrape-config`` files. BadInput as at start."""
+    g, configs = read_prometheus_file(config_file) if config_file else (None, None)
+    return load_jobs(g, configs, config_files, str(Path(config_file).parent) if config_file else "")

@@ -186,6 +186,12 @@ class SeriesCache:
         gone, self.prev = self.prev, np.empty(0, np.int64)
         return self._batch(gone, np.full(len(gone), ts_ms, np.int64), np.full(len(gone), STALE_NAN))
 
+    def carry_over(self, old: SeriesCache) -> None:
+        """Continue the staleness tracking of ``old``, the same target's cache under its job's
+        previous settings: series of its last scrape that the next scrape here does not produce
+        go stale then (Prometheus keeps the scrape cache across a reload likewise)."""
+        self.prev = np.unique(np.array([self.ref_of(old.labels[r]) for r in old.prev.tolist()], np.int64))
+
     # -- helpers --
     def _report_rows(self, report: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
         base = tuple(sorted(self.target_labels.items()))

@@ -79,7 +79,9 @@ class Receivers:
             from kms.collect import ScrapeManager, load_jobs  # only where scraping is configured
 
             conf = st.get("config") or {}
-            jobs = load_jobs(conf.get("global"), conf.get("scrape_configs"))
+            # relative kubeconfig_file paths are read from the configuration file's directory
+            jobs = load_jobs(conf.get("global"), conf.get("scrape_configs"),
+                             base_dir=str(Path(self.pipelines.cfg.file).parent))
 
             def sink(batch, cid=cid) -> None:
                 self.pipelines.receive(cid, Item("metrics", self.tenant, samples=batch))

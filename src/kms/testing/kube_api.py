@@ -1,24 +1,32 @@
 """A Kubernetes API server double for tests (no cluster runs here): HTTPS with its own CA, bearer
-token required, list and watch (JSON lines, resourceVersion, 410 Gone, label selectors) of any
-resource from objects the test puts and deletes, shaped like the API server's responses."""
+token required, list and watch (JSON lines, resourceVersion, 410 Gone) of any resource from
+objects the test puts and deletes, shaped like the API server's responses.
+
+Label selectors take the API's whole syntax (``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``,
+``a notin (x,y)``, ``a``, ``!a``); field selectors take ``=``, ``==`` and ``!=`` on any field path
+(``metadata.name``, ``metadata.namespace``, ``spec.nodeName``, ``status.phase``...). A selector
+that does not parse is a 400, as the API server answers. A watch reports an object that stops
+matching as DELETED and one that starts matching as ADDED, as the API server's watch cache does."""
 
 from __future__ import annotations
 
 import base64
 import datetime
 import json
+import re
 import ssl
 import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
-__all__ = ["FakeKubeApi"]
+__all__ = ["FakeKubeApi", "SelectorError", "field_matcher", "label_matcher"]
 
 
 def _self_signed() -> tuple[bytes, bytes]:
@@ -53,18 +61,74 @@ def _collection(path: str) -> tuple[str, str | None]:
     return path.rstrip("/"), None
 
 
-def _matches(obj: dict, selector: str) -> bool:
-    labels = obj.get("metadata", {}).get("labels") or {}
-    for term in filter(None, selector.split(",")):
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k.strip()) == v.strip():
-                return False
+class SelectorError(ValueError):
+    pass
+
+
+def _terms(text: str) -> list[str]:
+    """Split at commas outside ``in (a,b)`` parentheses."""
+    terms, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            terms.append(cur)
+            cur = ""
         else:
-            k, v = term.replace("==", "=").split("=", 1)
-            if labels.get(k.strip()) != v.strip():
-                return False
-    return True
+            cur += ch
+    return [t.strip() for t in [*terms, cur] if t.strip()]
+
+
+_SET_TERM = re.compile(r"^([A-Za-z0-9_./-]+)\s+(in|notin)\s*\(([^()]*)\)$")
+_KEY = re.compile(r"^[A-Za-z0-9_./-]+$")
+
+Check = Callable[[dict[str, str]], bool]
+
+
+def _label_term(term: str) -> Check:
+    if m := _SET_TERM.match(term):
+        key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
+        if op == "in":
+            return lambda lb: lb.get(key) in values
+        return lambda lb: lb.get(key) not in values
+    if term.startswith("!") and _KEY.match(term[1:].strip()):
+        key = term[1:].strip()
+        return lambda lb: key not in lb
+    if _KEY.match(term):
+        return lambda lb: term in lb
+    return _equality(term)
+
+
+def _equality(term: str) -> Check:
+    for op in ("!=", "==", "="):
+        if op in term:
+            k, v = (x.strip() for x in term.split(op, 1))
+            if not _KEY.match(k) or any(c in v for c in "=!() "):
+                break
+            return (lambda lb, k=k, v=v: lb.get(k) != v) if op == "!=" else (lambda lb, k=k, v=v: lb.get(k) == v)
+    raise SelectorError(f"unable to parse requirement: {term!r}")
+
+
+def label_matcher(selector: str) -> Check:
+    """A label selector in the API's syntax as a predicate over a label mapping."""
+    checks = [_label_term(t) for t in _terms(selector)]
+    return lambda labels: all(c(labels) for c in checks)
+
+
+def _field(obj: dict, path: str) -> str:
+    cur: object = obj
+    for part in path.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return "" if cur is None else str(cur)
+
+
+def field_matcher(selector: str) -> Callable[[dict], bool]:
+    """A field selector (``=``, ``==``, ``!=`` on dotted field paths) as a predicate over objects."""
+    checks = []
+    for term in _terms(selector):
+        check = _equality(term)
+        path = re.split(r"!=|==|=", term, maxsplit=1)[0].strip()
+        checks.append((path, check))
+    return lambda obj: all(check({path: _field(obj, path)}) for path, check in checks)
 
 
 class FakeKubeApi:
@@ -72,7 +136,8 @@ class FakeKubeApi:
         self.token = token
         self.rv = 100
         self.objects: dict[str, dict[tuple[str, str], dict]] = {}  # collection -> (ns, name) -> object
-        self.events: list[tuple[int, str, str, dict]] = []  # (rv, collection, type, object)
+        # (rv, collection, type, object, the object before a MODIFIED)
+        self.events: list[tuple[int, str, str, dict, dict | None]] = []
         self.oldest_watchable = 0  # watches from before this get 410 Gone
         self.epoch = 0  # bumped by compact(): open watches end, as the API server ends them
         self.requests: list[str] = []
@@ -129,7 +194,7 @@ class FakeKubeApi:
             meta["generation"] = (old["metadata"].get("generation", 0) + 1) if old else 1
             meta["resourceVersion"] = str(self.rv)
             self.objects[collection][key] = obj
-            self.events.append((self.rv, collection, "MODIFIED" if old else "ADDED", obj))
+            self.events.append((self.rv, collection, "MODIFIED" if old else "ADDED", obj, old))
             self.cond.notify_all()
         return obj
 
@@ -138,7 +203,7 @@ class FakeKubeApi:
             obj = self.objects[collection].pop((namespace, name))
             self.rv += 1
             obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(self.rv)}}
-            self.events.append((self.rv, collection, "DELETED", obj))
+            self.events.append((self.rv, collection, "DELETED", obj, None))
             self.cond.notify_all()
 
     def compact(self) -> None:
@@ -175,10 +240,17 @@ class FakeKubeApi:
                                      "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
                     return
                 collection, ns = _collection(u.path)
-                selector = q.get("labelSelector", "")
+                try:
+                    labels_ok = label_matcher(q.get("labelSelector", ""))
+                    fields_ok = field_matcher(q.get("fieldSelector", ""))
+                except SelectorError as e:
+                    self._json(400, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": str(e),
+                                     "reason": "BadRequest", "code": 400})
+                    return
 
                 def visible(obj: dict) -> bool:
-                    return (ns is None or obj["metadata"].get("namespace") == ns) and _matches(obj, selector)
+                    return ((ns is None or obj["metadata"].get("namespace") == ns)
+                            and labels_ok(obj["metadata"].get("labels") or {}) and fields_ok(obj))
 
                 if q.get("watch") in ("1", "true"):
                     self._watch(collection, visible, int(q.get("resourceVersion") or 0),
@@ -205,9 +277,14 @@ class FakeKubeApi:
                                         "status": "Failure", "reason": "Expired", "code": 410,
                                         "message": f"too old resource version: {since}"}})
                             return
-                        for rv, coll, kind, obj in [e for e in api.events if e[0] > since]:
+                        for rv, coll, kind, obj, old in [e for e in api.events if e[0] > since]:
                             since = rv
-                            if coll == collection and visible(obj) and not self._line({"type": kind, "object": obj}):
+                            if coll != collection:
+                                continue
+                            now, before = visible(obj), old is not None and visible(old)
+                            if kind == "MODIFIED" and now != before:  # moved into or out of the selection
+                                kind = "ADDED" if now else "DELETED"
+                            if (now or before) and not self._line({"type": kind, "object": obj}):
                                 return  # the client went away
                         api.cond.wait(min(0.5, max(0.0, deadline - time.monotonic())))
 
