@@ -74,3 +74,14 @@ def test_every_mistake_is_reported_at_once(tmp_path):
     with pytest.raises(BadInput) as e:
         load(tmp_path, bad)
     assert "bacth" in e.value.message and "otlp_http/othr" in e.value.message
+
+
+def test_env_references_are_expanded_and_relabel_groups_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("NODE_NAME", "node-7")
+    monkeypatch.delenv("UNSET_THING", raising=False)
+    cfg = load(tmp_path, GOOD.replace('otlphttp/central: {endpoint: "http://central:3200"}',
+                                      'otlphttp/central: {endpoint: "http://${env:UNSET_THING:-central}:3200", '
+                                      'headers: {node: "${env:NODE_NAME}", x: "${1}", y: "${env:UNSET_THING}"}}'))
+    st = cfg.get("exporters", "otlphttp/central").settings
+    assert st["endpoint"] == "http://central:3200"
+    assert st["headers"] == {"node": "node-7", "x": "${1}", "y": ""}

@@ -2,11 +2,14 @@
 extensions, service.pipelines), checked at load: a component of an unknown type, a pipeline
 naming a component that is not defined, or a component kms cannot run is an error that says
 which and where (file:line), never a pipeline that silently drops data. Old and new component
-names are both accepted (``otlphttp`` and ``otlp_http``, ``filelog`` and ``file_log``, …)."""
+names are both accepted (``otlphttp`` and ``otlp_http``, ``filelog`` and ``file_log``, …), and
+``${env:NAME}`` is expanded as the collector does."""
 
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +84,22 @@ def _canonical(kind: str, t: str) -> str | None:
     return None
 
 
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value):
+    """The collector's ``${env:NAME}`` (``${env:NAME:-default}``) in every string of ``value``;
+    an unset variable without a default becomes empty, as there. Other ``$`` forms stay as
+    written (Prometheus relabel replacements use ``${1}``)."""
+    if isinstance(value, str):
+        return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    return value
+
+
 def load_pipeline_config(path: str | Path, doc: dict | None = None) -> PipelineConfig:
     text = Path(path).read_text()
     if doc is None:
@@ -88,6 +107,7 @@ def load_pipeline_config(path: str | Path, doc: dict | None = None) -> PipelineC
             doc = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
             raise BadInput(f"{path}: invalid YAML: {e}") from None
+    doc = expand_env(doc)
     lines = (positions(text) or [{}])[0]
     errors: list[str] = []
     cfg = PipelineConfig(str(path))
