@@ -99,12 +99,19 @@ class MemoryLimiter:
 
 class SeriesLimits:
     """Per-series validation of metric writes, with Mimir's defaults and wording. A request
-    with one offending series is refused whole (400, never retried): nothing of it is stored."""
+    with one offending series is refused whole (400, never retried): nothing of it is stored.
+    The metric write path calls ``check`` only for label sets not yet passed under ``key``."""
 
     def __init__(self, max_label_names: int = 30, max_name_length: int = 1024, max_value_length: int = 2048):
         self.max_label_names = max_label_names
         self.max_name_length = max_name_length
         self.max_value_length = max_value_length
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """The limits as one value: writers remember which label sets passed under which key
+        (``SampleAdmission``), so a change of any limit has every series checked again."""
+        return self.max_label_names, self.max_name_length, self.max_value_length
 
     @staticmethod
     def _fmt(labels) -> str:

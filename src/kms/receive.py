@@ -152,11 +152,11 @@ class Receiver:
     def store_samples(self, tenant: str, batch: SampleBatch) -> ExportResult:
         """Store decoded samples under the metric write rules (also the door for samples the
         stack makes itself: the ruler's recordings and alerts, the metrics generator)."""
-        self.series_limits.check(batch.series)
-        admitted = self.admission.admit(tenant, batch)
+        # label limits are checked there, once per label set (the tenant's series refs remember)
+        admitted = self.admission.admit(tenant, batch, self.series_limits)
         batch = admitted.batch
         if len(batch):
-            self.store.append(tenant, SAMPLES.name, samples_table(batch))
+            self.store.append(tenant, SAMPLES.name, samples_table(batch, admitted.columns()))
         ex = exemplars_table(batch)
         if ex is not None and ex.num_rows:
             self.store.append(tenant, EXEMPLARS.name, ex)

@@ -180,3 +180,41 @@ def test_warm_decodes_new_blocks_newest_first_within_the_budget(tmp_path):
         assert all(f"t/{b.id}" in cache._blocks for b in newest)
     finally:
         store.close()
+
+
+def test_warm_keeps_a_head_decoded_only_while_queries_read_it(tmp_path):
+    from kms.metrics.samples import SampleBatch
+    from kms.metrics.storage.tables import EXEMPLARS, SAMPLES, samples_table
+    from kms.storage import LocalObjectStore, Store, StoreConfig
+
+    store = Store(StoreConfig(data_dir=tmp_path, background_interval_s=3600), LocalObjectStore(tmp_path / "b"),
+                  [SAMPLES, EXEMPLARS])  # fmt: skip
+    store.open()
+    series = [(("__name__", "m"), ("i", str(i))) for i in range(10)]
+
+    def append(k: int) -> None:
+        store.append("t", "samples", samples_table(SampleBatch(
+            series=series, series_idx=np.arange(10, dtype=np.int32), ts_ms=np.full(10, 1000 * k), values=np.ones(10))))
+
+    def decoded() -> int:
+        return len(cache._heads["t"].positions)
+
+    try:
+        cache = SampleCache(head_idle_s=60)
+        append(0)
+        cache.warm(store)
+        assert decoded() == 1  # the first time (after a start: the replayed head)
+        append(1)
+        cache.warm(store)
+        assert decoded() == 1  # nobody reads it: not decoded for nothing
+        head, _ = store.snapshot("t", "samples")
+        assert len(cache.head("t", head).positions) == 2  # a query brings it up to date
+        append(2)
+        cache.warm(store)
+        assert decoded() == 3  # and from then on warm keeps it so
+        cache._head_read["t"] -= 61
+        append(3)
+        cache.warm(store)
+        assert decoded() == 3  # until queries stop for head_idle_s
+    finally:
+        store.close()

@@ -1,5 +1,8 @@
 """Prometheus's append rules for samples, per tenant, applied before anything is stored.
 
+- **Label limits** (``kms.limits.SeriesLimits``, passed to ``admit``): a request with a label set
+  they refuse is refused whole, before the other rules. A label set is checked once per limits
+  (its series table entry remembers it passed), not once per write.
 - **Series limit** (Mimir's ``max_global_series_per_user``): a request that would add series
   past ``max_series`` is refused whole (400, never retried; the message names the limit).
 - **Samples per request**: a request over ``max_samples`` is refused whole the same way.
@@ -12,8 +15,9 @@
 Refused samples are dropped from the batch and counted in ``batch.rejected``; the rest is stored
 and the push answers 400 naming them, as Prometheus's remote-write handler does.
 
-The newest timestamp and value per series live in memory, rebuilt from nothing at start: after
-a restart the first sample of each series is taken as it comes. They advance only when the
+The newest timestamp and value per series live in memory in the tenant's ``TenantSeries`` (its
+series refs, ``storage/refs.py``), rebuilt from nothing at start: after a restart the first
+sample of each series is taken as it comes. They advance only when the
 receiver commits a stored batch, so a batch the store refuses (429) is judged afresh when the
 client retries it. Locking: one lock per tenant, held while a batch is checked and while its
 newest samples are committed (numpy, no per-sample Python); two batches of one series checked
@@ -27,39 +31,43 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from kms.errors import BadInput
 from kms.metrics.samples import Labels, SampleBatch
+from kms.metrics.storage.refs import NO_TIME as _NO_TIME
+from kms.metrics.storage.refs import TenantSeries
 
-__all__ = ["SampleAdmission", "Admitted"]
-
-_NO_TIME = np.iinfo(np.int64).min
+__all__ = ["SampleAdmission", "Admitted", "LabelLimits"]
 
 
 def _nothing() -> None:
     pass
 
 
+class LabelLimits(Protocol):
+    """Validation of label sets (``kms.limits.SeriesLimits``): ``check`` raises BadInput for the
+    first offending one; ``key`` changes whenever the outcome of ``check`` could."""
+
+    @property
+    def key(self) -> tuple: ...
+
+    def check(self, series: list[Labels]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     batch: SampleBatch  # what may be stored
     commit: Callable[[], None]  # call once it is stored
+    refs: np.ndarray  # the tenant's ref of each of ``batch.series`` (NO_REF: exemplars only)
+    series: TenantSeries  # the tenant's series table the refs point into
 
-
-class _TenantSeries:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.ids: dict[Labels, int] = {}
-        self.last_t = np.full(1024, _NO_TIME, np.int64)
-        self.last_v = np.zeros(1024, np.uint64)  # value bits
-
-    def grow(self, n: int) -> None:
-        if n > len(self.last_t):
-            size = max(n, 2 * len(self.last_t))
-            self.last_t = np.concatenate([self.last_t, np.full(size - len(self.last_t), _NO_TIME, np.int64)])
-            self.last_v = np.concatenate([self.last_v, np.zeros(size - len(self.last_v), np.uint64)])
+    def columns(self) -> tuple[pa.Array, pa.Array]:
+        """``(texts, names)`` of ``batch.series``: the ``series`` and ``metric`` column values."""
+        return self.series.columns(self.refs, self.batch.series)
 
 
 def _fmt(labels: Labels) -> str:
@@ -80,60 +88,67 @@ class SampleAdmission:
         self.max_series = max_series  # 0 = no limit
         self.max_samples = max_samples  # 0 = no limit
         self._lock = threading.Lock()
-        self._tenants: dict[str, _TenantSeries] = {}
+        self._tenants: dict[str, TenantSeries] = {}
 
-    def _tenant(self, tenant: str) -> _TenantSeries:
+    def _tenant(self, tenant: str) -> TenantSeries:
         with self._lock:
             st = self._tenants.get(tenant)
             if st is None:
-                st = self._tenants[tenant] = _TenantSeries()
+                st = self._tenants[tenant] = TenantSeries()
             return st
 
     def series_count(self, tenant: str) -> int:
-        return len(self._tenant(tenant).ids)
+        return len(self._tenant(tenant))
 
-    def admit(self, tenant: str, batch: SampleBatch) -> Admitted:
+    def admit(self, tenant: str, batch: SampleBatch, limits: LabelLimits | None = None) -> Admitted:
         """``batch`` without the samples the rules refuse (counted in its ``rejected``), and the
         advance of the series' newest samples to ``commit()`` once the batch is stored (a batch
         that fails to store, e.g. 429 on a full head, leaves no trace: its retry is judged
-        afresh). Raises BadInput (nothing admitted) over the series or samples limit."""
-        if self.max_samples and len(batch) > self.max_samples:
-            raise BadInput(
-                f"the request has {len(batch)} samples, more than the limit of {self.max_samples} a request "
-                "(limits.max_samples_per_request); send smaller batches",
-                reason="max_samples_per_request",
-            )
+        afresh). Raises BadInput (nothing admitted) for a label set ``limits`` refuses (checked
+        first, and only for label sets not yet passed under the same limits), then over the
+        samples or series limit."""
         st = self._tenant(tenant)
+        series = batch.series
         with st.lock:
-            sid = np.fromiter((st.ids.get(ls, -1) for ls in batch.series), np.int64, len(batch.series))
-            used = np.zeros(len(sid), dtype=bool)
-            used[batch.series_idx] = True  # series with only exemplars do not count
-            new = np.flatnonzero((sid < 0) & used)
-            if self.max_series and len(new) and len(st.ids) + len(new) > self.max_series:
+            refs = st.refs(series)
+            if limits is not None:
+                todo = st.unchecked(refs, limits.key)
+                if len(todo):
+                    limits.check([series[i] for i in todo.tolist()])
+                    st.mark_valid(refs[todo])
+            if self.max_samples and len(batch) > self.max_samples:
                 raise BadInput(
-                    f"per-user series limit of {self.max_series} exceeded: the tenant has {len(st.ids)} series "
+                    f"the request has {len(batch)} samples, more than the limit of {self.max_samples} a request "
+                    "(limits.max_samples_per_request); send smaller batches",
+                    reason="max_samples_per_request",
+                )
+            used = np.zeros(len(refs), dtype=bool)
+            used[batch.series_idx] = True  # series with only exemplars do not count
+            new = np.flatnonzero((refs < 0) & used)
+            if self.max_series and len(new) and len(st) + len(new) > self.max_series:
+                raise BadInput(
+                    f"per-user series limit of {self.max_series} exceeded: the tenant has {len(st)} series "
                     f"and the request adds {len(new)} (err-mimir-max-series-per-user; raise "
-                    f"limits.max_series_per_tenant); first new series: {_fmt(batch.series[new[0]])}",
+                    f"limits.max_series_per_tenant); first new series: {_fmt(series[new[0]])}",
                     reason="max_series_per_tenant",
                 )
             for i in new.tolist():
-                sid[i] = st.ids.setdefault(batch.series[i], len(st.ids))
-            st.grow(len(st.ids))
+                refs[i] = st.add(series[i], valid=limits is not None)
             if not len(batch):
-                return Admitted(batch, _nothing)
-            keep, newest = self._check(st, sid, batch)
+                return Admitted(batch, _nothing, refs, st)
+            keep, newest = self._check(st, refs, batch)
         commit = functools.partial(self._advance, st, *newest) if newest is not None else _nothing
         if keep is None:
-            return Admitted(batch, commit)
+            return Admitted(batch, commit, refs, st)
         out = SampleBatch(
             series=batch.series, series_idx=batch.series_idx[keep], ts_ms=batch.ts_ms[keep],
             values=batch.values[keep], exemplars=batch.exemplars, metadata=batch.metadata,
             rejected=batch.rejected, errors=batch.errors,
         )  # fmt: skip
-        return Admitted(out, commit)
+        return Admitted(out, commit, refs, st)
 
     @staticmethod
-    def _advance(st: _TenantSeries, ids: np.ndarray, t: np.ndarray, bits: np.ndarray) -> None:
+    def _advance(st: TenantSeries, ids: np.ndarray, t: np.ndarray, bits: np.ndarray) -> None:
         """Make these the newest samples of their series where they are newer (another batch
         may have been stored in between)."""
         with st.lock:
@@ -141,7 +156,7 @@ class SampleAdmission:
             st.last_t[ids[newer]] = t[newer]
             st.last_v[ids[newer]] = bits[newer]
 
-    def _check(self, st: _TenantSeries, sid: np.ndarray, batch: SampleBatch) -> tuple[np.ndarray | None, tuple | None]:
+    def _check(self, st: TenantSeries, sid: np.ndarray, batch: SampleBatch) -> tuple[np.ndarray | None, tuple | None]:
         """Mask of the samples to keep (None: all) and the newest admitted sample per series
         ``(ids, t, value bits)`` (None: none admitted)."""
         s = sid[batch.series_idx]
@@ -193,15 +208,17 @@ class SampleAdmission:
         return keep, newest
 
     @staticmethod
-    def _in_order(st: _TenantSeries, s: np.ndarray, t: np.ndarray, bits: np.ndarray) -> tuple | None:
-        """The common case, checked without sorting: each series one run of strictly increasing
-        times, all after its stored newest. Then every sample is admitted and the run ends are
+    def _in_order(st: TenantSeries, s: np.ndarray, t: np.ndarray, bits: np.ndarray) -> tuple | None:
+        """The common case, checked without sorting the samples: each series one run of strictly
+        increasing times, all after its stored newest. Then every sample is admitted and the run ends are
         the newest samples ``(ids, t, bits)``; None when the batch is not that case."""
         brk = np.flatnonzero(s[1:] != s[:-1]) + 1
         firsts = np.concatenate(([0], brk))
         runs = s[firsts]
-        if np.bincount(runs).max() > 1:  # a series in two runs: the general path orders them
-            return None
+        if len(runs) > 1:  # a series in two runs: the general path orders them
+            srt = np.sort(runs)  # (not a bincount: that costs the tenant's series count a batch)
+            if bool((srt[1:] == srt[:-1]).any()):
+                return None
         inside = np.ones(len(s), dtype=bool)
         inside[firsts] = False
         if bool((t[1:][inside[1:]] <= t[:-1][inside[1:]]).any()):

@@ -27,6 +27,7 @@ from kms.errors import NotFound, Unavailable
 from kms.storage import layout
 from kms.storage.bloom import BloomFilter, hash_column
 from kms.storage.objstore import ObjectStore
+from kms.storage.sort import sort_table
 from kms.storage.types import TIME_COLUMN, SignalSpec
 
 __all__ = [
@@ -100,19 +101,6 @@ class BlockMeta:
         )
 
 
-def sort_table(table: pa.Table, sort_by: tuple[str, ...]) -> pa.Table:
-    """``table`` with its chunks (and dictionaries) combined, rows sorted by ``sort_by``."""
-    table = table.combine_chunks()
-    if not sort_by or table.num_rows < 2:
-        return table
-    keys = {}
-    for name in sort_by:  # Arrow cannot sort by dictionary columns: sort by their values
-        col = table.column(name)
-        keys[name] = col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
-    idx = pc.sort_indices(pa.table(keys), sort_keys=[(n, "ascending") for n in sort_by])
-    return table.take(idx)
-
-
 def encode_parquet(table: pa.Table, spec: SignalSpec) -> pa.Buffer:
     """Parquet bytes of a sorted block table, one row group per ``spec.row_group_rows`` rows.
 
@@ -136,9 +124,13 @@ def _compact_dictionaries(table: pa.Table) -> pa.Table:
         col = table.column(i).combine_chunks()
         if col.null_count or not len(col):
             continue
-        used, inverse = np.unique(col.indices.to_numpy(zero_copy_only=False), return_inverse=True)
+        # which entries are used, and their new numbers, by counting (O(rows), not a sort)
+        idx = col.indices.to_numpy(zero_copy_only=False)
+        present = np.bincount(idx, minlength=len(col.dictionary)) > 0
+        used = np.flatnonzero(present)
         if len(used) == len(col.dictionary):
             continue
+        inverse = (np.cumsum(present) - 1)[idx]
         indices = pa.array(inverse.astype(np.int32, copy=False)).cast(fld.type.index_type)
         table = table.set_column(i, fld, pa.DictionaryArray.from_arrays(indices, col.dictionary.take(pa.array(used))))
     return table

@@ -39,17 +39,26 @@ def to_decimal(values: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np
     ``is_int[i]``; ``scale`` is shared by the values of one ``group`` (a series)."""
     v = np.asarray(values, dtype=np.float64)
     need = np.full(len(v), -1, np.int8)  # smallest scale per value, -1: none
+    ints = np.zeros(len(v), np.int64)  # v * 10**need, where need >= 0
+    todo = np.arange(len(v))
     for k in range(MAX_SCALE + 1):
-        todo = np.flatnonzero(need < 0)
         if not len(todo):
             break
-        ok, _ = _exact(v[todo], np.full(len(todo), k))
+        ok, n = _exact(v[todo], np.full(len(todo), k))
         need[todo[ok]] = k
+        ints[todo[ok]] = n[ok]
+        todo = todo[~ok]
     per_group = np.zeros(n_groups, np.int8)
     np.maximum.at(per_group, group, need)
     scale = per_group[group]
-    ok, ints = _exact(v, scale)
-    ok &= need >= 0
+    ok = need >= 0
+    # only values whose series needs a larger scale than they do are scaled (and checked) again;
+    # one sample a series (a scrape) never is
+    redo = np.flatnonzero(ok & (scale != need))
+    if len(redo):
+        ok2, n2 = _exact(v[redo], scale[redo])
+        ok[redo] = ok2
+        ints[redo] = n2
     return ok, np.where(ok, ints, 0), np.where(ok, scale, 0).astype(np.int8)
 
 

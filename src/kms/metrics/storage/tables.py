@@ -82,18 +82,26 @@ EXEMPLARS = SignalSpec(
 )
 
 
-def _series_columns(series: list[Labels], idx: np.ndarray) -> tuple[pa.Array, pa.Array]:
-    """The ``metric`` (string) and ``series`` (dictionary) columns of rows pointing at ``series[idx]``."""
-    texts = pa.array([cached_labels_text(ls) for ls in series], pa.string())
-    names = pa.array([dict(ls).get("__name__", "") for ls in series], pa.string())
+def _series_columns(
+    series: list[Labels], idx: np.ndarray, columns: tuple[pa.Array, pa.Array] | None = None
+) -> tuple[pa.Array, pa.Array]:
+    """The ``metric`` (string) and ``series`` (dictionary) columns of rows pointing at ``series[idx]``.
+    ``columns``: the texts and names of ``series`` when the caller has them (a tenant's
+    ``TenantSeries``), else they are derived from the label sets."""
+    if columns is None:
+        texts = pa.array([cached_labels_text(ls) for ls in series], pa.string())
+        names = pa.array([dict(ls).get("__name__", "") for ls in series], pa.string())
+    else:
+        texts, names = columns
     indices = pa.array(idx, pa.int32())
     return names.take(indices), pa.DictionaryArray.from_arrays(indices, texts)
 
 
-def samples_table(batch: SampleBatch) -> pa.Table:
-    """The ``samples`` rows of a batch (request order; the store sorts blocks)."""
+def samples_table(batch: SampleBatch, columns: tuple[pa.Array, pa.Array] | None = None) -> pa.Table:
+    """The ``samples`` rows of a batch (request order; the store sorts blocks). ``columns``: the
+    ``series`` texts and ``metric`` names of ``batch.series``, if known (``Admitted.columns``)."""
     idx = np.asarray(batch.series_idx, dtype=np.int32)
-    metric, series = _series_columns(batch.series, idx)
+    metric, series = _series_columns(batch.series, idx, columns)
     values = np.asarray(batch.values, dtype=np.float64)
     is_int, ints, scale = to_decimal(values, idx, len(batch.series))
     return pa.Table.from_arrays(
