@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from kms.metrics.promql import histfns
 from kms.metrics.promql.values import NAME_LABELS, InstantVec, PromQLError, ScalarVal, StringVal, VSeries
 
 __all__ = ["eval_aggregate", "format_float", "quantile_of", "kahan_sum"]
@@ -51,8 +52,13 @@ def eval_aggregate(ev, e, ts):
             raise PromQLError("expected string parameter in count_values")
         return _count_values(vec, param.s, without, names, n)
     groups: dict[tuple, list[VSeries]] = {}
+    has_hist = False
     for s in vec.series:
         groups.setdefault(_group_key(s.labels, without, names), []).append(s)
+        has_hist = has_hist or s.h is not None
+    if has_hist and op in ("min", "max", "stddev", "stdvar", "quantile", "topk", "bottomk"):
+        if any(s.hmask().any() for s in vec.series):
+            ev.info(f"ignored histogram in {op} aggregation", e if op in ("topk", "bottomk") else e.expr)
     if op in ("topk", "bottomk", "limitk"):
         return _select_k(op, groups, param, n)
     if op == "limit_ratio":
@@ -60,9 +66,14 @@ def eval_aggregate(ev, e, ts):
     out = []
     for key, group in groups.items():
         V = np.stack([s.v for s in group])
-        OK = np.stack([s.ok for s in group])
+        OK = np.stack([s.ok if op not in ("count", "group") else s.present() for s in group])
+        hists, mixed = (None, None)
+        if op in ("sum", "avg"):
+            hists, mixed = histfns.sum_or_avg(ev, e, op, group, n)
         any_ok = OK.any(axis=0)
-        if not any_ok.any():
+        if mixed is not None:
+            any_ok &= ~mixed
+        if not any_ok.any() and hists is None:
             continue
         cnt = OK.sum(axis=0).astype(np.float64)
         masked = np.where(OK, V, np.nan)
@@ -96,7 +107,7 @@ def eval_aggregate(ev, e, ts):
             else:
                 raise PromQLError(f"unsupported aggregation {op}")
         drop = "__name__" in dict(key) and any(s.drop_name for s in group)
-        out.append(VSeries(dict(key), np.asarray(r, dtype=np.float64), any_ok, drop))
+        out.append(VSeries(dict(key), np.asarray(r, dtype=np.float64), any_ok, drop, hists))
     return InstantVec(out)
 
 
@@ -204,7 +215,9 @@ def _select_k(op, groups, param, n) -> InstantVec:
         if k < 1:
             continue
         for group in groups.values():
-            cands = [s for s in group if s.ok[j]]
+            cands = [
+                s for s in group if s.ok[j] or (op == "limitk" and s.h is not None and s.h[j] is not None)
+            ]
             if op == "limitk":
                 chosen = cands[:k]
             else:
@@ -219,7 +232,7 @@ def _select_k(op, groups, param, n) -> InstantVec:
                 oks[idx[id(s)]][j] = True
     for i, s in enumerate(all_series):
         if oks[i].any():
-            outs[i] = VSeries(s.labels, s.v, oks[i], s.drop_name)
+            outs[i] = s.only(oks[i])
             order.append(i)
     res = [outs[i] for i in order]
     if n == 1 and op != "limitk":
@@ -252,9 +265,9 @@ def _limit_ratio(ev, e, groups, param, n) -> InstantVec:
         for s in group:
             off = labels_hash(s.labels) / float(2**64 - 1)
             keep = np.where(r >= 0, off < r, off >= 1.0 + r)
-            ok = s.ok & keep
-            if ok.any():
-                out.append(VSeries(s.labels, s.v, ok, s.drop_name))
+            kept = s.only(keep)
+            if kept.present().any():
+                out.append(kept)
     return InstantVec(out)
 
 

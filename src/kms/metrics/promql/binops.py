@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kms.metrics.promql.nativehist import FloatHistogram, IncompatibleSchema
 from kms.metrics.promql.values import InstantVec, PromQLError, ScalarVal, VSeries
 
 __all__ = ["eval_binary"]
@@ -67,6 +68,7 @@ def eval_binary(ev, e, ts):
         for s in vec.series:
             a, b = (sc.v, s.v) if swap else (s.v, sc.v)
             r = _arith(op, a, b)
+            h = _scalar_hists(ev, e, op, s, sc.v, swap)
             if op in COMPARISON:
                 if return_bool:
                     out.append(VSeries(s.labels, r.astype(np.float64), s.ok, True))
@@ -74,12 +76,81 @@ def eval_binary(ev, e, ts):
                     ok = s.ok & r
                     if ok.any():
                         out.append(VSeries(s.labels, s.v, ok, s.drop_name))
-            else:
-                out.append(VSeries(s.labels, r, s.ok, True))
+            elif s.ok.any() or h is not None:
+                out.append(VSeries(s.labels, r, s.ok, True, h))
         return InstantVec(out)
     if op in SET_OPS:
         return _set_op(op, mod, lhs, rhs, n)
-    return _vector_binop(op, mod, return_bool, lhs, rhs, n)
+    return _vector_binop(op, mod, return_bool, lhs, rhs, n, lambda *a: _elem_hist(ev, e, op, return_bool, *a))
+
+
+_OP_WORD = {"+": "addition", "-": "subtraction"}
+
+
+def _scalar_hists(ev, e, op: str, s: VSeries, sc: np.ndarray, swap: bool) -> np.ndarray | None:
+    """Histogram results of ``vector op scalar``: only ``h * f``, ``f * h`` and ``h / f`` exist."""
+    if s.h is None:
+        return None
+    out = np.empty(len(s.h), dtype=object)
+    out[:] = None
+    found = False
+    for j, h in enumerate(s.h):
+        if h is None:
+            continue
+        if op == "*" or (op == "/" and not swap):
+            out[j] = (
+                h.copy().scale(float(sc[j])).compact() if op == "*" else h.copy().div(float(sc[j])).compact()
+            )
+            found = True
+        else:
+            lt, rt = ("float", "histogram") if swap else ("histogram", "float")
+            ev.info(f'incompatible sample types encountered for binary operator "{op}": {lt} {op} {rt}', e)
+    return out if found else None
+
+
+def _elem_hist(ev, e, op: str, return_bool: bool, lv: float, rv: float, lh, rh):
+    """One element of a vector-vector operation where a side is a native histogram: a
+    ``FloatHistogram``, a float, or None (dropped, with Prometheus's annotation)."""
+    if lh is not None and rh is not None:
+        if op in ("+", "-"):
+            res = lh.copy()
+            try:
+                collision, reconciled = res.add(rh) if op == "+" else res.sub(rh)
+            except IncompatibleSchema:
+                name = ""
+                ev.warn(
+                    f'vector contains a mix of histograms with exponential and custom buckets schemas for metric name "{name}"',
+                    e,
+                )
+                return None
+            if op == "-":
+                res.hint = "gauge"
+            if collision:
+                ev.warn(f"conflicting counter resets during histogram {_OP_WORD[op]}", e)
+            if reconciled:
+                ev.info(f"mismatched custom buckets were reconciled during {_OP_WORD[op]}", e)
+            return res.compact()
+        if op in ("==", "!="):
+            same = lh.same_as(rh, lambda a, b: a == b or (a != a and b != b))
+            keep = same if op == "==" else not same
+            if return_bool:
+                return 1.0 if keep else 0.0
+            return lh if keep else None
+        kinds = ("histogram", "histogram")
+    elif rh is not None:
+        if op == "*":
+            return rh.copy().scale(lv).compact()
+        kinds = ("float", "histogram")
+    else:
+        if op == "*":
+            return lh.copy().scale(rv).compact()
+        if op == "/":
+            return lh.copy().div(rv).compact()
+        kinds = ("histogram", "float")
+    ev.info(
+        f'incompatible sample types encountered for binary operator "{op}": {kinds[0]} {op} {kinds[1]}', e
+    )
+    return None
 
 
 def _matching(mod):
@@ -93,32 +164,25 @@ def _set_op(op, mod, lhs: InstantVec, rhs: InstantVec, n: int) -> InstantVec:
     present: dict[tuple, np.ndarray] = {}
     for s in rhs.series:
         k = _sig(s.labels, on, names)
-        present[k] = present.get(k, np.zeros(n, dtype=bool)) | s.ok
+        present[k] = present.get(k, np.zeros(n, dtype=bool)) | s.present()
     none = np.zeros(n, dtype=bool)
     if op == "and":
-        out = [
-            VSeries(s.labels, s.v, s.ok & present.get(_sig(s.labels, on, names), none), s.drop_name)
-            for s in lhs.series
-        ]
+        out = [s.only(present.get(_sig(s.labels, on, names), none)) for s in lhs.series]
     elif op == "unless":
-        out = [
-            VSeries(s.labels, s.v, s.ok & ~present.get(_sig(s.labels, on, names), none), s.drop_name)
-            for s in lhs.series
-        ]
+        out = [s.only(~present.get(_sig(s.labels, on, names), none)) for s in lhs.series]
     else:
         lpres: dict[tuple, np.ndarray] = {}
         for s in lhs.series:
             k = _sig(s.labels, on, names)
-            lpres[k] = lpres.get(k, np.zeros(n, dtype=bool)) | s.ok
+            lpres[k] = lpres.get(k, np.zeros(n, dtype=bool)) | s.present()
         out = list(lhs.series)
-        out += [
-            VSeries(s.labels, s.v, s.ok & ~lpres.get(_sig(s.labels, on, names), none), s.drop_name)
-            for s in rhs.series
-        ]
-    return InstantVec([s for s in out if s.ok.any()])
+        out += [s.only(~lpres.get(_sig(s.labels, on, names), none)) for s in rhs.series]
+    return InstantVec([s for s in out if s.present().any()])
 
 
-def _vector_binop(op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int) -> InstantVec:
+def _vector_binop(
+    op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int, elem_hist=None
+) -> InstantVec:
     on, names = _matching(mod)
     card = str(mod.card) if mod is not None else "OneToOne"
     group_right = card.endswith("OneToMany")
@@ -132,7 +196,7 @@ def _vector_binop(op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int
         ones.setdefault(_sig(s.labels, on, names), []).append(s)
     for k, group in ones.items():
         if len(group) > 1:
-            cnt = np.sum([g.ok for g in group], axis=0)
+            cnt = np.sum([g.present() for g in group], axis=0)
             if np.any(cnt > 1):
                 side = "left" if group_right else "right"
                 dup = sorted(_braced(g.labels) for g in group)
@@ -148,17 +212,23 @@ def _vector_binop(op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int
     for s in many.series:
         k = _sig(s.labels, on, names)
         for o in ones.get(k, ()):
-            ok = s.ok & o.ok
-            if not ok.any():
+            both = s.present() & o.present() if (s.h is not None or o.h is not None) else s.ok & o.ok
+            if not both.any():
                 continue
-            lv, rv = (o.v, s.v) if group_right else (s.v, o.v)
-            matched.setdefault((k, id(o)), []).append(ok)
-            val, ok = _apply(op, return_bool, lv, rv, ok)
-            if not ok.any():
+            lser, rser = (o, s) if group_right else (s, o)
+            matched.setdefault((k, id(o)), []).append(both)
+            val, ok = _apply(op, return_bool, lser.v, rser.v, both & s.ok & o.ok)
+            h = None
+            if elem_hist is not None and (s.h is not None or o.h is not None):
+                val, ok, h = _mixed(elem_hist, lser, rser, both & ~(s.ok & o.ok), val, ok)
+            if not ok.any() and h is None:
                 continue
             labels = _result_labels(s.labels, o.labels, on, names, many_to_one, include, drop_name)
+            res_drop = drop_name or s.drop_name
+            if h is not None and op in COMPARISON and not return_bool:
+                res_drop = s.drop_name
             seen.setdefault(k, []).append(VSeries(labels, val, ok))
-            out.append(VSeries(labels, val, ok, drop_name or s.drop_name))
+            out.append(VSeries(labels, val, ok, res_drop, h))
     fv = mod.fill_values if mod is not None else None
     fill_l = fv.lhs if fv is not None else None
     fill_r = fv.rhs if fv is not None else None
@@ -180,12 +250,33 @@ def _vector_binop(op, mod, return_bool, lhs: InstantVec, rhs: InstantVec, n: int
         for s in out:
             byl.setdefault(tuple(sorted(s.labels.items())), []).append(s)
         for group in byl.values():
-            if len(group) > 1 and np.any(np.sum([g.ok for g in group], axis=0) > 1):
+            if len(group) > 1 and np.any(np.sum([g.present() for g in group], axis=0) > 1):
                 raise PromQLError("multiple matches for labels: grouping labels must ensure unique matches")
     return InstantVec(out)
 
 
-def _apply(op, return_bool: bool, lv: np.ndarray, rv: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mixed(elem_hist, lser: VSeries, rser: VSeries, steps: np.ndarray, val, ok):
+    """Fill in the steps where a side holds a histogram, one element at a time."""
+    val = np.array(val, dtype=np.float64)
+    ok = ok.copy()
+    h = np.empty(len(ok), dtype=object)
+    h[:] = None
+    found = False
+    for j in np.nonzero(steps)[0]:
+        lh = lser.h[j] if lser.h is not None else None
+        rh = rser.h[j] if rser.h is not None else None
+        r = elem_hist(float(lser.v[j]), float(rser.v[j]), lh, rh)
+        if isinstance(r, FloatHistogram):
+            h[j] = r
+            found = True
+        elif r is not None:
+            val[j], ok[j] = r, True
+    return val, ok, h if found else None
+
+
+def _apply(
+    op, return_bool: bool, lv: np.ndarray, rv: np.ndarray, ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(values, present) of ``lv op rv`` at the steps in ``ok``: arithmetic gives the result;
     a comparison keeps the left value where true, or gives 0/1 with ``bool``."""
     r = _arith(op, lv, rv)

@@ -7,6 +7,7 @@ lookback is ``(t - lookback, t]`` and a range ``[r]`` is ``(t - r, t]``.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from kms.metrics.promql import aggregate, binops, functions
 from kms.metrics.promql.durations import rewrite_durations
 from kms.metrics.promql.extended import MOD_LABEL, mark_modifiers, selector_mode, smooth_instant
 from kms.metrics.promql.info import DUMMY_LABEL
-from kms.metrics.promql.model import Matcher, SeriesSource, is_stale
+from kms.metrics.promql.model import Matcher, Series, SeriesSource, is_stale
 from kms.metrics.promql.values import (
     InstantVec,
     Matrix,
@@ -125,7 +126,7 @@ def finish_names(series: list[VSeries]) -> list[VSeries]:
     out = []
     for s in series:
         if s.drop_name:
-            s = VSeries(without_name(s.labels), s.v, s.ok)
+            s = VSeries(without_name(s.labels), s.v, s.ok, h=s.h)
         out.append(s)
     return out
 
@@ -136,12 +137,15 @@ def _merge_same_labels(series: list[VSeries]) -> list[VSeries]:
         k = label_key(s.labels)
         g = groups.get(k)
         if g is None:
-            groups[k] = VSeries(s.labels, s.v.copy(), s.ok.copy())
+            groups[k] = VSeries(s.labels, s.v.copy(), s.ok.copy(), h=None if s.h is None else s.h.copy())
             continue
-        if np.any(g.ok & s.ok):
+        if np.any(g.present() & s.present()):
             raise PromQLError("vector cannot contain metrics with the same labelset")
         g.v = np.where(s.ok, s.v, g.v)
         g.ok = g.ok | s.ok
+        if s.h is not None:
+            hm = s.hmask()
+            g.h = np.where(hm, s.h, g.h if g.h is not None else None)
     return list(groups.values())
 
 
@@ -154,16 +158,26 @@ def _to_instant_result(val, t_ms: int):
         out = []
         for s in val.series:
             lo, hi = int(s.lo[0]), int(s.hi[0])
-            if hi > lo:
+            hists = []
+            if s.ht is not None:
+                a, b = int(s.hlo[0]), int(s.hhi[0])
+                hists = list(zip(s.ht[a:b].tolist(), s.hv[a:b], strict=True))
+            if hi > lo or hists:
                 lab = without_name(s.labels) if s.drop_name else s.labels
-                out.append(MatrixSeries(lab, s.t[lo:hi], s.v[lo:hi]))
+                out.append(MatrixSeries(lab, s.t[lo:hi], s.v[lo:hi], hists))
         keys = [label_key(s.labels) for s in out]
         if len(set(keys)) != len(keys):
             raise PromQLError("vector cannot contain metrics with the same labelset")
         out.sort(key=lambda s: label_key(s.labels))
         return Matrix(out)
     series = _merge_same_labels(finish_names(val.series))
-    return Vector([Sample(s.labels, t_ms, float(s.v[0])) for s in series if s.ok[0]])
+    out = []
+    for s in series:
+        if s.ok[0]:
+            out.append(Sample(s.labels, t_ms, float(s.v[0])))
+        elif s.h is not None and s.h[0] is not None:
+            out.append(Sample(s.labels, t_ms, math.nan, s.h[0]))
+    return Vector(out)
 
 
 def _to_range_result(val, ts: np.ndarray):
@@ -175,9 +189,29 @@ def _to_range_result(val, ts: np.ndarray):
             f'invalid expression type "{kind}" for range query, must be Scalar or instant Vector'
         )
     series = _merge_same_labels(finish_names(val.series))
-    out = [MatrixSeries(s.labels, ts[s.ok], s.v[s.ok]) for s in series if s.ok.any()]
+    out = []
+    for s in series:
+        hists = []
+        if s.h is not None:
+            hm = s.hmask()
+            hists = list(zip(ts[hm].tolist(), s.h[hm], strict=True))
+        if s.ok.any() or hists:
+            out.append(MatrixSeries(s.labels, ts[s.ok], s.v[s.ok], hists))
     out.sort(key=lambda s: label_key(s.labels))
     return Matrix(out)
+
+
+def _negated(h):
+    return h.copy().scale(-1.0)
+
+
+def _map_hists(h: np.ndarray | None, fn) -> np.ndarray | None:
+    """Apply ``fn`` to every histogram of a per-step object array."""
+    if h is None:
+        return None
+    out = np.empty(len(h), dtype=object)
+    out[:] = [None if x is None else fn(x) for x in h]
+    return out
 
 
 def window_index(T: np.ndarray, sid: np.ndarray, n_series: int, bounds: np.ndarray) -> np.ndarray:
@@ -232,7 +266,9 @@ class Evaluator:
         val = self.eval(e.expr, ts)
         if isinstance(val, ScalarVal):
             return ScalarVal(-val.v)
-        return InstantVec([VSeries(s.labels, -s.v, s.ok, True) for s in val.series])
+        return InstantVec(
+            [VSeries(s.labels, -s.v, s.ok, True, _map_hists(s.h, _negated)) for s in val.series]
+        )
 
     def _eval_BinaryExpr(self, e, ts):
         return binops.eval_binary(self, e, ts)
@@ -285,8 +321,16 @@ class Evaluator:
             ok = (idx >= 0) & (s.t[safe] > eff - lb)
             v = s.v[safe]
             ok &= ~is_stale(v)
-            if ok.any():
-                out.append(VSeries(s.labels, np.where(ok, v, 0.0), ok))
+            h = None
+            if s.h is not None:
+                h = np.where(ok, s.h[safe], None)
+                is_h = np.fromiter((x is not None for x in h), dtype=bool, count=len(h))
+                if is_h.any():
+                    ok &= ~is_h
+                else:
+                    h = None
+            if ok.any() or h is not None:
+                out.append(VSeries(s.labels, np.where(ok, v, 0.0), ok, h=h))
         return InstantVec(out)
 
     def _eval_MatrixSelector(self, e, ts):
@@ -299,6 +343,13 @@ class Evaluator:
         hi_b = eff + (lb if mode == "smoothed" else 0)
         found = self.engine.source.select(self.matchers(vs), int(lo_b.min()) + 1, int(hi_b.max()))
         out = []
+        hist_parts = {}
+        for i, s in enumerate(found):
+            if s.h is not None:
+                is_h = np.fromiter((x is not None for x in s.h), dtype=bool, count=len(s.h))
+                if is_h.any():
+                    hist_parts[i] = (s.t[is_h], s.h[is_h])
+                    found[i] = Series(s.labels, s.t[~is_h], s.v[~is_h])
         if found:
             sid = np.repeat(np.arange(len(found)), [len(s.t) for s in found])
             T = np.concatenate([s.t for s in found])
@@ -311,7 +362,13 @@ class Evaluator:
             HI = window_index(T, sid, len(found), hi_b)
             for i, s in enumerate(found):
                 a, b = starts[i], starts[i] + lens[i]
-                out.append(RSeries(s.labels, T[a:b], V[a:b], LO[i] - a, HI[i] - a))
+                r = RSeries(s.labels, T[a:b], V[a:b], LO[i] - a, HI[i] - a)
+                if i in hist_parts:
+                    ht, hv = hist_parts[i]
+                    r.ht, r.hv = ht, hv
+                    r.hlo = np.searchsorted(ht, lo_b, "right")
+                    r.hhi = np.searchsorted(ht, hi_b, "right")
+                out.append(r)
         return RangeVec(out, eff - rng, eff, rng, ts, mode)
 
     def _eval_SubqueryExpr(self, e, ts):
@@ -338,7 +395,13 @@ class Evaluator:
                 lo = np.searchsorted(t, eff - rng, "right")
                 hi = np.searchsorted(t, eff, "right")
                 lab = without_name(s.labels) if s.drop_name else s.labels
-                out.append(RSeries(lab, t, v, lo, hi))
+                r = RSeries(lab, t, v, lo, hi)
+                if s.h is not None:
+                    hm = s.hmask()
+                    r.ht, r.hv = inner_ts[hm], s.h[hm]
+                    r.hlo = np.searchsorted(r.ht, eff - rng, "right")
+                    r.hhi = np.searchsorted(r.ht, eff, "right")
+                out.append(r)
         return RangeVec(out, eff - rng, eff, rng, ts)
 
     def position(self, node) -> str:

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from kms.metrics.promql import extended, histograms, info, rangefns
+from kms.metrics.promql import extended, histfns, histograms, info, rangefns
 from kms.metrics.promql.values import (
     InstantVec,
     PromQLError,
@@ -127,9 +127,10 @@ def eval_call(ev, e, ts):
         res = rangefns.extrapolated(vals[0], c, r)
         if name != "delta" and type(args[0]).__name__ == "MatrixSelector":
             _counter_info(ev, res, args[0])
-        return InstantVec(res)
+        return InstantVec(histfns.merge_range(ev, args[0], name, vals[0], res))
     if name in ("irate", "idelta"):
-        return InstantVec(rangefns.instant_delta(vals[0], name == "irate"))
+        res = rangefns.instant_delta(vals[0], name == "irate")
+        return InstantVec(histfns.merge_range(ev, args[0], name, vals[0], res))
     if name.endswith("_over_time") or name in (
         "changes",
         "resets",
@@ -149,7 +150,9 @@ def eval_call(ev, e, ts):
                 rv,
                 n,
             )
-        return InstantVec(rangefns.over_time(name, rv, scal))
+        res = rangefns.over_time(name, rv, scal)
+        node = next(a for a, v in zip(args, vals, strict=True) if v is rv)
+        return InstantVec(histfns.merge_range(ev, node, name, rv, res))
     if name in ("min_of", "max_of"):
         fn = np.minimum if name == "min_of" else np.maximum
         r = vals[0].v
@@ -201,6 +204,11 @@ def eval_call(ev, e, ts):
         ss = sorted(vals[0].series, key=lambda s: label_key(s.labels), reverse=desc)
         ss = sorted(ss, key=lambda s: [_natural_key(s.labels.get(x, "")) for x in labs], reverse=desc)
         return InstantVec(ss)
+    if name in histfns.SIMPLE:
+        fn = histfns.SIMPLE[name]
+        return InstantVec(
+            [r for s in vals[0].series if (r := histfns.per_step(s, lambda j, h: fn(h))) is not None]
+        )
     if name in ("histogram_quantile", "histogram_quantiles", "histogram_fraction"):
         return histograms.eval_histogram_fn(ev, e, name, vals, n)
     raise PromQLError(f"function {name} is not supported")

@@ -1,6 +1,5 @@
-"""Classic (``le``-bucket) histogram functions: histogram_quantile(s) and histogram_fraction.
-
-Native histograms are not implemented in kms; series without a parsable ``le`` are skipped with
+"""histogram_quantile(s) and histogram_fraction over classic (``le``-bucket) histograms and,
+through ``histfns``, native histograms. Float series without a parsable ``le`` are skipped with
 Prometheus's warning.
 """
 
@@ -10,6 +9,7 @@ import math
 
 import numpy as np
 
+from kms.metrics.promql import histfns
 from kms.metrics.promql.values import InstantVec, PromQLError, ScalarVal, StringVal, VSeries
 
 __all__ = ["eval_histogram_fn", "bucket_quantile", "bucket_fraction"]
@@ -136,6 +136,8 @@ def bucket_fraction(lower: float, upper: float, bounds: np.ndarray, counts: np.n
 def _groups(ev, vec: InstantVec, arg_node):
     groups: dict[tuple, list] = {}
     for s in vec.series:
+        if not s.ok.any():  # native histograms only
+            continue
         le = s.labels.get("le", "")
         try:
             bound = float(le.replace("Inf", "inf")) if le else math.nan
@@ -198,7 +200,33 @@ def eval_histogram_fn(ev, e, name: str, vals: list, n: int) -> InstantVec:
             if label is not None:
                 labels[label] = _q_label(float(qs[qi][0]))
             out.append(VSeries(labels, r, ok))
+    out += _native(ev, name, vec, vec_node, qs, label, vals)
     return InstantVec(out)
+
+
+def _native(ev, name, vec, node, qs, label, vals) -> list[VSeries]:
+    out = []
+    for s in histfns.native_series(vec):
+        metric = s.labels.get("__name__", "")
+        if name == "histogram_fraction":
+            lo, hi = vals[0].v, vals[1].v
+            r = histfns.per_step(
+                s,
+                lambda j, h, m=metric, lo=lo, hi=hi: histfns.fraction(
+                    ev, float(lo[j]), float(hi[j]), h, m, node
+                ),
+            )
+            if r is not None:
+                out.append(r)
+            continue
+        for q in qs:
+            r = histfns.per_step(s, lambda j, h, q=q, m=metric: histfns.quantile(ev, float(q[j]), h, m, node))
+            if r is None:
+                continue
+            if label is not None:
+                r.labels = {**r.labels, label: _q_label(float(q[0]))}
+            out.append(r)
+    return out
 
 
 def _q_label(q: float) -> str:

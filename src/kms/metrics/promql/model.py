@@ -7,6 +7,7 @@ float with Prometheus's StaleNaN bit pattern ``0x7ff0000000000002``; compare bit
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -104,11 +105,17 @@ class Matcher:
 
 @dataclass
 class Series:
-    """One series: ``labels`` (incl. ``__name__``), ``t`` int64 ms and ``v`` float64, sorted by ``t``."""
+    """One series: ``labels`` (incl. ``__name__``), ``t`` int64 ms and ``v`` float64, sorted by ``t``.
+
+    ``h`` is None for a float-only series; otherwise an object array aligned with ``t`` holding a
+    native histogram (``nativehist.FloatHistogram``) where the sample is one (its ``v`` is NaN)
+    and None where it is a float.
+    """
 
     labels: dict[str, str]
     t: np.ndarray
     v: np.ndarray
+    h: np.ndarray | None = None
 
 
 class SeriesSource(Protocol):
@@ -129,6 +136,7 @@ class MemorySeriesSource:
         # key -> (labels, [t chunks], [v chunks]); single samples are buffered as 1-element lists.
         self._series: dict[tuple, tuple[dict[str, str], list, list]] = {}
         self._frozen: dict[tuple, Series] = {}
+        self._hists: dict[tuple, dict[int, object]] = {}  # key -> {t: histogram}
 
     def _entry(self, labels: dict[str, str]):
         key = tuple(sorted(labels.items()))
@@ -143,6 +151,13 @@ class MemorySeriesSource:
         ts.append([int(t_ms)])
         vs.append([float(value)])
 
+    def add_histogram(self, labels: dict[str, str], t_ms: int, h) -> None:
+        """A native-histogram sample (a later write at the same timestamp wins)."""
+        _, ts, vs = self._entry(labels)
+        ts.append([int(t_ms)])
+        vs.append([math.nan])
+        self._hists.setdefault(tuple(sorted(labels.items())), {})[int(t_ms)] = h
+
     def add_series(self, labels: dict[str, str], t_ms, values) -> None:
         """Bulk append: ``t_ms`` int64 ms and ``values`` float64, equal length."""
         t = np.asarray(t_ms, dtype=np.int64)
@@ -156,6 +171,7 @@ class MemorySeriesSource:
     def clear(self) -> None:
         self._series.clear()
         self._frozen.clear()
+        self._hists.clear()
 
     def _get(self, key: tuple) -> Series:
         s = self._frozen.get(key)
@@ -169,7 +185,14 @@ class MemorySeriesSource:
                 keep = np.ones(len(t), dtype=bool)
                 keep[:-1] = t[1:] != t[:-1]
                 t, v = t[keep], v[keep]
-            s = self._frozen[key] = Series(labels, t, v)
+            h = None
+            hists = self._hists.get(key)
+            if hists:
+                h = np.empty(len(t), dtype=object)
+                h[:] = [hists.get(x) for x in t.tolist()]
+                # a float written after a histogram at the same time replaces it
+                h[~np.isnan(v)] = None
+            s = self._frozen[key] = Series(labels, t, v, h)
         return s
 
     def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
@@ -180,6 +203,7 @@ class MemorySeriesSource:
                 lo = np.searchsorted(s.t, start_ms, "left")
                 hi = np.searchsorted(s.t, end_ms, "right")
                 if hi > lo:
-                    out.append(Series(s.labels, s.t[lo:hi], s.v[lo:hi]))
+                    h = s.h[lo:hi] if s.h is not None else None
+                    out.append(Series(s.labels, s.t[lo:hi], s.v[lo:hi], h))
         out.sort(key=lambda s: sorted(s.labels.items()))
         return out

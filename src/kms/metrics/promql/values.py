@@ -43,6 +43,7 @@ class Sample:
     labels: dict[str, str]
     t_ms: int
     value: float
+    histogram: object | None = None  # a nativehist.FloatHistogram instead of ``value``
 
 
 @dataclass
@@ -56,6 +57,7 @@ class MatrixSeries:
     labels: dict[str, str]
     t: np.ndarray
     v: np.ndarray
+    histograms: list[tuple[int, object]] = field(default_factory=list)  # (t_ms, histogram)
 
 
 @dataclass
@@ -90,10 +92,29 @@ class Result:
 
 @dataclass
 class VSeries:
+    """``ok`` marks the steps holding a float; ``h`` (None when there are no histograms) is an
+    object array with a native histogram at the steps holding one instead."""
+
     labels: dict[str, str]
     v: np.ndarray
     ok: np.ndarray
     drop_name: bool = False
+    h: np.ndarray | None = None
+
+    def hmask(self) -> np.ndarray:
+        if self.h is None:
+            return np.zeros(len(self.ok), dtype=bool)
+        return np.fromiter((x is not None for x in self.h), dtype=bool, count=len(self.h))
+
+    def present(self) -> np.ndarray:
+        return self.ok if self.h is None else self.ok | self.hmask()
+
+    def only(self, keep: np.ndarray) -> VSeries:
+        """The same series restricted to the steps in ``keep`` (floats and histograms)."""
+        h = None
+        if self.h is not None:
+            h = np.where(keep, self.h, None)
+        return VSeries(self.labels, self.v, self.ok & keep, self.drop_name, h)
 
 
 @dataclass
@@ -103,12 +124,19 @@ class InstantVec:
 
 @dataclass
 class RSeries:
+    """Float samples ``t``/``v`` with per-step windows ``lo:hi``; native-histogram samples, if
+    any, apart in ``ht``/``hv`` with their own windows ``hlo:hhi``."""
+
     labels: dict[str, str]
     t: np.ndarray
     v: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
     drop_name: bool = False
+    ht: np.ndarray | None = None
+    hv: np.ndarray | None = None
+    hlo: np.ndarray | None = None
+    hhi: np.ndarray | None = None
 
 
 @dataclass

@@ -1,0 +1,474 @@
+"""PromQL over native histograms: the histogram_* functions, quantile and fraction estimation.
+
+Histogram samples are few next to floats, so these run per sample in Python over
+``nativehist.FloatHistogram`` objects; the float paths stay vectorised.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kms.metrics.promql.nativehist import FloatHistogram, IncompatibleSchema
+from kms.metrics.promql.values import VSeries
+
+__all__ = ["SIMPLE", "quantile", "fraction", "variance", "native_series", "per_step", "sum_or_avg"]
+
+
+def quantile(ev, q: float, h: FloatHistogram, metric: str, node) -> float:
+    """histogram_quantile of one native histogram (exponential interpolation inside exponential
+    buckets, linear in custom and zero buckets), with Prometheus's NaN-observation infos."""
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    if h.count == 0 or math.isnan(q):
+        return math.nan
+    buckets = list(h.buckets())
+    nan_sum = math.isnan(h.sum)
+    forward = nan_sum or q < 0.5
+    if not forward:
+        buckets.reverse()
+    rank = q * h.count if forward else (1 - q) * h.count
+    count = 0.0
+    k = -1
+    lower = upper = bc = 0.0
+    for k in range(len(buckets)):
+        b = buckets[k]
+        count += b.count
+        lower, upper, bc = b.lower, b.upper, b.count
+        if count >= rank:
+            break
+    if k < 0:
+        return math.nan
+    if not h.custom and lower < 0 < upper:
+        if not h.has_neg() and h.has_pos():
+            lower = 0.0
+        elif not h.has_pos() and h.has_neg():
+            upper = 0.0
+    elif h.custom:
+        if lower == -math.inf:
+            if upper <= 0:
+                return upper
+            lower = 0.0
+        elif upper == math.inf:
+            return lower
+    count = min(count, h.count)
+    if count < rank:
+        if nan_sum:
+            ev.info(
+                f'input to histogram_quantile has NaN observations, result is NaN for metric name "{metric}"',
+                node,
+            )
+            return math.nan
+        return upper
+    rank = rank - (count - bc) if forward else count - rank
+    if nan_sum:
+        total = count + sum(b.count for b in buckets[k + 1 :])
+        if total < h.count:
+            ev.info(
+                f'input to histogram_quantile has NaN observations, result is skewed higher for metric name "{metric}"',
+                node,
+            )
+    frac = rank / bc
+    if h.custom or (lower <= 0 <= upper):
+        return lower + (upper - lower) * frac
+    log_lo, log_up = math.log2(abs(lower)), math.log2(abs(upper))
+    if lower > 0:
+        return 2.0 ** (log_lo + (log_up - log_lo) * frac)
+    return -(2.0 ** (log_up + (log_lo - log_up) * (1 - frac)))
+
+
+def _fraction_below(v: float, lower: float, upper: float, linear: bool) -> float:
+    if linear:
+        return (v - lower) / (upper - lower)
+    log_lo, log_up, log_v = math.log2(abs(lower)), math.log2(abs(upper)), math.log2(abs(v))
+    if v > 0:
+        return (log_v - log_lo) / (log_up - log_lo)
+    return 1 - (log_v - log_up) / (log_lo - log_up)
+
+
+def fraction(ev, lo: float, hi: float, h: FloatHistogram, metric: str, node) -> float:
+    """histogram_fraction: the estimated share of observations in ``(lo, hi]``."""
+    if h.count == 0 or math.isnan(lo) or math.isnan(hi):
+        return math.nan
+    if lo >= hi:
+        return 0.0
+    rank = 0.0
+    lo_rank = hi_rank = 0.0
+    lo_set = hi_set = False
+    buckets = list(h.buckets())
+    seen = 0.0
+    k = -1
+    for k in range(len(buckets)):
+        b = buckets[k]
+        seen += b.count
+        b_lo, b_up = b.lower, b.upper
+        zero = b_lo <= 0 <= b_up
+        if zero:
+            if not h.has_neg() and h.has_pos():
+                b_lo = 0.0
+            elif not h.has_pos() and h.has_neg():
+                b_up = 0.0
+        linear = h.custom or zero
+
+        def at(v: float, b_lo=b_lo, b_up=b_up, c=b.count, linear=linear, rank=rank) -> float:
+            if linear and b_lo == -math.inf:
+                return c
+            return rank + c * _fraction_below(v, b_lo, b_up, linear)
+
+        if not lo_set and b_lo >= lo:
+            lo_rank, lo_set = rank, True
+        if not hi_set and b_lo >= hi:
+            hi_rank, hi_set = rank, True
+        if lo_set and hi_set:
+            break
+        if not lo_set and b_lo < lo < b_up:
+            lo_rank, lo_set = at(lo), True
+        if not hi_set and b_lo < hi < b_up:
+            hi_rank, hi_set = at(hi), True
+        if lo_set and hi_set:
+            break
+        rank += b.count
+    if math.isnan(h.sum):
+        total = seen + sum(b.count for b in buckets[k + 1 :])
+        if total < h.count:
+            ev.info(
+                "input to histogram_fraction has NaN observations, which are excluded from all fractions"
+                f' for metric name "{metric}"',
+                node,
+            )
+        count = total
+    else:
+        count = h.count
+    if not lo_set or lo_rank > count:
+        lo_rank = count
+    if not hi_set or hi_rank > count:
+        hi_rank = count
+    return (hi_rank - lo_rank) / h.count
+
+
+def variance(h: FloatHistogram) -> float:
+    """Estimated variance of the observations, each bucket's taken at its (geometric) middle."""
+    if h.count == 0:
+        return math.nan
+    mean = h.sum / h.count
+    total = comp = 0.0
+    for b in h.buckets():
+        if h.custom:
+            val = (b.upper + b.lower) / 2.0
+        elif b.lower <= 0 <= b.upper:
+            val = 0.0
+        else:
+            val = math.sqrt(b.upper * b.lower)
+            if b.upper < 0:
+                val = -val
+        x = b.count * (val - mean) ** 2
+        t = total + x
+        comp += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
+        total = t
+    return (total + comp) / h.count
+
+
+SIMPLE = {
+    "histogram_count": lambda h: h.count,
+    "histogram_sum": lambda h: h.sum,
+    "histogram_avg": lambda h: (
+        h.sum / h.count if h.count else (math.nan if h.sum == 0 else math.copysign(math.inf, h.sum))
+    ),
+    "histogram_stdvar": variance,
+    "histogram_stddev": lambda h: math.sqrt(variance(h)),
+}
+
+
+def per_step(s: VSeries, fn) -> VSeries | None:
+    """A float series of ``fn(histogram)`` at the steps where ``s`` holds a histogram."""
+    if s.h is None:
+        return None
+    n = len(s.h)
+    v = np.zeros(n)
+    ok = np.zeros(n, dtype=bool)
+    for j, h in enumerate(s.h):
+        if h is not None:
+            v[j] = fn(j, h)
+            ok[j] = True
+    if not ok.any():
+        return None
+    return VSeries(s.labels, v, ok, True)
+
+
+def native_series(vec) -> list[VSeries]:
+    return [s for s in vec.series if s.h is not None]
+
+
+def sum_or_avg(ev, e, op: str, group: list[VSeries], n: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Native-histogram ``sum``/``avg`` of a group per step. Returns (histograms or None, the
+    steps that mix floats and histograms, which give no result)."""
+    mixed = np.zeros(n, dtype=bool)
+    if all(s.h is None for s in group):
+        return None, mixed
+    out = np.empty(n, dtype=object)
+    out[:] = None
+    floats = np.any([s.ok for s in group], axis=0)
+    for j in range(n):
+        hs = [s.h[j] for s in group if s.h is not None and s.h[j] is not None]
+        if not hs:
+            continue
+        if floats[j]:
+            mixed[j] = True
+            ev.warn("encountered a mix of histograms and floats for aggregation", e.expr)
+            continue
+        acc = hs[0].copy()
+        hints = {h.hint for h in hs}
+        try:
+            for h in hs[1:]:
+                _, reconciled = acc.add(h)
+                if reconciled:
+                    ev.info("mismatched custom buckets were reconciled during aggregation", e.expr)
+        except IncompatibleSchema:
+            name = next((s.labels.get("__name__", "") for s in group if s.h is not None), "")
+            ev.warn(
+                f'vector contains a mix of histograms with exponential and custom buckets schemas for metric name "{name}"',
+                e.expr,
+            )
+            continue
+        if "reset" in hints and "not_reset" in hints:
+            ev.warn("conflicting counter resets during histogram aggregation", e.expr)
+        if op == "avg":
+            acc.div(float(len(hs)))
+        out[j] = acc.compact()
+    return out, mixed
+
+
+# ---- range-vector functions ----
+
+_FLOAT_ONLY_RANGE = {
+    "min_over_time",
+    "max_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "quantile_over_time",
+    "mad_over_time",
+    "ts_of_min_over_time",
+    "ts_of_max_over_time",
+}
+_NAME_KEPT = {"last_over_time", "first_over_time"}
+
+
+def _metric(s) -> str:
+    return s.labels.get("__name__", "")
+
+
+def _hist_rate(ev, node, hs: list, is_counter: bool, metric: str) -> FloatHistogram | None:
+    """The increase (counter) or difference (gauge) over a window's histograms, before
+    extrapolation; counter resets inside the window are corrected for."""
+    prev, last = hs[0], hs[-1]
+    if is_counter and (prev.hint == "gauge" or last.hint == "gauge"):
+        ev.warn(f'this native histogram metric is not a counter: "{metric}"', node)
+    if is_counter and hs[1].detect_reset(prev):
+        prev = FloatHistogram(schema=hs[1].schema, custom_values=hs[1].custom_values)
+    if last.custom != prev.custom:
+        return _mixed_schemas(ev, node, metric)
+    min_schema = min(last.schema, prev.schema)
+    for cur in hs[1:-1]:
+        if not is_counter:
+            continue
+        if cur.hint == "gauge":
+            ev.warn(f'this native histogram metric is not a counter: "{metric}"', node)
+        min_schema = min(min_schema, cur.schema)
+        if cur.custom != last.custom:
+            return _mixed_schemas(ev, node, metric)
+    h = last.to_schema(min_schema)
+    try:
+        _, reconciled = h.sub(prev)
+        if reconciled:
+            ev.info("mismatched custom buckets were reconciled during subtraction", node)
+        if is_counter:
+            for cur in hs[1:]:
+                if cur.detect_reset(prev):
+                    _, reconciled = h.add(prev)
+                    if reconciled:
+                        ev.info("mismatched custom buckets were reconciled during addition", node)
+                prev = cur
+        elif hs[0].hint != "gauge" or hs[-1].hint != "gauge":
+            ev.warn(f'this native histogram metric is not a gauge: "{metric}"', node)
+    except IncompatibleSchema:
+        return _mixed_schemas(ev, node, metric)
+    h.hint = "gauge"
+    return h.compact()
+
+
+def _mixed_schemas(ev, node, metric: str) -> None:
+    ev.warn(
+        f'vector contains a mix of histograms with exponential and custom buckets schemas for metric name "{metric}"',
+        node,
+    )
+    return None
+
+
+def _extrapolate(h: FloatHistogram, ts, hs, w_start: int, w_end: int, range_ms: int, is_counter, is_rate):
+    first_t, last_t = int(ts[0]), int(ts[-1])
+    to_start = (first_t - w_start) / 1000.0
+    to_end = (w_end - last_t) / 1000.0
+    sampled = (last_t - first_t) / 1000.0
+    avg = sampled / (len(ts) - 1)
+    if to_start >= avg * 1.1:
+        to_start = avg / 2
+    if is_counter and h.count > 0 and hs[0].count >= 0:
+        to_start = min(to_start, sampled * (hs[0].count / h.count))
+    if to_end >= avg * 1.1:
+        to_end = avg / 2
+    factor = (sampled + to_start + to_end) / sampled if sampled else 1.0
+    if is_rate:
+        factor /= range_ms / 1000.0
+    return h.scale(factor)
+
+
+def _merged(ft, fv, ht, hv):
+    """Floats and histograms of one window in time order as (t, float or histogram)."""
+    pts = [(int(t), float(v)) for t, v in zip(ft, fv, strict=True)]
+    pts += [(int(t), h) for t, h in zip(ht, hv, strict=True)]
+    pts.sort(key=lambda p: p[0])
+    return pts
+
+
+def _changes_or_resets(pts, resets: bool) -> float:
+    n = 0
+    for (_, a), (_, b) in zip(pts, pts[1:], strict=False):
+        ah, bh = isinstance(a, FloatHistogram), isinstance(b, FloatHistogram)
+        if ah != bh:
+            n += 1
+        elif ah:
+            if b.detect_reset(a) if resets else not b.same_as(a, lambda x, y: x == y):
+                n += 1
+        elif resets:
+            n += b < a
+        else:
+            n += a != b and not (math.isnan(a) and math.isnan(b))
+    return float(n)
+
+
+def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts):
+    """One step of a range function over a window holding histograms: a float, a histogram,
+    None for no result."""
+    metric = _metric(s)
+    floats = [p for p in pts if not isinstance(p[1], FloatHistogram)]
+    if name in ("count_over_time", "present_over_time"):
+        return float(len(pts)) if name == "count_over_time" else 1.0
+    if name == "last_over_time":
+        return pts[-1][1]
+    if name == "first_over_time":
+        return pts[0][1]
+    if name in ("changes", "resets"):
+        return _changes_or_resets(pts, name == "resets")
+    if name in ("irate", "idelta"):
+        if len(pts) < 2:
+            return None
+        (t0, a), (t1, b) = pts[-2], pts[-1]
+        if not (isinstance(a, FloatHistogram) and isinstance(b, FloatHistogram)):
+            if isinstance(a, FloatHistogram) or isinstance(b, FloatHistogram):
+                ev.warn(f'encountered a mix of histograms and floats for metric name "{metric}"', node)
+                return None
+            return "float"
+        is_rate = name == "irate"
+        if is_rate and (a.hint == "gauge" or b.hint == "gauge"):
+            ev.warn(f'this native histogram metric is not a counter: "{metric}"', node)
+        if not is_rate and (a.hint != "gauge" or b.hint != "gauge"):
+            ev.warn(f'this native histogram metric is not a gauge: "{metric}"', node)
+        h = b.copy()
+        if not is_rate or not b.detect_reset(a):
+            try:
+                _, reconciled = h.sub(a)
+            except IncompatibleSchema:
+                return _mixed_schemas(ev, node, metric)
+            if reconciled:
+                ev.info("mismatched custom buckets were reconciled during subtraction", node)
+        h.hint = "gauge"
+        h.compact()
+        return h.div((t1 - t0) / 1000.0) if is_rate else h
+    if floats:
+        ev.warn(f'encountered a mix of histograms and floats for metric name "{metric}"', node)
+        return None
+    if name in ("rate", "increase", "delta"):
+        if len(hs) < 2:
+            return None
+        is_counter = name != "delta"
+        h = _hist_rate(ev, node, list(hs), is_counter, metric)
+        if h is None:
+            return None
+        return _extrapolate(
+            h, hts, hs, int(rv.wstart[j]), int(rv.wend[j]), rv.range_ms, is_counter, name == "rate"
+        )
+    if name in ("sum_over_time", "avg_over_time"):
+        acc = hs[0].copy()
+        try:
+            for h in hs[1:]:
+                acc.add(h)
+        except IncompatibleSchema:
+            return _mixed_schemas(ev, node, metric)
+        if name == "avg_over_time":
+            acc.div(float(len(hs)))
+        return acc.compact()
+    return None
+
+
+HIST_RANGE = {
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "sum_over_time",
+    "avg_over_time",
+    "count_over_time",
+    "present_over_time",
+    "last_over_time",
+    "first_over_time",
+    "changes",
+    "resets",
+}
+
+
+def merge_range(ev, node, name: str, rv, floats: list[VSeries]) -> list[VSeries]:
+    """Fold the histogram samples of ``rv`` into a range function's float results: histogram
+    results where the windows hold histograms, floats dropped where Prometheus drops them."""
+    if all(s.ht is None for s in rv.series):
+        return floats
+    by_labels = {id(r.labels): r for r in floats}
+    out = [r for r in floats]
+    n = len(rv.wend)
+    for s in rv.series:
+        if s.ht is None:
+            continue
+        hcnt = s.hhi - s.hlo
+        fcnt = s.hi - s.lo
+        if name in _FLOAT_ONLY_RANGE or name not in HIST_RANGE:
+            if name in _FLOAT_ONLY_RANGE and np.any((hcnt > 0) & (fcnt > 0)):
+                ev.info(
+                    f'ignored histograms in a range containing both floats and histograms for metric name "{_metric(s)}"',
+                    node,
+                )
+            continue
+        r = by_labels.get(id(s.labels))
+        if r is None:
+            r = VSeries(s.labels, np.zeros(n), np.zeros(n, dtype=bool), name not in _NAME_KEPT)
+            out.append(r)
+        h = np.empty(n, dtype=object)
+        h[:] = None
+        v, ok = r.v.copy(), r.ok.copy()
+        for j in np.nonzero(hcnt > 0)[0]:
+            hts = s.ht[s.hlo[j] : s.hhi[j]]
+            hs = s.hv[s.hlo[j] : s.hhi[j]]
+            pts = _merged(s.t[s.lo[j] : s.hi[j]], s.v[s.lo[j] : s.hi[j]], hts, hs)
+            res = _hist_step(ev, node, name, s, j, rv, pts, hs, hts)
+            if isinstance(res, str):  # the float result stands
+                continue
+            ok[j] = False
+            if isinstance(res, FloatHistogram):
+                h[j] = res
+            elif res is not None:
+                v[j], ok[j] = res, True
+        r.v, r.ok = v, ok
+        r.h = h if any(x is not None for x in h) else None
+    return [r for r in out if r.ok.any() or r.h is not None]
