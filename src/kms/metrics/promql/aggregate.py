@@ -274,9 +274,9 @@ def _limit_ratio(ev, e, groups, param, n) -> InstantVec:
 def _count_values(vec, label: str, without, names, n) -> InstantVec:
     counts: dict[tuple, np.ndarray] = {}
     for s in vec.series:
-        for j in np.nonzero(s.ok)[0]:
+        for j in np.nonzero(s.present())[0]:
             lab = dict(_group_key(s.labels, without, names))
-            lab[label] = format_float(float(s.v[j]))
+            lab[label] = format_float(float(s.v[j])) if s.ok[j] else str(s.h[j])
             k = tuple(sorted(lab.items()))
             if k not in counts:
                 counts[k] = np.zeros(n)

@@ -146,7 +146,7 @@ def eval_call(ev, e, ts):
             return _absent(
                 ev,
                 args[0].vector_selector if type(args[0]).__name__ == "MatrixSelector" else None,
-                [s for s in rv.series if (s.hi > s.lo).any()],
+                rv.series,
                 rv,
                 n,
             )
@@ -196,7 +196,8 @@ def eval_call(ev, e, ts):
         ev.warn("sort is ineffective for range queries since results are always ordered by labels", e)
     if name in ("sort", "sort_desc"):
         rev = name == "sort_desc"
-        ss = sorted(vals[0].series, key=lambda s: _sort_key(s.v[0], rev))
+        floats = [VSeries(s.labels, s.v, s.ok, s.drop_name) for s in vals[0].series if s.ok.any()]
+        ss = sorted(floats, key=lambda s: _sort_key(s.v[0], rev))
         return InstantVec(ss)
     if name in ("sort_by_label", "sort_by_label_desc"):
         labs = [v.s for v in vals[1:]]
@@ -265,15 +266,20 @@ def _timestamp(ev, arg, vec, ts):
         for s in vec.series:
             src = by[label_key(s.labels)]
             idx = np.maximum(np.searchsorted(src.t, eff, "right") - 1, 0)
-            out.append(VSeries(s.labels, src.t[idx] / 1000.0, s.ok, True))
+            out.append(VSeries(s.labels, src.t[idx] / 1000.0, s.present(), True))
         return InstantVec(out)
-    return InstantVec([VSeries(s.labels, ts / 1000.0, s.ok, True) for s in vec.series])
+    return InstantVec([VSeries(s.labels, ts / 1000.0, s.present(), True) for s in vec.series])
 
 
 def _absent(ev, node, series, rv, n):
     present = np.zeros(n, dtype=bool)
     for s in series:
-        present |= s.ok if rv is None else (s.hi > s.lo)
+        if rv is None:
+            present |= s.present()
+        else:
+            present |= s.hi > s.lo
+            if s.ht is not None:
+                present |= s.hhi > s.hlo
     labels: dict[str, str] = {}
     while node is not None and type(node).__name__ == "ParenExpr":
         node = node.expr

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from kms.metrics.promql.nativehist import FloatHistogram, IncompatibleSchema
+from kms.metrics.promql.nativehist import FloatHistogram, IncompatibleSchema, sum_histograms
 from kms.metrics.promql.values import VSeries
 
 __all__ = ["SIMPLE", "quantile", "fraction", "variance", "native_series", "per_step", "sum_or_avg"]
@@ -219,13 +219,11 @@ def sum_or_avg(ev, e, op: str, group: list[VSeries], n: int) -> tuple[np.ndarray
             mixed[j] = True
             ev.warn("encountered a mix of histograms and floats for aggregation", e.expr)
             continue
-        acc = hs[0].copy()
         hints = {h.hint for h in hs}
         try:
-            for h in hs[1:]:
-                _, reconciled = acc.add(h)
-                if reconciled:
-                    ev.info("mismatched custom buckets were reconciled during aggregation", e.expr)
+            acc, reconciled = sum_histograms(hs, mean=op == "avg")
+            if reconciled:
+                ev.info("mismatched custom buckets were reconciled during aggregation", e.expr)
         except IncompatibleSchema:
             name = next((s.labels.get("__name__", "") for s in group if s.h is not None), "")
             ev.warn(
@@ -235,8 +233,6 @@ def sum_or_avg(ev, e, op: str, group: list[VSeries], n: int) -> tuple[np.ndarray
             continue
         if "reset" in hints and "not_reset" in hints:
             ev.warn("conflicting counter resets during histogram aggregation", e.expr)
-        if op == "avg":
-            acc.div(float(len(hs)))
         out[j] = acc.compact()
     return out, mixed
 
@@ -252,6 +248,9 @@ _FLOAT_ONLY_RANGE = {
     "mad_over_time",
     "ts_of_min_over_time",
     "ts_of_max_over_time",
+    "deriv",
+    "predict_linear",
+    "double_exponential_smoothing",
 }
 _NAME_KEPT = {"last_over_time", "first_over_time"}
 
@@ -358,6 +357,8 @@ def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts):
         return float(len(pts)) if name == "count_over_time" else 1.0
     if name == "last_over_time":
         return pts[-1][1]
+    if name in ("ts_of_last_over_time", "ts_of_first_over_time"):
+        return pts[-1 if name == "ts_of_last_over_time" else 0][0] / 1000.0
     if name == "first_over_time":
         return pts[0][1]
     if name in ("changes", "resets"):
@@ -401,14 +402,12 @@ def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts):
             h, hts, hs, int(rv.wstart[j]), int(rv.wend[j]), rv.range_ms, is_counter, name == "rate"
         )
     if name in ("sum_over_time", "avg_over_time"):
-        acc = hs[0].copy()
         try:
-            for h in hs[1:]:
-                acc.add(h)
+            acc, reconciled = sum_histograms(list(hs), mean=name == "avg_over_time")
         except IncompatibleSchema:
             return _mixed_schemas(ev, node, metric)
-        if name == "avg_over_time":
-            acc.div(float(len(hs)))
+        if reconciled:
+            ev.info("mismatched custom buckets were reconciled during aggregation", node)
         return acc.compact()
     return None
 
@@ -425,6 +424,8 @@ HIST_RANGE = {
     "present_over_time",
     "last_over_time",
     "first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_first_over_time",
     "changes",
     "resets",
 }

@@ -322,6 +322,20 @@ class FloatHistogram:
                 return False
         return True
 
+    def __str__(self) -> str:
+        """Prometheus's ``FloatHistogram.String()`` (count_values uses it as a label value)."""
+        parts = [f"{{count:{_g(self.count)}, sum:{_g(self.sum)}"]
+        for i in sorted(self.neg, reverse=True):
+            if self.neg[i]:
+                parts.append(f"[{_g(-self.upper(i))},{_g(-self.lower(i))}):{_g(self.neg[i])}")
+        if self.zero_count:
+            zt = self.zero_threshold
+            parts.append(f"[{_g(-zt)},{_g(zt)}]:{_g(self.zero_count)}")
+        for i in sorted(self.pos):
+            if self.pos[i]:
+                parts.append(f"({_g(self.lower(i))},{_g(self.upper(i))}]:{_g(self.pos[i])}")
+        return ", ".join(parts) + "}"
+
     def test_expression(self) -> str:
         """The ``{{...}}`` notation of Prometheus's test scripts."""
         parts = []
@@ -363,4 +377,44 @@ def _g(f: float) -> str:
         return "NaN"
     if math.isinf(f):
         return "+Inf" if f > 0 else "-Inf"
-    return format(f, "g") if f != int(f) or abs(f) >= 1e21 else str(int(f))
+    if f == int(f) and abs(f) < 1e21:
+        return str(int(f)) if f or math.copysign(1.0, f) > 0 else "-0"
+    return repr(f)
+
+
+def _exact_sum(xs: list[float], n: int) -> float:
+    """Correctly rounded sum (Prometheus compensates with Kahan summation); the mean when ``n``
+    > 1, divided first if the sum overflows (Prometheus's incremental mean)."""
+    try:
+        total = math.fsum(xs)
+    except (OverflowError, ValueError):
+        total = sum(xs)
+    if n <= 1:
+        return total
+    if math.isinf(total) and all(math.isfinite(x) for x in xs):
+        return math.fsum(x / n for x in xs)
+    return total / n
+
+
+def sum_histograms(hs: list[FloatHistogram], mean: bool = False) -> tuple[FloatHistogram, bool]:
+    """The sum (or mean) of histograms, every field summed exactly; returns (result, custom
+    bounds were reconciled). Raises ``IncompatibleSchema`` for exponential mixed with custom."""
+    acc = hs[0].copy()
+    reconciled = False
+    for h in hs[1:]:
+        reconciled |= acc.add(h)[1]
+    if len(hs) == 1:
+        return acc, reconciled
+    aligned = []
+    for h in hs:  # each histogram laid out on the result's schema, zero bucket and bounds
+        z = FloatHistogram(acc.schema, acc.zero_threshold, custom_values=acc.custom_values)
+        z.add(h)
+        aligned.append(z)
+    n = len(hs) if mean else 1
+    acc.count = _exact_sum([z.count for z in aligned], n)
+    acc.sum = _exact_sum([z.sum for z in aligned], n)
+    acc.zero_count = _exact_sum([z.zero_count for z in aligned], n)
+    for attr in ("pos", "neg"):
+        keys = sorted(set().union(*(getattr(z, attr) for z in aligned)))
+        setattr(acc, attr, {i: _exact_sum([getattr(z, attr).get(i, 0.0) for z in aligned], n) for i in keys})
+    return acc, reconciled

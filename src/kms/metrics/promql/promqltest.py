@@ -129,11 +129,12 @@ def _hist_sequence(item: str) -> list[FloatHistogram]:
 
 def _stored_hint(h: FloatHistogram, prev: FloatHistogram | None) -> None:
     """Set the counter-reset hint a histogram reads back with from Prometheus's TSDB: a chunk
-    starts at a series' first histogram and at every reset; later samples read back as
-    ``not_reset``; gauge histograms stay gauges."""
+    starts at a series' first histogram and at every reset and its first sample reads back as
+    ``unknown`` (prometheus/prometheus#15346), later samples as ``not_reset``; gauge histograms
+    stay gauges."""
     if h.hint == "gauge" or prev is None:
         return
-    h.hint = "reset" if h.detect_reset(prev) else "not_reset"
+    h.hint = "unknown" if h.detect_reset(prev) else "not_reset"
 
 
 def _classic_to_nhcb(
