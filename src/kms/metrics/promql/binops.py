@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kms.metrics.promql import histfns
 from kms.metrics.promql.nativehist import FloatHistogram, IncompatibleSchema
 from kms.metrics.promql.values import InstantVec, PromQLError, ScalarVal, VSeries
 
@@ -53,6 +54,8 @@ def _sig(labels: dict[str, str], on: bool, names: list[str]) -> tuple:
 
 def eval_binary(ev, e, ts):
     op = str(e.op)
+    if op == "atan2" and ev.trim:
+        return _trim(ev, e, ts)
     mod = e.modifier
     return_bool = bool(mod is not None and mod.return_bool)
     lhs = ev.eval(e.lhs, ts)
@@ -85,6 +88,33 @@ def eval_binary(ev, e, ts):
 
 
 _OP_WORD = {"+": "addition", "-": "subtraction"}
+
+
+def _trim(ev, e, ts) -> InstantVec:
+    """``histogram </ float`` and ``histogram >/ float``; any other operand pair is dropped with
+    Prometheus's incompatible-types info."""
+    op = ev.trim
+    lhs, rhs = ev.eval(e.lhs, ts), ev.eval(e.rhs, ts)
+    if not isinstance(lhs, InstantVec) or not isinstance(rhs, ScalarVal):
+        kinds = ("float", "float")
+        if isinstance(lhs, InstantVec) and any(s.h is not None for s in lhs.series):
+            kinds = ("histogram", "histogram")
+        ev.info(
+            f'incompatible sample types encountered for binary operator "{op}": {kinds[0]} {op} {kinds[1]}', e
+        )
+        return InstantVec([])
+    out = []
+    for s in lhs.series:
+        if s.ok.any():
+            ev.info(f'incompatible sample types encountered for binary operator "{op}": float {op} float', e)
+        if s.h is None:
+            continue
+        h = np.empty(len(s.h), dtype=object)
+        h[:] = [
+            None if x is None else histfns.trim(x, float(rhs.v[j]), op == "</") for j, x in enumerate(s.h)
+        ]
+        out.append(VSeries(s.labels, s.v, np.zeros(len(ts), dtype=bool), s.drop_name, h))
+    return InstantVec(out)
 
 
 def _scalar_hists(ev, e, op: str, s: VSeries, sc: np.ndarray, swap: bool) -> np.ndarray | None:

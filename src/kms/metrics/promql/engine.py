@@ -61,8 +61,32 @@ def _at_ms(at, start_ms: int, end_ms: int) -> int | None:
     return round(dt.timestamp() * 1000)
 
 
+_TRIM = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)|(>/|</)""")
+
+
+def trim_operator(query: str) -> tuple[str, str | None]:
+    """promql_parser does not know the native-histogram trim operators ``</`` and ``>/``; they
+    are parsed as ``atan2`` (same precedence) and evaluated as the trim the query used. Returns
+    (query to parse, "</" or ">/" or None). One kind per query, and no ``atan2`` beside it."""
+    kinds: set[str] = set()
+
+    def sub(m: re.Match) -> str:
+        if m.group(1):
+            return m.group(1)
+        kinds.add(m.group(2))
+        return " atan2 "
+
+    rewritten = _TRIM.sub(sub, query)
+    if not kinds:
+        return query, None
+    if len(kinds) > 1 or re.search(r"\batan2\b", query):
+        raise PromQLError("a query may use only one of the operators </ and >/, and not with atan2")
+    return rewritten, kinds.pop()
+
+
 def parse(query: str, step_ms: int = 0, range_ms: int = 0):
     """Parse; on failure retry once with duration expressions folded to literals (see durations.py)."""
+    query = trim_operator(query)[0]
     try:
         return pp.parse(query)
     except (ValueError, TypeError) as exc:
@@ -104,6 +128,7 @@ class Engine:
         ev = Evaluator(self, int(t_ms), int(t_ms), 0)
         ev.pin_at = pin_at_ms
         ev.query = query
+        ev.trim = trim_operator(query)[1]
         with np.errstate(all="ignore"):
             val = ev.eval(expr, np.array([t_ms], dtype=np.int64))
         return Result(_to_instant_result(val, int(t_ms)), ev.warnings, ev.infos)
@@ -117,6 +142,7 @@ class Engine:
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
         ev = Evaluator(self, int(start_ms), int(end_ms), int(step_ms))
         ev.query = query
+        ev.trim = trim_operator(query)[1]
         with np.errstate(all="ignore"):
             val = ev.eval(expr, ts)
         return Result(_to_range_result(val, ts), ev.warnings, ev.infos)
@@ -240,6 +266,7 @@ class Evaluator:
         self.step_ms = step_ms
         self.pin_at: int | None = None
         self.query = ""
+        self.trim: str | None = None  # the trim operator ``atan2`` stands for, see trim_operator
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.warnings: list[str] = []
