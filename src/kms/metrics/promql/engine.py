@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import promql_parser as pp
 
-from kms.metrics.promql import aggregate, binops, functions
+from kms.metrics.promql import aggregate, binops, functions, histfns
 from kms.metrics.promql.durations import rewrite_durations
 from kms.metrics.promql.extended import MOD_LABEL, mark_modifiers, selector_mode, smooth_instant
 from kms.metrics.promql.info import DUMMY_LABEL
@@ -336,6 +336,22 @@ class Evaluator:
                 self.matchers(e), int(eff.min()) - lb + 1, int(eff.max()) + lb
             ):
                 keep = ~is_stale(s.v)
+                if s.h is not None:
+                    is_h = np.fromiter((x is not None for x in s.h), dtype=bool, count=len(s.h))
+                    name = s.labels.get("__name__", "")
+                    if is_h.all():
+                        h, mixed = histfns.smooth_histograms(s.t, s.h, eff, lb)
+                        if mixed:
+                            self.warn(
+                                "vector contains a mix of histograms with exponential and custom buckets"
+                                f' schemas for metric name "{name}"',
+                                e,
+                            )
+                        out.append(VSeries(s.labels, np.zeros(len(eff)), np.zeros(len(eff), dtype=bool), h=h))
+                        continue
+                    if is_h.any():
+                        self.warn(f'encountered a mix of histograms and floats for metric name "{name}"', e)
+                        continue
                 v, ok = smooth_instant(s.t[keep], s.v[keep], eff, lb)
                 if ok.any():
                     out.append(VSeries(s.labels, v, ok))

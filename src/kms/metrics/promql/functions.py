@@ -119,7 +119,9 @@ def eval_call(ev, e, ts):
     modes = [v.mode for v in vals if isinstance(v, RangeVec) and v.mode]
     if modes:
         extended.check_function(name, modes[0])
-        return InstantVec(extended.eval_extended(name, next(v for v in vals if isinstance(v, RangeVec))))
+        rv = next(v for v in vals if isinstance(v, RangeVec))
+        node = next(a for a, v in zip(args, vals, strict=True) if v is rv)
+        return InstantVec(histfns.merge_extended(ev, node, name, rv, extended.eval_extended(name, rv)))
     if name in _MATH:
         return _map(vals[0], _MATH[name])
     if name in _RATE:
