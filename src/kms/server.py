@@ -45,7 +45,7 @@ from kms.metrics.admission import SampleAdmission
 from kms.metrics.api import PrometheusApi
 from kms.metrics.federate import federate_routes
 from kms.metrics.push import remote_write_routes
-from kms.metrics.store import EXEMPLARS, SAMPLES, SampleCache, StoreSeriesSource
+from kms.metrics.store import EXEMPLARS, HISTOGRAMS, SAMPLES, SampleCache, StoreSeriesSource
 from kms.otlp import OtlpGrpcServer, otlp_routes
 from kms.pipeline.stack import StackPipelines
 from kms.receive import Receiver
@@ -134,7 +134,7 @@ class Stack:
                 max_rows={EXEMPLARS.name: cfg.limits.max_exemplars_per_tenant} if cfg.limits.max_exemplars_per_tenant else {},
             ),
             self.objstore,
-            [TRACES, LOGS, SAMPLES, EXEMPLARS],
+            [TRACES, LOGS, SAMPLES, EXEMPLARS, HISTOGRAMS],
         )
         self.telemetry.watch_store(self.store.stats)
         lim = cfg.limits

@@ -4,7 +4,9 @@ A sample is one row of the ``samples`` signal: ``time_ns`` (the sample's ms * 1e
 (``__name__``), ``series`` (the canonical text of the whole sorted label set, ``__name__``
 included, see :func:`labels_text`) and ``value`` (float64, kept bit-exact so staleness markers
 survive). Exemplars are rows of the ``exemplars`` signal with the same ``series`` text plus
-``labels`` (the exemplar's own label set in the same text form).
+``labels`` (the exemplar's own label set in the same text form). Native-histogram samples are
+rows of the ``histograms`` signal (see ``storage/histograms.py``), merged into the series they
+belong to when read.
 
 PromQL selects read blocks through a ``SampleCache``: per tenant a ``SeriesIndex`` (ids,
 postings) and each block decoded once into per-series runs, found with ``searchsorted``; the
@@ -15,6 +17,7 @@ filter and apply every other matcher once per distinct series text.
 from __future__ import annotations
 
 from kms.metrics.storage.cache import SampleCache
+from kms.metrics.storage.histograms import HISTOGRAMS, histograms_table
 from kms.metrics.storage.labels import labels_text, parse_labels_text
 from kms.metrics.storage.source import StoreSeriesSource
 from kms.metrics.storage.tables import (
@@ -29,6 +32,8 @@ from kms.metrics.storage.tables import (
 __all__ = [
     "SAMPLES",
     "EXEMPLARS",
+    "HISTOGRAMS",
+    "histograms_table",
     "SAMPLE_SCHEMA",
     "EXEMPLAR_SCHEMA",
     "labels_text",

@@ -179,7 +179,7 @@ class Group:
             return [({}, res.value)]
         if not isinstance(res, Vector):
             raise RuleError(f"rule result is not a vector or scalar: {res.type}")
-        return [(s.labels, s.value) for s in res.samples]
+        return [(s.labels, s.value) for s in res.samples if s.histogram is None]  # floats only
 
     def _eval_rule(self, rs: RuleState, ts_ms: int) -> dict[LabelKey, float]:
         spec, limit = rs.spec, self.spec.limit

@@ -465,6 +465,10 @@ class Store:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def holds(self, signal: str) -> bool:
+        """Whether this store was opened with ``signal``."""
+        return signal in self._specs
+
     def _spec(self, signal: str) -> SignalSpec:
         spec = self._specs.get(signal)
         if spec is None:

@@ -44,6 +44,23 @@ def _pair(t_ms: int, v: float) -> str:
     return f'[{fmt_ts(t_ms)},"{fmt_value(v)}"]'
 
 
+def _histogram(t_ms: int, h) -> str:
+    """A native histogram as Prometheus's API shows it: count, sum and the non-empty buckets as
+    ``[boundary rule, lower, upper, count]`` (rule 0: (l,u], 1: [l,u), 3: [l,u])."""
+    buckets = []
+    for b in h.buckets():
+        rule = (
+            3
+            if (b.lower == -h.zero_threshold and b.upper == h.zero_threshold and not h.custom)
+            else (1 if b.upper <= 0 and not h.custom else 0)
+        )
+        buckets.append(f'[{rule},"{fmt_value(b.lower)}","{fmt_value(b.upper)}","{fmt_value(b.count)}"]')
+    body = f'{{"count":"{fmt_value(h.count)}","sum":"{fmt_value(h.sum)}"'
+    if buckets:
+        body += ',"buckets":[' + ",".join(buckets) + "]"
+    return f"[{fmt_ts(t_ms)},{body}}}]"
+
+
 def encode_result(value) -> str:
     """``{"resultType":..,"result":..}`` as JSON text."""
     if isinstance(value, Scalar):
@@ -51,14 +68,29 @@ def encode_result(value) -> str:
     elif isinstance(value, String):
         body = f"[{fmt_ts(value.t_ms)},{orjson.dumps(value.value).decode()}]"
     elif isinstance(value, Vector):
-        body = "[" + ",".join(
-            f'{{"metric":{_labels(s.labels)},"value":{_pair(s.t_ms, s.value)}}}' for s in value.samples
-        ) + "]"
+        body = (
+            "["
+            + ",".join(
+                f'{{"metric":{_labels(s.labels)},"value":{_pair(s.t_ms, s.value)}}}'
+                if s.histogram is None
+                else f'{{"metric":{_labels(s.labels)},"histogram":{_histogram(s.t_ms, s.histogram)}}}'
+                for s in value.samples
+            )
+            + "]"
+        )
     elif isinstance(value, Matrix):
         parts = []
         for s in value.series:
-            pts = ",".join(_pair(t, v) for t, v in zip(s.t.tolist(), s.v.tolist(), strict=True))
-            parts.append(f'{{"metric":{_labels(s.labels)},"values":[{pts}]}}')
+            item = f'{{"metric":{_labels(s.labels)}'
+            if len(s.t):
+                item += (
+                    ',"values":['
+                    + ",".join(_pair(t, v) for t, v in zip(s.t.tolist(), s.v.tolist(), strict=True))
+                    + "]"
+                )
+            if s.histograms:
+                item += ',"histograms":[' + ",".join(_histogram(t, h) for t, h in s.histograms) + "]"
+            parts.append(item + "}")
         body = "[" + ",".join(parts) + "]"
     else:
         raise RuntimeError(f"BUG: unknown result type {type(value).__name__}")
@@ -69,7 +101,7 @@ def count_points(value) -> int:
     if isinstance(value, Vector):
         return len(value.samples)
     if isinstance(value, Matrix):
-        return sum(len(s.t) for s in value.series)
+        return sum(len(s.t) + len(s.histograms) for s in value.series)
     return 1
 
 

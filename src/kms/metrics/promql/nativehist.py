@@ -54,7 +54,7 @@ def exp_upper(idx: int, schema: int) -> float:
     return math.ldexp(frac, e)
 
 
-def _reduce(buckets: dict[int, float], from_schema: int, to_schema: int) -> dict[int, float]:
+def reduce_buckets(buckets: dict[int, float], from_schema: int, to_schema: int) -> dict[int, float]:
     if from_schema == to_schema:
         return dict(buckets)
     shift = from_schema - to_schema
@@ -175,8 +175,8 @@ class FloatHistogram:
     def to_schema(self, schema: int) -> FloatHistogram:
         h = self.copy()
         if not h.custom and schema < h.schema:
-            h.pos = _reduce(h.pos, h.schema, schema)
-            h.neg = _reduce(h.neg, h.schema, schema)
+            h.pos = reduce_buckets(h.pos, h.schema, schema)
+            h.neg = reduce_buckets(h.neg, h.schema, schema)
             h.schema = schema
         return h
 
@@ -256,10 +256,10 @@ class FloatHistogram:
         opos = {i: c for i, c in other.pos.items() if other.lower(i) >= self.zero_threshold}
         oneg = {i: c for i, c in other.neg.items() if other.lower(i) >= self.zero_threshold}
         schema = min(self.schema, other.schema)
-        self.pos = _reduce(self.pos, self.schema, schema)
-        self.neg = _reduce(self.neg, self.schema, schema)
-        _add_into(self.pos, _reduce(opos, other.schema, schema), sign)
-        _add_into(self.neg, _reduce(oneg, other.schema, schema), sign)
+        self.pos = reduce_buckets(self.pos, self.schema, schema)
+        self.neg = reduce_buckets(self.neg, self.schema, schema)
+        _add_into(self.pos, reduce_buckets(opos, other.schema, schema), sign)
+        _add_into(self.neg, reduce_buckets(oneg, other.schema, schema), sign)
         self.schema = schema
         return collision, reconciled
 
@@ -299,7 +299,7 @@ class FloatHistogram:
             return True
         for mine, theirs in ((self.pos, prev.pos), (self.neg, prev.neg)):
             kept = {i: c for i, c in theirs.items() if prev.lower(i) >= self.zero_threshold}
-            reduced = _reduce(kept, prev.schema, self.schema)
+            reduced = reduce_buckets(kept, prev.schema, self.schema)
             if any(mine.get(i, 0.0) < c for i, c in reduced.items()):
                 return True
         return False

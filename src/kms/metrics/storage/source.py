@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from kms.metrics.promql.model import Matcher, Series
 from kms.metrics.storage.cache import BlockSamples, SampleCache
+from kms.metrics.storage.histograms import HISTOGRAMS, decode
 from kms.metrics.storage.labels import parse_labels_text
 from kms.metrics.storage.tables import EXEMPLARS, NS_PER_MS, SAMPLES
 from kms.storage import ScanRequest, Store
@@ -134,13 +135,69 @@ class StoreSeriesSource:
         vectorised scan; ids are per tenant, so each tenant's series are gathered apart."""
         out: list[Series] = []
         for tenant in self.tenants:
-            out += self._select_tenant(tenant, list(matchers), start_ms, end_ms)
+            found = self._select_tenant(tenant, list(matchers), start_ms, end_ms)
+            out += self._with_histograms(tenant, found, list(matchers), start_ms, end_ms)
         if len(self.tenants) > 1:
             out = _merge_same_labels(out)
         out.sort(key=lambda s: sorted(s.labels.items()))
         return out
 
-    def _select_tenant(self, tenant: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+    def _with_histograms(
+        self, tenant: str, found: list[Series], matchers: list[Matcher], start_ms: int, end_ms: int
+    ) -> list[Series]:
+        """``found`` with the tenant's native-histogram samples merged in (by time; a histogram
+        and a float at the same time: the histogram wins)."""
+        if not self.store.holds(HISTOGRAMS.name):
+            return found
+        head, blocks = self.store.snapshot(tenant, HISTOGRAMS.name)
+        if not head and not blocks:
+            return found
+        ids = _SeriesIds([matchers])
+        per: dict[int, dict[int, bytes]] = {}
+        req = ScanRequest(
+            tenant, HISTOGRAMS.name, _ns(start_ms), _ns(end_ms), filter=_name_filter([matchers])
+        )
+        for t in self.store.scan(req):
+            for sc, tc, hc in zip(
+                t.column("series").chunks,
+                t.column("time_ns").chunks,
+                t.column("histogram").chunks,
+                strict=True,
+            ):
+                sid = ids.chunk_ids(sc)
+                hit = np.flatnonzero(sid >= 0)
+                rows = pa.array(hit)
+                times = tc.take(rows).to_numpy(zero_copy_only=False) // NS_PER_MS
+                for s, ms, data in zip(
+                    sid[hit].tolist(), times.tolist(), hc.take(rows).to_pylist(), strict=True
+                ):
+                    per.setdefault(s, {})[ms] = data
+        if not per:
+            return found
+        by_key = {tuple(sorted(s.labels.items())): s for s in found}
+        for s, samples in per.items():
+            labels = ids.labels[s]
+            key = tuple(sorted(labels.items()))
+            ht = np.array(sorted(samples), dtype=np.int64)
+            hv = np.empty(len(ht), dtype=object)
+            hv[:] = [decode(samples[x]) for x in ht.tolist()]
+            old = by_key.get(key)
+            if old is None:
+                by_key[key] = Series(dict(labels), ht, np.full(len(ht), np.nan), hv)
+                continue
+            keep = ~np.isin(old.t, ht)
+            t = np.concatenate([old.t[keep], ht])
+            v = np.concatenate([old.v[keep], np.full(len(ht), np.nan)])
+            h = np.empty(len(t), dtype=object)
+            h[: int(keep.sum())] = None
+            h[int(keep.sum()) :] = hv
+            order = np.argsort(t, kind="stable")
+            by_key[key] = Series(old.labels, t[order], v[order], h[order])
+        return list(by_key.values())
+
+    def _select_tenant(
+        self, tenant: str, matchers: list[Matcher], start_ms: int, end_ms: int
+    ) -> list[Series]:
         index = self.cache.index(tenant)
         head, blocks = self.store.snapshot(tenant, SAMPLES.name)
         self.cache.forget(tenant, {b.id for b in blocks})
