@@ -22,6 +22,7 @@ _SCALARS = {
     "uint32": _F.TYPE_UINT32,
     "uint64": _F.TYPE_UINT64,
     "sint32": _F.TYPE_SINT32,
+    "sint64": _F.TYPE_SINT64,
 }
 
 Fields = list[tuple[str, int, str, bool]]

@@ -20,7 +20,7 @@ from kms.logs.schema import LOGS
 from kms.logs.validate import Validator
 from kms.metrics.admission import SampleAdmission
 from kms.metrics.samples import SampleBatch
-from kms.metrics.store import EXEMPLARS, SAMPLES, exemplars_table, samples_table
+from kms.metrics.store import EXEMPLARS, HISTOGRAMS, SAMPLES, exemplars_table, histograms_table, samples_table
 from kms.metrics.translate import translate_request
 from kms.telemetry import Telemetry
 from kms.traces.ingest import decode_spans
@@ -157,11 +157,14 @@ class Receiver:
         batch = admitted.batch
         if len(batch):
             self.store.append(tenant, SAMPLES.name, samples_table(batch, admitted.columns()))
+        if batch.histograms:
+            self.store.append(tenant, HISTOGRAMS.name, histograms_table(batch.series, batch.histograms))
         ex = exemplars_table(batch)
         if ex is not None and ex.num_rows:
             self.store.append(tenant, EXEMPLARS.name, ex)
         admitted.commit()  # only now: a batch refused by the store leaves its retry unjudged
-        return ExportResult(len(batch), batch.rejected_total, "; ".join(batch.errors), dict(batch.rejected))
+        stored = len(batch) + len(batch.histograms)
+        return ExportResult(stored, batch.rejected_total, "; ".join(batch.errors), dict(batch.rejected))
 
     def _account(self, signal: str, tenant: str, nbytes: int, result: ExportResult) -> None:
         t = self.telemetry

@@ -182,3 +182,17 @@ def test_api_json_shows_count_sum_and_non_empty_buckets():
     )
     assert [p[0] for p in rng["result"][0]["histograms"]] == [T0 / 1000, T0 / 1000 + 15, T0 / 1000 + 30]
     assert "values" not in rng["result"][0]
+
+
+def test_remote_write_encoding_round_trips_histograms():
+    from kms.metrics.remote_write import decode_remote_write, encode_batch
+
+    b = BatchBuilder()
+    i = b.series_index(LABELS)
+    h = FloatHistogram(schema=1, zero_threshold=0.01, zero_count=1, count=9, sum=4.5,
+                       pos={-3: 1, -2: 2, 4: 3}, neg={0: 2}, hint="not_reset")  # fmt: skip
+    b.histograms.append((i, T0, h))
+    b.add(b.series_index((("__name__", "up"),)), T0, 1.0)
+    out = decode_remote_write(encode_batch(b.build()))
+    assert [(out.series[j], t, g) for j, t, g in out.histograms] == [(LABELS, T0, h)]
+    assert len(out) == 1

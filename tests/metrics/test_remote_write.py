@@ -143,12 +143,18 @@ def test_exemplar_validation_drops_and_counts(pairs, ok):
         assert b.exemplars[0].labels == tuple(sorted(pairs))
 
 
-def test_native_histograms_counted_not_stored():
+def test_native_histograms_decoded():
     req = request((UP, [(1, 1.0)]))
-    req.timeseries[0].histograms.add(count_int=3, sum=1.5, schema=0, timestamp=1)
-    req.timeseries[0].histograms.add(count_int=4, sum=2.5, schema=0, timestamp=2)
+    h = req.timeseries[0].histograms.add(count_int=3, sum=1.5, schema=0, timestamp=1)
+    h.positive_spans.add(offset=1, length=2)
+    h.positive_deltas.extend([1, 1])  # counts 1, 2
+    req.timeseries[0].histograms.add(count_float=4.0, sum=2.5, schema=0, timestamp=2, reset_hint=3)
+    bad = req.timeseries[0].histograms.add(count_int=1, schema=0, timestamp=3)
+    bad.positive_spans.add(offset=0, length=3)  # three buckets announced, none sent
     b = decode(req)
-    assert len(b) == 1 and b.rejected == {"native_histogram_unsupported": 2} and b.errors
+    assert len(b) == 1 and b.rejected == {"invalid_native_histogram": 1} and b.errors
+    got = [(t, h.count, h.pos, h.hint) for _, t, h in b.histograms]
+    assert got == [(1, 3.0, {1: 1.0, 2: 2.0}, "unknown"), (2, 4.0, {}, "gauge")]
 
 
 @pytest.mark.parametrize(
@@ -275,8 +281,8 @@ def test_v2_bad_refs_and_validation():
     with pytest.raises(BadInput, match="at least one sample or histogram"):
         decode(req, content_type=V2)
     req = request_v2([(UP, [(1, 1.0)], [], None)])
-    req.timeseries[0].histograms.add(count_int=1, timestamp=1)
-    assert decode(req, content_type=V2).rejected == {"native_histogram_unsupported": 1}
+    req.timeseries[0].histograms.add(count_int=1, timestamp=1, schema=12)
+    assert decode(req, content_type=V2).rejected == {"invalid_native_histogram": 1}
 
 
 def test_v1_body_read_as_v2_does_not_crash():

@@ -318,13 +318,20 @@ def test_summary():
     assert b.metadata[0].type == "summary"
 
 
-def test_exponential_histogram_refused_with_count():
+def test_exponential_histogram_becomes_native_histogram():
     m = pb.Metric(name="eh", unit="s")
     m.exponential_histogram.aggregation_temporality = CUM
-    for _ in range(3):
-        m.exponential_histogram.data_points.add(time_unix_nano=T, count=1, scale=2)
-    b = tr.translate_metric(m, SVC)
-    assert len(b) == 0 and b.rejected == {"native_histogram_unsupported": 3}
+    for i in range(3):
+        p = m.exponential_histogram.data_points.add(time_unix_nano=T + i * 1_000_000, count=2, sum=0.5, scale=2)
+        p.positive.offset = -1
+        p.positive.bucket_counts.extend([1, 1])
+    m.exponential_histogram.data_points.add(time_unix_nano=T, count=1, scale=-5)  # below schema -4
+    b = tr.translate_metric(m, SVC, target_info=False)
+    assert len(b) == 0 and b.rejected == {"invalid_native_histogram": 1}
+    assert {dict(b.series[i])["__name__"] for i, _, _ in b.histograms} == {"eh_seconds"} and len(b.histograms) == 3
+    h = b.histograms[0][2]
+    assert (h.schema, h.count, h.sum, h.pos) == (2, 2.0, 0.5, {0: 1.0, 1: 1.0})
+    assert b.metadata[0].type == "histogram"
 
 
 def test_empty_metric_dropped():
@@ -509,7 +516,7 @@ def test_generated_metrics_translate_to_valid_batches(name, unit, kind, attrs, b
         assert b.rejected
 
 
-def test_sdk_exponential_histogram_is_refused_and_counted():
+def test_sdk_exponential_histogram_is_translated():
     from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import encode_metrics
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -525,7 +532,9 @@ def test_sdk_exponential_histogram_is_refused_and_counted():
     request = encode_metrics(reader.get_metrics_data())
     provider.shutdown()
     b = tr.translate_request(request.SerializeToString())
-    assert series_names(b) == set() and b.rejected == {"native_histogram_unsupported": 2}
+    assert series_names(b) == {"latency_milliseconds", "target_info"} and not b.rejected
+    assert sorted(dict(b.series[i])["a"] for i, _, _ in b.histograms) == ["1", "2"]
+    assert all(h.count == 1 and h.schema == 8 for _, _, h in b.histograms)  # the SDK's default scale is 20
 
 
 def test_invalid_resource_attribute_skipped_in_target_info():

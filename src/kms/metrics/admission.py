@@ -124,6 +124,8 @@ class SampleAdmission:
                 )
             used = np.zeros(len(refs), dtype=bool)
             used[batch.series_idx] = True  # series with only exemplars do not count
+            if batch.histograms:
+                used[[i for i, _, _ in batch.histograms]] = True
             new = np.flatnonzero((refs < 0) & used)
             if self.max_series and len(new) and len(st) + len(new) > self.max_series:
                 raise BadInput(
@@ -143,7 +145,7 @@ class SampleAdmission:
         out = SampleBatch(
             series=batch.series, series_idx=batch.series_idx[keep], ts_ms=batch.ts_ms[keep],
             values=batch.values[keep], exemplars=batch.exemplars, metadata=batch.metadata,
-            rejected=batch.rejected, errors=batch.errors,
+            histograms=batch.histograms, rejected=batch.rejected, errors=batch.errors,
         )  # fmt: skip
         return Admitted(out, commit, refs, st)
 

@@ -14,7 +14,7 @@ import math
 
 from kms.metrics.promql.nativehist import CUSTOM_SCHEMA, FloatHistogram, reduce_buckets
 
-__all__ = ["from_remote_write", "from_otlp_exponential", "HistogramError"]
+__all__ = ["from_remote_write", "from_otlp_exponential", "to_remote_write", "HistogramError"]
 
 _HINTS = {0: "unknown", 1: "reset", 2: "not_reset", 3: "gauge"}
 MAX_SCHEMA = 8
@@ -107,3 +107,28 @@ def from_otlp_exponential(point, gauge: bool = False) -> FloatHistogram:
         neg=neg,
         hint="gauge" if gauge else "unknown",
     )
+
+
+def _spans(buckets: dict[int, float], msg_spans, msg_counts) -> None:
+    prev_end = 0
+    for n, i in enumerate(sorted(buckets)):
+        if n and i == prev_end:
+            msg_spans[-1].length += 1
+        else:
+            msg_spans.add(offset=i - prev_end if n else i, length=1)
+        msg_counts.append(buckets[i])
+        prev_end = i + 1
+
+
+def to_remote_write(h: FloatHistogram, ts_ms: int, msg) -> None:
+    """Fill a remote-write ``Histogram`` message with ``h`` (float counts)."""
+    msg.count_float = h.count
+    msg.sum = h.sum
+    msg.schema = h.schema
+    msg.zero_threshold = h.zero_threshold
+    msg.zero_count_float = h.zero_count
+    msg.reset_hint = {v: k for k, v in _HINTS.items()}[h.hint]
+    msg.timestamp = ts_ms
+    msg.custom_values.extend(h.custom_values)
+    _spans({i: c for i, c in h.pos.items() if c}, msg.positive_spans, msg.positive_counts)
+    _spans({i: c for i, c in h.neg.items() if c}, msg.negative_spans, msg.negative_counts)

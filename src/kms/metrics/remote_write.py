@@ -24,7 +24,8 @@ with Mimir's wording and nothing of the request is returned):
 Exemplars are dropped and counted (``batch.rejected``) rather than failing the request, as
 Prometheus's write handler only logs exemplar errors: invalid or duplicate label names, or a
 label set longer than 128 runes (names plus values). Native histograms (``histograms`` of a
-series) are not stored yet: they are counted under ``native_histogram_unsupported``.
+series) are stored (``nativewire``); one that cannot be (bad schema, spans not matching its
+buckets) is refused under ``invalid_native_histogram``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput, TooLarge
+from kms.metrics.nativewire import HistogramError, from_remote_write, to_remote_write
 from kms.metrics.sample_wire import decode_samples, encode_samples
 from kms.metrics.samples import METRIC_TYPES, BatchBuilder, Exemplar, Labels, Metadata, SampleBatch
 from kms.protoclasses import message_classes
@@ -73,8 +75,27 @@ _V1: dict[str, list[tuple[str, int, str, bool]]] = {
     "Label": [("name", 1, "string", False), ("value", 2, "string", False)],
     "Sample": [("value", 1, "double", False), ("timestamp", 2, "int64", False)],
     "Exemplar": [("labels", 1, ".Label", True), ("value", 2, "double", False), ("timestamp", 3, "int64", False)],
-    # Only the fields we look at; the rest of a native histogram stays as unknown fields.
-    "Histogram": [("count_int", 1, "uint64", False), ("sum", 3, "double", False), ("schema", 4, "sint32", False), ("timestamp", 15, "int64", False)],
+    # Remote write 1.0 and 2.0 share the native histogram's layout (count and zero count are
+    # oneofs in the .proto: integer or float; both are declared and the one sent is set).
+    "BucketSpan": [("offset", 1, "sint32", False), ("length", 2, "uint32", False)],
+    "Histogram": [
+        ("count_int", 1, "uint64", False),
+        ("count_float", 2, "double", False),
+        ("sum", 3, "double", False),
+        ("schema", 4, "sint32", False),
+        ("zero_threshold", 5, "double", False),
+        ("zero_count_int", 6, "uint64", False),
+        ("zero_count_float", 7, "double", False),
+        ("negative_spans", 8, ".BucketSpan", True),
+        ("negative_deltas", 9, "sint64", True),
+        ("negative_counts", 10, "double", True),
+        ("positive_spans", 11, ".BucketSpan", True),
+        ("positive_deltas", 12, "sint64", True),
+        ("positive_counts", 13, "double", True),
+        ("reset_hint", 14, "int32", False),
+        ("timestamp", 15, "int64", False),
+        ("custom_values", 16, "double", True),
+    ],
     "TimeSeries": [
         ("labels", 1, ".Label", True),
         ("samples", 2, ".Sample", True),
@@ -93,7 +114,25 @@ _V2: dict[str, list[tuple[str, int, str, bool]]] = {
     "Sample": [("value", 1, "double", False), ("timestamp", 2, "int64", False), ("start_timestamp", 3, "int64", False)],
     "Exemplar": [("labels_refs", 1, "uint32", True), ("value", 2, "double", False), ("timestamp", 3, "int64", False)],
     "Metadata": [("type", 1, "int32", False), ("help_ref", 3, "uint32", False), ("unit_ref", 4, "uint32", False)],
-    "Histogram": [("count_int", 1, "uint64", False), ("sum", 3, "double", False), ("schema", 4, "sint32", False), ("timestamp", 15, "int64", False)],
+    "BucketSpan": [("offset", 1, "sint32", False), ("length", 2, "uint32", False)],
+    "Histogram": [
+        ("count_int", 1, "uint64", False),
+        ("count_float", 2, "double", False),
+        ("sum", 3, "double", False),
+        ("schema", 4, "sint32", False),
+        ("zero_threshold", 5, "double", False),
+        ("zero_count_int", 6, "uint64", False),
+        ("zero_count_float", 7, "double", False),
+        ("negative_spans", 8, ".BucketSpan", True),
+        ("negative_deltas", 9, "sint64", True),
+        ("negative_counts", 10, "double", True),
+        ("positive_spans", 11, ".BucketSpan", True),
+        ("positive_deltas", 12, "sint64", True),
+        ("positive_counts", 13, "double", True),
+        ("reset_hint", 14, "int32", False),
+        ("timestamp", 15, "int64", False),
+        ("custom_values", 16, "double", True),
+    ],
     "TimeSeries": [
         ("labels_refs", 1, "uint32", True),
         ("samples", 2, ".Sample", True),
@@ -279,12 +318,22 @@ def _add_exemplars(b: BatchBuilder, v: _Validator, idx: int, labels: Labels, exe
             b.exemplars.append(Exemplar(idx, ex_labels, value, ts))
 
 
+def _add_histograms(b: BatchBuilder, idx: int, labels: Labels, histograms) -> None:
+    for msg in histograms:
+        if isinstance(msg, bytes):
+            msg = _C1["Histogram"].FromString(msg)
+        try:
+            b.histograms.append((idx, msg.timestamp, from_remote_write(msg)))
+        except HistogramError as e:
+            b.reject("invalid_native_histogram", 1, f"{e}: series {_fmt(labels)[:200]}")
+
+
 def _add_extras_v1(b: BatchBuilder, v: _Validator, idx: int, labels: Labels, ts) -> None:
-    """A 1.0 series' exemplars, and its native histograms counted as refused."""
+    """A 1.0 series' exemplars and native histograms."""
     if ts.exemplars:
         _add_exemplars(b, v, idx, labels, (([(lb.name, lb.value) for lb in e.labels], e.value, e.timestamp) for e in ts.exemplars))
     if ts.histograms:
-        b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
+        _add_histograms(b, idx, labels, ts.histograms)
 
 
 def _add_metadata_v1(b: BatchBuilder, metadata) -> None:
@@ -395,7 +444,7 @@ def _decode_v2(data: bytes, v: _Validator) -> SampleBatch:
             exs = [(_refs(symbols, e.labels_refs, "exemplar"), e.value, e.timestamp) for e in ts.exemplars]
             _add_exemplars(b, v, idx, labels, exs)
         if ts.histograms:
-            b.reject("native_histogram_unsupported", len(ts.histograms), f"native histograms are not supported yet: series {_fmt(labels)[:200]}")
+            _add_histograms(b, idx, labels, ts.histograms)
     return b.build()
 
 
@@ -482,7 +531,7 @@ def encode_batch(batch: SampleBatch, exemplars: bool = True) -> bytes:
     """A batch as a remote-write 1.0 body (each series' samples in time order), with its
     exemplars unless ``exemplars`` is false. Samples are encoded together with numpy
     (sample_wire), label sets once per process; only the series loop runs in Python."""
-    if (exemplars and batch.exemplars) or (len(batch) and int(batch.ts_ms.min()) < 0):
+    if (exemplars and batch.exemplars) or batch.histograms or (len(batch) and int(batch.ts_ms.min()) < 0):
         return _encode_batch_messages(batch, exemplars)
     if not len(batch):
         return bytes(cramjam.snappy.compress_raw(b""))
@@ -511,6 +560,8 @@ def _encode_batch_messages(batch: SampleBatch, exemplars: bool) -> bytes:
     idx, t, v = batch.series_idx.tolist(), batch.ts_ms.tolist(), batch.values.tolist()
     for i in order:
         series[idx[i]].samples.add(value=v[i], timestamp=t[i])
+    for i, ts_ms, h in sorted(batch.histograms, key=lambda x: x[1]):
+        to_remote_write(h, ts_ms, series[i].histograms.add())
     if exemplars:
         for ex in batch.exemplars:
             e = series[ex.series].exemplars.add(value=ex.value, timestamp=ex.ts_ms)
@@ -521,9 +572,9 @@ def _encode_batch_messages(batch: SampleBatch, exemplars: bool) -> bytes:
 
 def written_headers(batch: SampleBatch) -> dict[str, str]:
     """The response headers a 2.0 receiver MUST send (on success and partial failure), for what
-    ``batch`` would store: its float samples and exemplars; native histograms are not stored yet."""
+    ``batch`` would store: its float samples, native histograms and exemplars."""
     return {
         "X-Prometheus-Remote-Write-Samples-Written": str(len(batch)),
-        "X-Prometheus-Remote-Write-Histograms-Written": "0",
+        "X-Prometheus-Remote-Write-Histograms-Written": str(len(batch.histograms)),
         "X-Prometheus-Remote-Write-Exemplars-Written": str(len(batch.exemplars)),
     }

@@ -4,8 +4,9 @@ Remote write (1.0/2.0) and OTLP translation both end in a :class:`SampleBatch`: 
 series of the request (each a label set), then one row per float sample in three parallel numpy
 arrays (series index, timestamp in **milliseconds** since the epoch, value). Exemplars and
 metadata ride along as small lists. Data the decoder refused without failing the whole request
-(e.g. native histograms, which are not stored yet) is counted in ``rejected`` by reason, with a
-few example messages in ``errors``.
+(e.g. a malformed native histogram) is counted in ``rejected`` by reason, with a few example
+messages in ``errors``. Native-histogram samples ride along in ``histograms`` as (series index,
+timestamp in ms, ``FloatHistogram``): they are few, and stored in a signal of their own.
 
 Invariants (checked by :meth:`SampleBatch.check`):
 
@@ -81,6 +82,8 @@ class SampleBatch:
     values: np.ndarray  # float64, one per sample
     exemplars: list[Exemplar] = field(default_factory=list)
     metadata: list[Metadata] = field(default_factory=list)
+    #: native-histogram samples: (series index, ts_ms, nativehist.FloatHistogram)
+    histograms: list[tuple[int, int, object]] = field(default_factory=list)
     #: reason -> number of samples / data points refused without failing the request
     rejected: dict[str, int] = field(default_factory=dict)
     #: up to MAX_ERROR_MESSAGES human-readable messages about the refusals
@@ -129,6 +132,7 @@ class SampleBatch:
             parts_v.append(batch.values)
             for ex in batch.exemplars:
                 b.exemplars.append(Exemplar(int(remap[ex.series]), ex.labels, ex.value, ex.ts_ms))
+            b.histograms += [(int(remap[i]), t, h) for i, t, h in batch.histograms]
             b.metadata.extend(batch.metadata)
             for reason, count in batch.rejected.items():
                 b.rejected[reason] = b.rejected.get(reason, 0) + count
@@ -156,6 +160,7 @@ class BatchBuilder:
         self.values: list[float] = []
         self.exemplars: list[Exemplar] = []
         self.metadata: list[Metadata] = []
+        self.histograms: list[tuple[int, int, object]] = []
         self.rejected: dict[str, int] = {}
         self.errors: list[str] = []
 
@@ -171,13 +176,14 @@ class BatchBuilder:
         self.ts.append(ts_ms)
         self.values.append(value)
 
-    def mark(self) -> tuple[int, int, int, int]:
-        """A point to :meth:`rollback` to (series, samples, exemplars, metadata counts)."""
-        return len(self.series), len(self.values), len(self.exemplars), len(self.metadata)
+    def mark(self) -> tuple[int, int, int, int, int]:
+        """A point to :meth:`rollback` to (series, samples, exemplars, metadata, histograms counts)."""
+        return len(self.series), len(self.values), len(self.exemplars), len(self.metadata), len(self.histograms)
 
-    def rollback(self, mark: tuple[int, int, int, int]) -> None:
+    def rollback(self, mark: tuple[int, int, int, int, int]) -> None:
         """Forget everything added since ``mark`` (used when a unit of input is refused midway)."""
-        n_series, n_samples, n_ex, n_md = mark
+        n_series, n_samples, n_ex, n_md, n_h = mark
+        del self.histograms[n_h:]
         for labels in self.series[n_series:]:
             del self._index[labels]
         del self.series[n_series:]
@@ -198,6 +204,7 @@ class BatchBuilder:
             values=np.array(self.values, dtype=np.float64),
             exemplars=self.exemplars,
             metadata=self.metadata,
+            histograms=self.histograms,
             rejected=self.rejected,
             errors=self.errors,
         )

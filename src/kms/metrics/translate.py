@@ -28,9 +28,10 @@ with its serialized ``Resource`` and ``InstrumentationScope`` (``translate_metri
   set), ``_count``; Summary -> ``{quantile}``, ``_sum``, ``_count``. ``le``/``quantile`` use Go's
   shortest ``'f'`` formatting (``0.5``, ``1``, ``0.00001``).
 * Delta (or unspecified) temporality of Sum/Histogram is refused per metric ("invalid temporality
-  and type combination"), Prometheus's default. Exponential histograms are refused per data point
-  under ``native_histogram_unsupported`` until native histograms are stored. Metrics with no
-  data points are dropped with a message.
+  and type combination"), Prometheus's default. Exponential histogram -> a native histogram
+  under the metric's name (``nativewire``; scales above 8 merged down, below -4 refused per
+  point under ``invalid_native_histogram``). Metrics with no data points are dropped with a
+  message.
 * Timestamps are ``time_unix_nano // 1e6`` (ms); start timestamps are ignored; a point flagged
   ``NO_RECORDED_VALUE`` yields the staleness marker for every sample it produces.
 * Exemplars (sums and histograms, as Prometheus): ``trace_id``/``span_id`` lower-hex labels
@@ -59,6 +60,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
 from kms.errors import BadInput
+from kms.metrics.nativewire import HistogramError, from_otlp_exponential
+from kms.metrics.promql.nativehist import FloatHistogram
 from kms.metrics.samples import STALE_NAN, BatchBuilder, Exemplar, Labels, Metadata, SampleBatch
 
 __all__ = [
@@ -445,6 +448,26 @@ def _histograms(t: _Translator, name: str, points) -> set[int]:
     return stamps
 
 
+def _exponential(t: _Translator, name: str, points) -> set[int]:
+    stamps = set()
+    for pt in points:
+        ts = pt.time_unix_nano // 1_000_000
+        idx = t.series(t.labels(pt.attributes), name)
+        if pt.flags & _FLAG_NO_RECORDED_VALUE:
+            h = FloatHistogram(sum=STALE_NAN)  # Prometheus's stale histogram: the marker in ``sum``
+        else:
+            try:
+                h = from_otlp_exponential(pt)
+            except HistogramError as e:
+                t.b.reject("invalid_native_histogram", 1, f"{e}: metric {name!r}")
+                continue
+        stamps.add(ts)
+        t.b.histograms.append((idx, ts, h))
+        if pt.exemplars:
+            t.exemplars(lambda _v, i=idx: i, pt.exemplars)
+    return stamps
+
+
 def _summaries(t: _Translator, name: str, points) -> set[int]:
     stamps = set()
     for pt in points:
@@ -475,9 +498,6 @@ def _translate_into(
     if not points:
         b.reject("empty_data_points", 0, f"empty data points. {m.name} is dropped")
         return set()
-    if kind == EXPONENTIAL_HISTOGRAM:
-        b.reject("native_histogram_unsupported", len(points), f"exponential histograms are not supported yet: metric {m.name!r}")
-        return set()
     name = metric_name(m.name, m.unit, kind, add_suffixes=add_suffixes)
     if not name:
         b.reject("invalid_metric_name", len(points), f"normalization for metric {m.name!r} resulted in an invalid name")
@@ -490,13 +510,17 @@ def _translate_into(
             stamps = _numbers(t, name, points, with_exemplars=kind != GAUGE)
         elif kind == HISTOGRAM:
             stamps = _histograms(t, name, points)
+        elif kind == EXPONENTIAL_HISTOGRAM:
+            stamps = _exponential(t, name, points)
         else:
             stamps = _summaries(t, name, points)
     except _BadLabel as e:
         b.rollback(mark)  # nothing of a refused metric stays in the batch
         b.reject("invalid_label_name", len(points), f"metric {m.name!r}: {e}")
         return set()
-    mtype = {COUNTER: "counter", HISTOGRAM: "histogram", SUMMARY: "summary"}.get(kind, "gauge")
+    mtype = {COUNTER: "counter", HISTOGRAM: "histogram", EXPONENTIAL_HISTOGRAM: "histogram", SUMMARY: "summary"}.get(
+        kind, "gauge"
+    )
     b.metadata.append(Metadata(name, mtype, m.description, unit_name(m.unit)))
     return stamps
 

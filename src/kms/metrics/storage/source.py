@@ -5,13 +5,14 @@ text; samples are grouped by series with numpy."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kms.metrics.promql.model import Matcher, Series
+from kms.metrics.promql.model import STALE_NAN, Matcher, Series
 from kms.metrics.storage.cache import BlockSamples, SampleCache
 from kms.metrics.storage.histograms import HISTOGRAMS, decode
 from kms.metrics.storage.labels import parse_labels_text
@@ -47,6 +48,13 @@ def _merge_same_labels(series: list[Series]) -> list[Series]:
         last[:-1] = t[1:] != t[:-1]
         out.append(Series(group[0].labels, t[last], v[last]))
     return out
+
+
+def _is_stale_float(x: float) -> bool:
+    return struct.pack("<d", x) == _STALE_BYTES
+
+
+_STALE_BYTES = struct.pack("<d", STALE_NAN)
 
 
 def _matches(labels: dict[str, str], matchers: list[Matcher]) -> bool:
@@ -181,13 +189,17 @@ class StoreSeriesSource:
             ht = np.array(sorted(samples), dtype=np.int64)
             hv = np.empty(len(ht), dtype=object)
             hv[:] = [decode(samples[x]) for x in ht.tolist()]
+            # a stale histogram (the marker in its sum) reads back as the float staleness marker
+            stale = np.fromiter((_is_stale_float(h.sum) for h in hv), dtype=bool, count=len(hv))
+            hvals = np.where(stale, STALE_NAN, np.nan)
+            hv[stale] = None
             old = by_key.get(key)
             if old is None:
-                by_key[key] = Series(dict(labels), ht, np.full(len(ht), np.nan), hv)
+                by_key[key] = Series(dict(labels), ht, hvals, hv)
                 continue
             keep = ~np.isin(old.t, ht)
             t = np.concatenate([old.t[keep], ht])
-            v = np.concatenate([old.v[keep], np.full(len(ht), np.nan)])
+            v = np.concatenate([old.v[keep], hvals])
             h = np.empty(len(t), dtype=object)
             h[: int(keep.sum())] = None
             h[int(keep.sum()) :] = hv
