@@ -196,3 +196,12 @@ def test_remote_write_encoding_round_trips_histograms():
     out = decode_remote_write(encode_batch(b.build()))
     assert [(out.series[j], t, g) for j, t, g in out.histograms] == [(LABELS, T0, h)]
     assert len(out) == 1
+
+
+def test_histogram_series_are_listed_by_the_metadata_queries(tmp_path):
+    store = open_store(tmp_path)
+    store.append("t1", HISTOGRAMS.name, histograms_table([LABELS], [(0, T0, hist(1.0))]))
+    src = StoreSeriesSource(store, ["t1"])
+    assert src.series([[Matcher("job", "=", "api")]], T0 - 1, T0 + 1) == [dict(LABELS)]
+    assert src.label_values("__name__", [], T0 - 1, T0 + 1) == ["http_duration_seconds"]
+    store.close()

@@ -258,7 +258,9 @@ class StoreSeriesSource:
     ) -> list[dict[str, str]]:
         sets = [list(ms) for ms in matcher_sets]
         seen: dict[str, dict[str, str] | None] = {}
-        for t in self._scan(SAMPLES.name, sets, start_ms, end_ms, ("series",)):
+        signals = [SAMPLES.name] + ([HISTOGRAMS.name] if self.store.holds(HISTOGRAMS.name) else [])
+        tables = (t for signal in signals for t in self._scan(signal, sets, start_ms, end_ms, ("series",)))
+        for t in tables:
             for chunk in t.column("series").chunks:
                 if not len(chunk):
                     continue
