@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from kms.metrics.promql import histfns
+from kms.metrics.promql.literals import invalid_utf8_literals
 from kms.metrics.promql.values import NAME_LABELS, InstantVec, PromQLError, ScalarVal, StringVal, VSeries
 
 __all__ = ["eval_aggregate", "format_float", "quantile_of", "kahan_sum"]
@@ -50,6 +51,9 @@ def eval_aggregate(ev, e, ts):
     if op == "count_values":
         if not isinstance(param, StringVal):
             raise PromQLError("expected string parameter in count_values")
+        bad = invalid_utf8_literals(ev.query)
+        if param.s in bad:
+            raise PromQLError(f"invalid label name {bad[param.s]}")
         return _count_values(vec, param.s, without, names, n)
     groups: dict[tuple, list[VSeries]] = {}
     has_hist = False

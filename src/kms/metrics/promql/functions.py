@@ -8,6 +8,7 @@ import re
 import numpy as np
 
 from kms.metrics.promql import extended, histfns, histograms, info, rangefns
+from kms.metrics.promql.literals import invalid_utf8_literals
 from kms.metrics.promql.values import (
     InstantVec,
     PromQLError,
@@ -303,6 +304,9 @@ def _label_fn(ev, name, args, ts):
     if not all(isinstance(s, StringVal) for s in strs):
         raise PromQLError(f"expected string arguments in {name}")
     s_args = [s.s for s in strs]
+    bad = invalid_utf8_literals(ev.query)
+    if s_args[0] in bad:
+        raise PromQLError(f"invalid destination label name in {name}(): {bad[s_args[0]]}")
     out = []
     if name == "label_replace":
         dst, repl, src, rx = s_args
