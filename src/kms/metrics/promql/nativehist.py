@@ -253,8 +253,11 @@ class FloatHistogram:
             self._widen_zero(ot)
             ozc, ot = other.zero_count_for(self.zero_threshold)
         self.zero_count += sign * ozc
-        opos = {i: c for i, c in other.pos.items() if other.lower(i) >= self.zero_threshold}
-        oneg = {i: c for i, c in other.neg.items() if other.lower(i) >= self.zero_threshold}
+        if other.zero_threshold == self.zero_threshold:  # nothing of the other moved into zero
+            opos, oneg = other.pos, other.neg
+        else:
+            opos = {i: c for i, c in other.pos.items() if other.lower(i) >= self.zero_threshold}
+            oneg = {i: c for i, c in other.neg.items() if other.lower(i) >= self.zero_threshold}
         schema = min(self.schema, other.schema)
         self.pos = reduce_buckets(self.pos, self.schema, schema)
         self.neg = reduce_buckets(self.neg, self.schema, schema)
@@ -297,10 +300,13 @@ class FloatHistogram:
         pzc, t = prev.zero_count_for(self.zero_threshold)
         if t != self.zero_threshold or self.zero_count < pzc:
             return True
+        same_layout = prev.zero_threshold == self.zero_threshold and prev.schema == self.schema
         for mine, theirs in ((self.pos, prev.pos), (self.neg, prev.neg)):
-            kept = {i: c for i, c in theirs.items() if prev.lower(i) >= self.zero_threshold}
-            reduced = reduce_buckets(kept, prev.schema, self.schema)
-            if any(mine.get(i, 0.0) < c for i, c in reduced.items()):
+            if not same_layout:  # the common case (one layout for a whole series) skips this
+                kept = {i: c for i, c in theirs.items() if prev.lower(i) >= self.zero_threshold}
+                theirs = reduce_buckets(kept, prev.schema, self.schema)
+            get = mine.get
+            if any(get(i, 0.0) < c for i, c in theirs.items()):
                 return True
         return False
 
