@@ -55,8 +55,8 @@ def test_old_and_new_names_load_to_canonical_types(tmp_path):
     # an unknown component type where it is defined
     ("  batch: {}", "  bacth: {}", "collector.yaml:8: unknown processor type 'bacth' in 'bacth' (did you mean 'batch'?)"),
     # a component the collector has but kms does not run
-    ("  batch: {}", "  batch: {}\n  transform: {}", "collector.yaml:9: processor 'transform': type "
-     "'transform' is not supported by kms"),
+    ("  batch: {}", "  batch: {}\n  tail_sampling: {}", "collector.yaml:9: processor 'tail_sampling': type "
+     "'tail_sampling' is not supported by kms"),
     ("traces: {receivers", "trace: {receivers", "pipeline 'trace': the signal must be one of traces, metrics, logs"),
     ("  extensions: [health_check]", "  extensions: [health_chek]", "collector.yaml:16: extension 'health_chek' is not "
      "defined under extensions"),

@@ -25,7 +25,7 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
     "receivers": {"otlp": ("otlp",), "prometheus": ("prometheus",), "hostmetrics": ("hostmetrics",),
                   "file_log": ("file_log", "filelog"), "zipkin": ("zipkin",)},
     "processors": {"batch": ("batch",), "memory_limiter": ("memory_limiter",), "attributes": ("attributes",),
-                   "resource": ("resource",), "filter": ("filter",),
+                   "resource": ("resource",), "filter": ("filter",), "transform": ("transform",),
                    "k8s_attributes": ("k8s_attributes", "k8sattributes")},
     "exporters": {"otlp": ("otlp_grpc", "otlp"), "otlp_http": ("otlp_http", "otlphttp"),
                   "prometheusremotewrite": ("prometheusremotewrite",), "debug": ("debug", "logging"), "kms": ("kms",)},
@@ -35,7 +35,7 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
 KNOWN_ELSEWHERE = {
     "receivers": {"jaeger", "kubeletstats", "k8s_cluster", "k8scluster", "k8s_events", "k8sevents",
                   "k8sobjects", "journald", "filestats", "receiver_creator"},
-    "processors": {"transform", "resourcedetection", "tail_sampling",
+    "processors": {"resourcedetection", "tail_sampling",
                    "probabilistic_sampler", "groupbyattrs", "cumulativetodelta"},
     "exporters": {"prometheus", "loki", "file", "nop"},
     "extensions": {"pprof", "zpages", "file_storage", "basicauth", "bearertokenauth", "headers_setter"},

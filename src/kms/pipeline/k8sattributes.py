@@ -15,13 +15,10 @@ import logging
 import os
 import threading
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from kms.errors import BadInput
-from kms.pipeline.items import Item
+from kms.pipeline.items import OTLP_REQUESTS, Item
 
 __all__ = ["K8sAttributesProcessor"]
 
@@ -32,8 +29,6 @@ DEFAULT_METADATA = ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid", "k8s.po
 SUPPORTED_METADATA = set(DEFAULT_METADATA) | {"k8s.pod.ip", "k8s.replicaset.name", "k8s.statefulset.name",
                                               "k8s.daemonset.name", "k8s.job.name", "k8s.cronjob.name"}
 DEFAULT_ASSOCIATION = [["k8s.pod.ip"], ["k8s.pod.uid"], ["k8s.pod.name", "k8s.namespace.name"]]
-_REQUESTS = {"traces": ExportTraceServiceRequest, "logs": ExportLogsServiceRequest,
-             "metrics": ExportMetricsServiceRequest}
 
 
 def pod_metadata(pod: dict) -> dict[str, str]:
@@ -133,7 +128,7 @@ class K8sAttributesProcessor:
 
     def __call__(self, item: Item) -> Item:
         if item.otlp is not None:
-            req = _REQUESTS[item.signal].FromString(item.otlp)
+            req = OTLP_REQUESTS[item.signal].FromString(item.otlp)
             changed = False
             for top in getattr(req, "resource_" + ("spans" if item.signal == "traces" else item.signal)):
                 kvs = top.resource.attributes

@@ -7,9 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from kms.errors import BadInput
@@ -17,12 +14,9 @@ from kms.limits import MemoryLimiter
 from kms.metrics.samples import SampleBatch
 from kms.metrics.translate import label_name
 from kms.pipeline.filter import FilterProcessor
-from kms.pipeline.items import Item
+from kms.pipeline.items import OTLP_REQUESTS, Item, data_points
 
 __all__ = ["Actions", "make_processor"]
-
-_REQUESTS = {"traces": ExportTraceServiceRequest, "logs": ExportLogsServiceRequest,
-             "metrics": ExportMetricsServiceRequest}
 
 
 class Actions:
@@ -78,11 +72,6 @@ def _on_labels(batch: SampleBatch, actions: Actions) -> SampleBatch:
     return replace(batch, series=series)
 
 
-def _points(metric):
-    kind = metric.WhichOneof("data")
-    return getattr(metric, kind).data_points if kind else ()
-
-
 class _AttributeProcessor:
     def __init__(self, cid: str, settings: dict, resource: bool):
         self.actions = Actions(cid, settings.get("actions"))
@@ -98,7 +87,7 @@ class _AttributeProcessor:
                 item.lines = [replace(ln, attributes=tuple(self.actions.apply(dict(ln.attributes)).items()))
                               for ln in item.lines]
         elif item.otlp is not None:
-            req = _REQUESTS[item.signal].FromString(item.otlp)
+            req = OTLP_REQUESTS[item.signal].FromString(item.otlp)
             for top in getattr(req, "resource_" + ("spans" if item.signal == "traces" else item.signal)):
                 if self.resource:
                     _apply_kv(top.resource.attributes, self.actions)
@@ -112,7 +101,7 @@ class _AttributeProcessor:
                             _apply_kv(rec.attributes, self.actions)
                     else:
                         for m in scoped.metrics:
-                            for dp in _points(m):
+                            for dp in data_points(m):
                                 _apply_kv(dp.attributes, self.actions)
             item.otlp = req.SerializeToString()
         return item
@@ -146,6 +135,10 @@ def make_processor(cid: str, ptype: str, settings: dict):
         return lambda item: item  # the exporters' disk queues batch and decouple already
     if ptype == "filter":
         return FilterProcessor(cid, settings)
+    if ptype == "transform":
+        from kms.pipeline.transform import TransformProcessor
+
+        return TransformProcessor(cid, settings)
     if ptype == "k8s_attributes":
         from kms.pipeline.k8sattributes import K8sAttributesProcessor  # reads the Kubernetes API
 
