@@ -95,6 +95,24 @@ def _trim(ev, e, ts) -> InstantVec:
     Prometheus's incompatible-types info."""
     op = ev.trim
     lhs, rhs = ev.eval(e.lhs, ts), ev.eval(e.rhs, ts)
+    if isinstance(lhs, InstantVec) and isinstance(rhs, InstantVec):
+
+        def elem(lv, rv, lh, rh):
+            if lh is not None and rh is None:
+                return histfns.trim(lh, rv, op == "</")
+            kinds = ("float" if lh is None else "histogram", "float" if rh is None else "histogram")
+            ev.info(
+                f'incompatible sample types encountered for binary operator "{op}": {kinds[0]} {op} {kinds[1]}',
+                e,
+            )
+            return None
+
+        out = _vector_binop("atan2", e.modifier, False, lhs, rhs, len(ts), elem)
+        if any(s.ok.any() for s in out.series):
+            ev.info(f'incompatible sample types encountered for binary operator "{op}": float {op} float', e)
+        return InstantVec([
+            VSeries(s.labels, s.v, np.zeros(len(ts), dtype=bool), s.drop_name, s.h) for s in out.series if s.h is not None
+        ])  # fmt: skip
     if not isinstance(lhs, InstantVec) or not isinstance(rhs, ScalarVal):
         kinds = ("float", "float")
         if isinstance(lhs, InstantVec) and any(s.h is not None for s in lhs.series):

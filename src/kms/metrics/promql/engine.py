@@ -227,6 +227,14 @@ def _to_range_result(val, ts: np.ndarray):
     return Matrix(out)
 
 
+def _hint_unknown(h):
+    if h.hint in ("gauge", "unknown"):
+        return h
+    h = h.copy()
+    h.hint = "unknown"
+    return h
+
+
 def _negated(h):
     return h.copy().scale(-1.0)
 
@@ -441,7 +449,9 @@ class Evaluator:
                 r = RSeries(lab, t, v, lo, hi)
                 if s.h is not None:
                     hm = s.hmask()
-                    r.ht, r.hv = inner_ts[hm], s.h[hm]
+                    # sampled at the subquery's steps, neighbours are no longer adjacent samples:
+                    # their counter-reset hints say nothing, so resets are detected afresh
+                    r.ht, r.hv = inner_ts[hm], _map_hists(s.h[hm], _hint_unknown)
                     r.hlo = np.searchsorted(r.ht, eff - rng, "right")
                     r.hhi = np.searchsorted(r.ht, eff, "right")
                 out.append(r)

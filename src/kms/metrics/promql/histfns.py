@@ -40,8 +40,8 @@ def quantile(ev, q: float, h: FloatHistogram, metric: str, node) -> float:
         lower, upper, bc = b.lower, b.upper, b.count
         if count >= rank:
             break
-    if k < 0:
-        return math.nan
+    if k < 0:  # no bucket at all: every observation is NaN (or the histogram is malformed)
+        count = lower = upper = bc = 0.0
     if not h.custom and lower < 0 < upper:
         if not h.has_neg() and h.has_pos():
             lower = 0.0
@@ -71,6 +71,8 @@ def quantile(ev, q: float, h: FloatHistogram, metric: str, node) -> float:
                 f'input to histogram_quantile has NaN observations, result is skewed higher for metric name "{metric}"',
                 node,
             )
+    if bc == 0:
+        return math.nan  # Go's 0/0
     frac = rank / bc
     if h.custom or (lower <= 0 <= upper):
         return lower + (upper - lower) * frac
@@ -166,7 +168,10 @@ def variance(h: FloatHistogram) -> float:
                 val = -val
         x = b.count * (val - mean) ** 2
         t = total + x
-        comp += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
+        if math.isinf(t):
+            comp = 0.0  # as Prometheus's kahansum: no compensation once the sum is infinite
+        else:
+            comp += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
         total = t
     return (total + comp) / h.count
 

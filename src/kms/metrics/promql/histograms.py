@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from kms.metrics.promql import histfns
-from kms.metrics.promql.values import InstantVec, PromQLError, ScalarVal, StringVal, VSeries
+from kms.metrics.promql.values import InstantVec, PromQLError, ScalarVal, StringVal, VSeries, label_key
 
 __all__ = ["eval_histogram_fn", "bucket_quantile", "bucket_fraction"]
 
@@ -178,6 +178,7 @@ def eval_histogram_fn(ev, e, name: str, vals: list, n: int) -> InstantVec:
         qs and not all(isinstance(v, ScalarVal) for v in vals[: 1 if label is None else 0])
     ):
         raise PromQLError(f"unexpected arguments for {name}")
+    vec = _without_mixed(ev, vec, vec_node)
     out = []
     for key, members in _groups(ev, vec, vec_node).items():
         bounds = np.array([b for b, _ in members])
@@ -202,6 +203,33 @@ def eval_histogram_fn(ev, e, name: str, vals: list, n: int) -> InstantVec:
             out.append(VSeries(labels, r, ok))
     out += _native(ev, name, vec, vec_node, qs, label, vals)
     return InstantVec(out)
+
+
+def _without_mixed(ev, vec: InstantVec, node) -> InstantVec:
+    """Drop the classic buckets and the native histograms that share a series (labels but
+    ``le``), with Prometheus's warning: which of them to believe is unknowable."""
+    native = {label_key(s.labels) for s in vec.series if s.h is not None}
+    if not native:
+        return vec
+    clash = set()
+    for s in vec.series:
+        if s.ok.any() and "le" in s.labels:
+            key = label_key({k: v for k, v in s.labels.items() if k != "le"})
+            if key in native:
+                clash.add(key)
+    if not clash:
+        return vec
+    for key in sorted(clash):
+        name = dict(key).get("__name__", "")
+        ev.warn(
+            "vector contains a mix of classic and native histograms"
+            + (f' for metric name "{name}"' if name else ""),
+            node,
+        )
+    return InstantVec([
+        s for s in vec.series
+        if label_key(s.labels) not in clash and label_key({k: v for k, v in s.labels.items() if k != "le"}) not in clash
+    ])  # fmt: skip
 
 
 def _native(ev, name, vec, node, qs, label, vals) -> list[VSeries]:
