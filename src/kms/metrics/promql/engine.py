@@ -399,14 +399,21 @@ class Evaluator:
             if s.h is not None:
                 is_h = np.fromiter((x is not None for x in s.h), dtype=bool, count=len(s.h))
                 if is_h.any():
-                    hist_parts[i] = (s.t[is_h], s.h[is_h])
-                    found[i] = Series(s.labels, s.t[~is_h], s.v[~is_h])
+                    hst = s.st[is_h] if s.st is not None else None
+                    hist_parts[i] = (s.t[is_h], s.h[is_h], hst)
+                    st = s.st[~is_h] if s.st is not None else None
+                    found[i] = Series(s.labels, s.t[~is_h], s.v[~is_h], None, st)
         if found:
             sid = np.repeat(np.arange(len(found)), [len(s.t) for s in found])
             T = np.concatenate([s.t for s in found])
             V = np.concatenate([s.v for s in found])
             keep = ~is_stale(V)
             T, V, sid = T[keep], V[keep], sid[keep]
+            ST = None
+            if any(s.st is not None for s in found):
+                ST = np.concatenate(
+                    [s.st if s.st is not None else np.zeros(len(s.t), np.int64) for s in found]
+                )[keep]
             lens = np.bincount(sid, minlength=len(found))
             starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
             LO = window_index(T, sid, len(found), lo_b)
@@ -414,8 +421,10 @@ class Evaluator:
             for i, s in enumerate(found):
                 a, b = starts[i], starts[i] + lens[i]
                 r = RSeries(s.labels, T[a:b], V[a:b], LO[i] - a, HI[i] - a)
+                if ST is not None and found[i].st is not None:
+                    r.st = ST[a:b]
                 if i in hist_parts:
-                    ht, hv = hist_parts[i]
+                    ht, hv, r.hst = hist_parts[i]
                     r.ht, r.hv = ht, hv
                     r.hlo = np.searchsorted(ht, lo_b, "right")
                     r.hhi = np.searchsorted(ht, hi_b, "right")

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from kms.metrics.promql import extended, histfns, histograms, info, rangefns
+from kms.metrics.promql import extended, histfns, histograms, info, rangefns, starts
 from kms.metrics.promql.literals import invalid_utf8_literals
 from kms.metrics.promql.values import (
     InstantVec,
@@ -130,9 +130,11 @@ def eval_call(ev, e, ts):
         res = rangefns.extrapolated(vals[0], c, r)
         if name != "delta" and type(args[0]).__name__ == "MatrixSelector":
             _counter_info(ev, res, args[0])
+        res = starts.apply_starts(ev, args[0], name, vals[0], res)
         return InstantVec(histfns.merge_range(ev, args[0], name, vals[0], res))
     if name in ("irate", "idelta"):
         res = rangefns.instant_delta(vals[0], name == "irate")
+        res = starts.apply_starts(ev, args[0], name, vals[0], res)
         return InstantVec(histfns.merge_range(ev, args[0], name, vals[0], res))
     if name.endswith("_over_time") or name in (
         "changes",
@@ -155,6 +157,8 @@ def eval_call(ev, e, ts):
             )
         res = rangefns.over_time(name, rv, scal)
         node = next(a for a, v in zip(args, vals, strict=True) if v is rv)
+        if name == "resets":
+            res = starts.apply_starts(ev, node, name, rv, res)
         return InstantVec(histfns.merge_range(ev, node, name, rv, res))
     if name in ("min_of", "max_of"):
         fn = np.minimum if name == "min_of" else np.maximum
@@ -179,6 +183,8 @@ def eval_call(ev, e, ts):
         return _map(vals[0], lambda v: fn(v, b))
     if name == "timestamp":
         return _timestamp(ev, args[0], vals[0], ts)
+    if name == "start_timestamp":
+        return _timestamp(ev, args[0], vals[0], ts, start=True)
     if name == "vector":
         return InstantVec([VSeries({}, vals[0].v.copy(), np.ones(n, dtype=bool))])
     if name == "scalar":
@@ -256,7 +262,9 @@ def _sort_key(x: float, rev: bool):
     return (0, -x if rev else x)
 
 
-def _timestamp(ev, arg, vec, ts):
+def _timestamp(ev, arg, vec, ts, start: bool = False):
+    """timestamp(), or start_timestamp() (the selected samples' start timestamps, 0 when unknown;
+    only a selector's samples have them)."""
     node = arg
     while type(node).__name__ == "ParenExpr":
         node = node.expr
@@ -269,8 +277,14 @@ def _timestamp(ev, arg, vec, ts):
         for s in vec.series:
             src = by[label_key(s.labels)]
             idx = np.maximum(np.searchsorted(src.t, eff, "right") - 1, 0)
-            out.append(VSeries(s.labels, src.t[idx] / 1000.0, s.present(), True))
+            if start:
+                st = src.st[idx] if src.st is not None else np.zeros(len(idx), dtype=np.int64)
+                out.append(VSeries(s.labels, st / 1000.0, s.present(), True))
+            else:
+                out.append(VSeries(s.labels, src.t[idx] / 1000.0, s.present(), True))
         return InstantVec(out)
+    if start:
+        return InstantVec([])
     return InstantVec([VSeries(s.labels, ts / 1000.0, s.present(), True) for s in vec.series])
 
 

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from kms.metrics.promql import starts
 from kms.metrics.promql.nativehist import FloatHistogram, IncompatibleSchema, sum_histograms
 from kms.metrics.promql.values import VSeries
 
@@ -264,13 +265,18 @@ def _metric(s) -> str:
     return s.labels.get("__name__", "")
 
 
-def _hist_rate(ev, node, hs: list, is_counter: bool, metric: str) -> FloatHistogram | None:
+def _hist_rate(ev, node, hs: list, is_counter: bool, metric: str, ts=None, sts=None) -> FloatHistogram | None:
     """The increase (counter) or difference (gauge) over a window's histograms, before
-    extrapolation; counter resets inside the window are corrected for."""
+    extrapolation; counter resets inside the window (also those only the start timestamps
+    ``sts`` show) are corrected for."""
+
+    def st_reset(i: int) -> bool:  # between sample i-1 and sample i
+        return sts is not None and starts.is_reset(int(sts[i - 1]), int(ts[i - 1]), int(sts[i]), int(ts[i]))
+
     prev, last = hs[0], hs[-1]
     if is_counter and (prev.hint == "gauge" or last.hint == "gauge"):
         ev.warn(f'this native histogram metric is not a counter: "{metric}"', node)
-    if is_counter and hs[1].detect_reset(prev):
+    if is_counter and (st_reset(1) or hs[1].detect_reset(prev)):
         prev = FloatHistogram(schema=hs[1].schema, custom_values=hs[1].custom_values)
     if last.custom != prev.custom:
         return _mixed_schemas(ev, node, metric)
@@ -289,8 +295,19 @@ def _hist_rate(ev, node, hs: list, is_counter: bool, metric: str) -> FloatHistog
         if reconciled:
             ev.info("mismatched custom buckets were reconciled during subtraction", node)
         if is_counter:
-            for cur in hs[1:]:
-                if cur.detect_reset(prev):
+            warned = False
+            for i, cur in enumerate(hs[1:], 1):
+                if (
+                    sts is not None
+                    and not warned
+                    and starts.overlaps(int(sts[i - 1]), int(ts[i - 1]), int(sts[i]))
+                ):
+                    ev.warn(
+                        f'sample has start time that overlaps with previous sample timestamp for metric "{metric}"',
+                        node,
+                    )
+                    warned = True
+                if st_reset(i) or cur.detect_reset(prev):
                     _, reconciled = h.add(prev)
                     if reconciled:
                         ev.info("mismatched custom buckets were reconciled during addition", node)
@@ -311,16 +328,27 @@ def _mixed_schemas(ev, node, metric: str) -> None:
     return None
 
 
-def _extrapolate(h: FloatHistogram, ts, hs, w_start: int, w_end: int, range_ms: int, is_counter, is_rate):
+def _extrapolate(h, ts, hs, w_start: int, w_end: int, range_ms: int, is_counter, is_rate, st0: int = 0):
+    """Prometheus's extrapolation to the window's ends; ``st0``: the first sample's start
+    timestamp when it lies inside the window (the counter counted from zero there). ``h`` may be
+    None only then (a single sample)."""
     first_t, last_t = int(ts[0]), int(ts[-1])
     to_start = (first_t - w_start) / 1000.0
     to_end = (w_end - last_t) / 1000.0
     sampled = (last_t - first_t) / 1000.0
-    avg = sampled / (len(ts) - 1)
-    if to_start >= avg * 1.1:
-        to_start = avg / 2
-    if is_counter and h.count > 0 and hs[0].count >= 0:
-        to_start = min(to_start, sampled * (hs[0].count / h.count))
+    avg = sampled / (len(ts) - 1) if len(ts) > 1 else 0.0
+    if st0:
+        to_start, sampled = 0.0, (last_t - st0) / 1000.0
+        if h is None:
+            h = hs[0].copy()
+            h.hint = "gauge"
+        else:
+            h.add(hs[0])
+    else:
+        if to_start >= avg * 1.1:
+            to_start = avg / 2
+        if is_counter and h.count > 0 and hs[0].count >= 0:
+            to_start = min(to_start, sampled * (hs[0].count / h.count))
     if to_end >= avg * 1.1:
         to_end = avg / 2
     factor = (sampled + to_start + to_end) / sampled if sampled else 1.0
@@ -337,25 +365,33 @@ def _merged(ft, fv, ht, hv):
     return pts
 
 
-def _changes_or_resets(pts, resets: bool) -> float:
+def _st_reset(st: dict[int, int] | None, t0: int, t1: int) -> bool:
+    return st is not None and starts.is_reset(st.get(t0, 0), t0, st.get(t1, 0), t1)
+
+
+def _changes_or_resets(pts, resets: bool, st: dict[int, int] | None = None) -> float:
     n = 0
-    for (_, a), (_, b) in zip(pts, pts[1:], strict=False):
+    for (t0, a), (t1, b) in zip(pts, pts[1:], strict=False):
         ah, bh = isinstance(a, FloatHistogram), isinstance(b, FloatHistogram)
         if ah != bh:
             n += 1
         elif ah:
-            if b.detect_reset(a) if resets else not b.same_as(a, lambda x, y: x == y):
+            if (
+                (b.detect_reset(a) or _st_reset(st, t0, t1))
+                if resets
+                else not b.same_as(a, lambda x, y: x == y)
+            ):
                 n += 1
         elif resets:
-            n += b < a
+            n += b < a or _st_reset(st, t0, t1)
         else:
             n += a != b and not (math.isnan(a) and math.isnan(b))
     return float(n)
 
 
-def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts):
+def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts, st: dict[int, int] | None = None):
     """One step of a range function over a window holding histograms: a float, a histogram,
-    None for no result."""
+    None for no result. ``st``: the samples' start timestamps by time, if they have any."""
     metric = _metric(s)
     floats = [p for p in pts if not isinstance(p[1], FloatHistogram)]
     if name in ("count_over_time", "present_over_time"):
@@ -367,7 +403,7 @@ def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts):
     if name == "first_over_time":
         return pts[0][1]
     if name in ("changes", "resets"):
-        return _changes_or_resets(pts, name == "resets")
+        return _changes_or_resets(pts, name == "resets", st)
     if name in ("irate", "idelta"):
         if len(pts) < 2:
             return None
@@ -383,7 +419,7 @@ def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts):
         if not is_rate and (a.hint != "gauge" or b.hint != "gauge"):
             ev.warn(f'this native histogram metric is not a gauge: "{metric}"', node)
         h = b.copy()
-        if not is_rate or not b.detect_reset(a):
+        if not is_rate or not (_st_reset(st, t0, t1) or b.detect_reset(a)):
             try:
                 _, reconciled = h.sub(a)
             except IncompatibleSchema:
@@ -397,14 +433,18 @@ def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts):
         ev.warn(f'encountered a mix of histograms and floats for metric name "{metric}"', node)
         return None
     if name in ("rate", "increase", "delta"):
-        if len(hs) < 2:
-            return None
         is_counter = name != "delta"
-        h = _hist_rate(ev, node, list(hs), is_counter, metric)
-        if h is None:
+        sts = [st.get(int(x), 0) for x in hts] if st is not None else None
+        st0 = sts[0] if is_counter and sts and int(rv.wstart[j]) < sts[0] < int(hts[0]) else 0
+        h = None
+        if len(hs) >= 2:
+            h = _hist_rate(ev, node, list(hs), is_counter, metric, hts, sts)
+            if h is None:
+                return None
+        elif not st0:
             return None
         return _extrapolate(
-            h, hts, hs, int(rv.wstart[j]), int(rv.wend[j]), rv.range_ms, is_counter, name == "rate"
+            h, hts, hs, int(rv.wstart[j]), int(rv.wend[j]), rv.range_ms, is_counter, name == "rate", st0
         )
     if name in ("sum_over_time", "avg_over_time"):
         try:
@@ -463,11 +503,17 @@ def merge_range(ev, node, name: str, rv, floats: list[VSeries]) -> list[VSeries]
         h = np.empty(n, dtype=object)
         h[:] = None
         v, ok = r.v.copy(), r.ok.copy()
+        st = None
+        if s.st is not None or s.hst is not None:
+            st = {}
+            for t_arr, st_arr in ((s.t, s.st), (s.ht, s.hst)):
+                if st_arr is not None:
+                    st.update(zip(t_arr.tolist(), st_arr.tolist(), strict=True))
         for j in np.nonzero(hcnt > 0)[0]:
             hts = s.ht[s.hlo[j] : s.hhi[j]]
             hs = s.hv[s.hlo[j] : s.hhi[j]]
             pts = _merged(s.t[s.lo[j] : s.hi[j]], s.v[s.lo[j] : s.hi[j]], hts, hs)
-            res = _hist_step(ev, node, name, s, j, rv, pts, hs, hts)
+            res = _hist_step(ev, node, name, s, j, rv, pts, hs, hts, st)
             if isinstance(res, str):  # the float result stands
                 continue
             ok[j] = False

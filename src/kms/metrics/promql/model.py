@@ -109,13 +109,15 @@ class Series:
 
     ``h`` is None for a float-only series; otherwise an object array aligned with ``t`` holding a
     native histogram (``nativehist.FloatHistogram``) where the sample is one (its ``v`` is NaN)
-    and None where it is a float.
+    and None where it is a float. ``st`` is None or the samples' start (created) timestamps in
+    ms aligned with ``t``, 0 where unknown.
     """
 
     labels: dict[str, str]
     t: np.ndarray
     v: np.ndarray
     h: np.ndarray | None = None
+    st: np.ndarray | None = None
 
 
 class SeriesSource(Protocol):
@@ -137,6 +139,7 @@ class MemorySeriesSource:
         self._series: dict[tuple, tuple[dict[str, str], list, list]] = {}
         self._frozen: dict[tuple, Series] = {}
         self._hists: dict[tuple, dict[int, object]] = {}  # key -> {t: histogram}
+        self._starts: dict[tuple, dict[int, int]] = {}  # key -> {t: start timestamp}
 
     def _entry(self, labels: dict[str, str]):
         key = tuple(sorted(labels.items()))
@@ -158,6 +161,12 @@ class MemorySeriesSource:
         vs.append([math.nan])
         self._hists.setdefault(tuple(sorted(labels.items())), {})[int(t_ms)] = h
 
+    def add_start_timestamp(self, labels: dict[str, str], t_ms: int, st_ms: int) -> None:
+        """The start (created) timestamp of the sample at ``t_ms``."""
+        key = tuple(sorted(labels.items()))
+        self._starts.setdefault(key, {})[int(t_ms)] = int(st_ms)
+        self._frozen.pop(key, None)
+
     def add_series(self, labels: dict[str, str], t_ms, values) -> None:
         """Bulk append: ``t_ms`` int64 ms and ``values`` float64, equal length."""
         t = np.asarray(t_ms, dtype=np.int64)
@@ -172,6 +181,7 @@ class MemorySeriesSource:
         self._series.clear()
         self._frozen.clear()
         self._hists.clear()
+        self._starts.clear()
 
     def _get(self, key: tuple) -> Series:
         s = self._frozen.get(key)
@@ -192,7 +202,9 @@ class MemorySeriesSource:
                 h[:] = [hists.get(x) for x in t.tolist()]
                 # a float written after a histogram at the same time replaces it
                 h[~np.isnan(v)] = None
-            s = self._frozen[key] = Series(labels, t, v, h)
+            starts = self._starts.get(key)
+            st = np.array([starts.get(x, 0) for x in t.tolist()], dtype=np.int64) if starts else None
+            s = self._frozen[key] = Series(labels, t, v, h, st)
         return s
 
     def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
@@ -204,6 +216,7 @@ class MemorySeriesSource:
                 hi = np.searchsorted(s.t, end_ms, "right")
                 if hi > lo:
                     h = s.h[lo:hi] if s.h is not None else None
-                    out.append(Series(s.labels, s.t[lo:hi], s.v[lo:hi], h))
+                    st = s.st[lo:hi] if s.st is not None else None
+                    out.append(Series(s.labels, s.t[lo:hi], s.v[lo:hi], h, st))
         out.sort(key=lambda s: sorted(s.labels.items()))
         return out

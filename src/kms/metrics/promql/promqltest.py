@@ -182,6 +182,37 @@ def _classic_to_nhcb(
     return out
 
 
+_OFFSET = re.compile(
+    r"([-+]?(?:\d+(?:ms|y|w|d|h|m|s))+|[-+]?0)(?:([+-])((?:\d+(?:ms|y|w|d|h|m|s))+))?(?:x(\d+))?"
+)
+
+
+def _signed_ms(text: str) -> int:
+    sign = -1 if text.startswith("-") else 1
+    return sign * parse_duration_ms(text.lstrip("+-"))
+
+
+def parse_offsets(items: list[str]) -> list[int | None]:
+    """The ``@st`` notation: per sample, its start timestamp as an offset from the sample's time
+    (``-30s``), with the value notation's ``a+bxN`` / ``a-bxN`` / ``axN`` expansions; ``_``: none."""
+    out: list[int | None] = []
+    for it in items:
+        if it == "_":
+            out.append(None)
+            continue
+        if it.startswith("_x"):
+            out.extend([None] * int(it[2:]))
+            continue
+        m = _OFFSET.fullmatch(it)
+        if m is None:
+            raise ValueError(f"bad start timestamp offset {it!r}")
+        base = _signed_ms(m.group(1))
+        inc = _signed_ms(m.group(3)) * (-1 if m.group(2) == "-" else 1) if m.group(3) else 0
+        times = int(m.group(4)) if m.group(4) else 0
+        out.extend(base + i * inc for i in range(times + 1))
+    return out
+
+
 def value_tokens(text: str) -> list[str]:
     """Whitespace-separated values, a ``{{...}}`` histogram (and its expansion) as one."""
     return _TOKEN.findall(text)
@@ -340,6 +371,12 @@ class _Script:
         for line in body:
             desc, rest = _split_series(line)
             if desc.endswith("@st") or rest.startswith("@st"):
+                desc = desc.removesuffix("@st")
+                rest = rest.removeprefix("@st").strip()
+                labels = parse_labels(desc)
+                for k, off in enumerate(parse_offsets(rest.split())):
+                    if off is not None:
+                        self.source.add_start_timestamp(labels, k * step, k * step + off)
                 continue
             labels = parse_labels(desc)
             vals = parse_values(value_tokens(rest))

@@ -137,6 +137,8 @@ class RSeries:
     hv: np.ndarray | None = None
     hlo: np.ndarray | None = None
     hhi: np.ndarray | None = None
+    st: np.ndarray | None = None  # start timestamps of ``t`` (ms, 0 unknown), from selectors only
+    hst: np.ndarray | None = None  # the same for ``ht``
 
 
 @dataclass
