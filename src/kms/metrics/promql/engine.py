@@ -227,6 +227,21 @@ def _to_range_result(val, ts: np.ndarray):
     return Matrix(out)
 
 
+def _stats_hints(hs: np.ndarray) -> np.ndarray:
+    """Counter-reset hints as Prometheus's histogram statistics iterator gives them: a histogram
+    read back as ``unknown`` after another one becomes ``reset`` when it is a reset."""
+    out = hs.copy()
+    prev = None
+    for i, h in enumerate(hs):
+        if h is None:
+            continue
+        if prev is not None and h.hint == "unknown" and h.detect_reset(prev):
+            out[i] = h.copy()
+            out[i].hint = "reset"
+        prev = h
+    return out
+
+
 def _hint_unknown(h):
     if h.hint in ("gauge", "unknown"):
         return h
@@ -275,6 +290,9 @@ class Evaluator:
         self.pin_at: int | None = None
         self.query = ""
         self.trim: str | None = None  # the trim operator ``atan2`` stands for, see trim_operator
+        # >0 inside histogram_count/sum/avg: Prometheus reads those selectors with its histogram
+        # statistics iterator, which marks counter resets as it finds them (see _stats_hints)
+        self.stats = 0
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.warnings: list[str] = []
@@ -367,6 +385,8 @@ class Evaluator:
         found = self.engine.source.select(self.matchers(e), int(eff.min()) - lb + 1, int(eff.max()))
         out = []
         for s in found:
+            if self.stats and s.h is not None:
+                s = Series(s.labels, s.t, s.v, _stats_hints(s.h), s.st)
             idx = np.searchsorted(s.t, eff, "right") - 1
             safe = np.maximum(idx, 0)
             ok = (idx >= 0) & (s.t[safe] > eff - lb)
@@ -396,6 +416,8 @@ class Evaluator:
         out = []
         hist_parts = {}
         for i, s in enumerate(found):
+            if s.h is not None and self.stats:
+                s = Series(s.labels, s.t, s.v, _stats_hints(s.h), s.st)
             if s.h is not None:
                 is_h = np.fromiter((x is not None for x in s.h), dtype=bool, count=len(s.h))
                 if is_h.any():
@@ -442,10 +464,11 @@ class Evaluator:
         out = []
         if len(inner_ts):
             pin, self.pin_at = self.pin_at, None
+            stats, self.stats = self.stats, 0  # subqueries read full histograms
             try:
                 val = self.eval(e.expr, inner_ts)
             finally:
-                self.pin_at = pin
+                self.pin_at, self.stats = pin, stats
             if isinstance(val, ScalarVal):
                 val = InstantVec([VSeries({}, val.v, np.ones(len(inner_ts), dtype=bool))])
             elif not isinstance(val, InstantVec):

@@ -116,7 +116,14 @@ def eval_call(ev, e, ts):
         return info.eval_info(ev, e, ts)
     if name in ("label_replace", "label_join"):
         return _label_fn(ev, name, args, ts)
-    vals = [ev.eval(a, ts) for a in args]
+    if name in ("histogram_count", "histogram_sum", "histogram_avg"):
+        ev.stats += 1
+        try:
+            vals = [ev.eval(a, ts) for a in args]
+        finally:
+            ev.stats -= 1
+    else:
+        vals = [ev.eval(a, ts) for a in args]
     modes = [v.mode for v in vals if isinstance(v, RangeVec) and v.mode]
     if modes:
         extended.check_function(name, modes[0])

@@ -451,6 +451,9 @@ def _hist_step(ev, node, name: str, s, j: int, rv, pts, hs, hts, st: dict[int, i
             acc, reconciled = sum_histograms(list(hs), mean=name == "avg_over_time")
         except IncompatibleSchema:
             return _mixed_schemas(ev, node, metric)
+        hints = {h.hint for h in hs}
+        if "reset" in hints and "not_reset" in hints:
+            ev.warn("conflicting counter resets during histogram aggregation", node)
         if reconciled:
             ev.info("mismatched custom buckets were reconciled during aggregation", node)
         return acc.compact()
