@@ -99,6 +99,8 @@ def eval_info(ev, e, ts) -> InstantVec:
             idx = np.searchsorted(s.t, eff, "right") - 1
             safe = np.maximum(idx, 0)
             ok = (idx >= 0) & (s.t[safe] > eff - lb) & ~is_stale(s.v[safe])
+            if s.h is not None and any(s.h[i] is not None for i in safe[ok].tolist()):
+                raise PromQLError("info sample should be float")
             if ok.any():
                 info_series.append((s.labels, s.t[safe], ok))
 
