@@ -23,6 +23,8 @@ class MemoryRulerEnv:
         for labels, points in batch.by_series().items():
             for t, v in points:
                 self.source.add(dict(labels), t, v)
+        for i, t, h in batch.histograms:
+            self.source.add_histogram(dict(batch.series[i]), t, h)
 
     def ctx(self, **kw) -> EvalContext:
         return EvalContext(

@@ -56,6 +56,30 @@ def test_recording_rules_write_series_later_rules_see_them_and_stale_when_gone(e
     assert env.value("instance:errors", T0 + 301_000) == {(("__name__", "instance:errors"), ("instance", "a")): 5}
 
 
+def test_recording_rules_record_native_histograms(env):
+    from kms.metrics.promql.nativehist import FloatHistogram
+
+    for i in range(7):  # two pods' latency histograms, counting up by 2 and 4 every 10 s
+        for pod, k in (("a", 1), ("b", 2)):
+            h = FloatHistogram(schema=0, count=2 * k * i, sum=1.5 * k * i, pos={1: k * i, 2: k * i})
+            env.source.add_histogram({"__name__": "latency", "job": "api", "pod": pod}, T0 - 60_000 + i * 10_000, h)
+    rules = """
+name: hist
+rules:
+  - record: job:latency:rate1m
+    expr: sum by (job) (rate(latency[1m]))
+  - record: job:latency:p90
+    expr: histogram_quantile(0.9, job:latency:rate1m)
+"""
+    g = group(rules, env)
+    g.evaluate(T0)
+    assert all(r.health == "ok" for r in g.rules)
+    [(_, t, h)] = [x for _, b in env.written for x in b.histograms]
+    assert t == T0 and h.count == pytest.approx(0.6)  # (2 + 4) per 10 s
+    [p90] = env.value("job:latency:p90", T0).values()
+    assert 2 < p90 <= 4
+
+
 ALERT = """
 name: alerts
 interval: 10s

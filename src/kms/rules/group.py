@@ -28,6 +28,7 @@ import numpy as np
 import xxhash
 
 from kms.metrics.promql.model import STALE_NAN, Matcher, is_stale
+from kms.metrics.promql.nativehist import FloatHistogram
 from kms.metrics.promql.values import Scalar, Vector
 from kms.metrics.samples import BatchBuilder, SampleBatch
 from kms.rules.alerting import Alert, AlertSet, LabelKey
@@ -172,20 +173,20 @@ class Group:
         self.iterations += 1
         self.last_eval, self.eval_s = ts_ms / 1000, time.perf_counter() - t0
 
-    def _query(self, rule: RuleSpec, ts_ms: int) -> list[tuple[dict[str, str], float]]:
+    def _query(self, rule: RuleSpec, ts_ms: int) -> list[tuple[dict[str, str], float | FloatHistogram]]:
         run = self.ctx.logql if rule.lang == "logql" else self.ctx.promql
         res = run(self.tenant, rule.expr, ts_ms - int(self.spec.query_offset_s * 1000)).value
         if isinstance(res, Scalar):
             return [({}, res.value)]
         if not isinstance(res, Vector):
             raise RuleError(f"rule result is not a vector or scalar: {res.type}")
-        return [(s.labels, s.value) for s in res.samples if s.histogram is None]  # floats only
+        return [(s.labels, s.value if s.histogram is None else s.histogram) for s in res.samples]
 
-    def _eval_rule(self, rs: RuleState, ts_ms: int) -> dict[LabelKey, float]:
+    def _eval_rule(self, rs: RuleState, ts_ms: int) -> dict[LabelKey, float | FloatHistogram]:
         spec, limit = rs.spec, self.spec.limit
         samples = self._query(spec, ts_ms)
         if spec.kind == "recording":
-            out: dict[LabelKey, float] = {}
+            out: dict[LabelKey, float | FloatHistogram] = {}
             for labels, v in samples:
                 lb = {**labels, **spec.labels, "__name__": spec.name}
                 key = tuple(sorted((k, x) for k, x in lb.items() if x))
@@ -203,6 +204,8 @@ class Group:
         found: dict[LabelKey, Alert] = {}
         ext, url = self.ctx.external_labels, self.ctx.external_url
         for labels, v in samples:
+            if isinstance(v, FloatHistogram):
+                v = 0.0  # a histogram sample alerts too; its value is Prometheus's float part, 0
             base = {k: x for k, x in labels.items() if k != "__name__"}
             data = template_data(base, v, ext, url)  # templates see the query's labels, not the expanded ones
             lb = {**base, **{k: expand(t, data) for k, t in spec.labels.items()}, "alertname": spec.name}
@@ -255,14 +258,17 @@ class Group:
             log.info("tenant %s: restored 'for' state of alert %r %s (active since %s)", self.tenant, spec.name,
                      dict(key), rfc3339(active_at))
 
-    def _buffer(self, rs: RuleState, out: dict[LabelKey, float], ts_ms: int) -> None:
+    def _buffer(self, rs: RuleState, out: dict[LabelKey, float | FloatHistogram], ts_ms: int) -> None:
         gone = rs.prev - out.keys()
         rs.prev = set(out)
         if not out and not gone:
             return
         b = self._pending
         for key, v in out.items():
-            b.add(b.series_index(key), ts_ms, v)
+            if isinstance(v, FloatHistogram):  # recorded native histograms, e.g. sum(rate(h[5m]))
+                b.histograms.append((b.series_index(key), ts_ms, v))
+            else:
+                b.add(b.series_index(key), ts_ms, v)
         for key in gone:
             b.add(b.series_index(key), ts_ms, STALE_NAN)
         self._pending_rules.append(rs)
