@@ -205,3 +205,25 @@ def test_histogram_series_are_listed_by_the_metadata_queries(tmp_path):
     assert src.series([[Matcher("job", "=", "api")]], T0 - 1, T0 + 1) == [dict(LABELS)]
     assert src.label_values("__name__", [], T0 - 1, T0 + 1) == ["http_duration_seconds"]
     store.close()
+
+
+def test_histograms_follow_the_append_rules():
+    from kms.metrics.admission import SampleAdmission
+
+    adm = SampleAdmission(ooo_window_ms=0)
+
+    def batch(*items):
+        b = BatchBuilder()
+        i = b.series_index(LABELS)
+        b.histograms.extend((i, t, h) for t, h in items)
+        return b.build()
+
+    a = adm.admit("t", batch((T0, hist(1.0)), (T0 + 15_000, hist(2.0))))
+    assert len(a.batch.histograms) == 2 and not a.batch.rejected
+    a.commit()
+    # older than the newest: out of order; the newest time with another histogram: duplicate
+    a = adm.admit("t", batch((T0 + 5_000, hist(9.0)), (T0 + 15_000, hist(3.0)), (T0 + 30_000, hist(4.0))))
+    assert [t for _, t, _ in a.batch.histograms] == [T0 + 30_000]
+    assert a.batch.rejected == {"sample_out_of_order": 1, "sample_duplicate_timestamp": 1}
+    a.commit()
+    assert adm.admit("t", batch((T0 + 30_000, hist(4.0)))).batch.histograms  # the same one again: a retry

@@ -27,6 +27,7 @@ before either commits are both admitted (queries merge them by time).
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ import pyarrow as pa
 
 from kms.errors import BadInput
 from kms.metrics.samples import Labels, SampleBatch
+from kms.metrics.storage.histograms import encode
 from kms.metrics.storage.refs import NO_TIME as _NO_TIME
 from kms.metrics.storage.refs import TenantSeries
 
@@ -68,6 +70,27 @@ class Admitted:
     def columns(self) -> tuple[pa.Array, pa.Array]:
         """``(texts, names)`` of ``batch.series``: the ``series`` and ``metric`` column values."""
         return self.series.columns(self.refs, self.batch.series)
+
+
+def _run_all(fns: list) -> None:
+    for fn in fns:
+        fn()
+
+
+def _histogram_rows(batch: SampleBatch) -> SampleBatch:
+    """A batch's native histograms as rows the sample rules judge: a digest of each histogram's
+    encoding stands in for the value bits (equal histograms, equal bits), sharing the batch's
+    refusal counts."""
+    hs = batch.histograms
+    digests = [int.from_bytes(hashlib.blake2b(encode(h), digest_size=8).digest(), "little") for _, _, h in hs]
+    return SampleBatch(
+        series=batch.series,
+        series_idx=np.fromiter((i for i, _, _ in hs), dtype=np.int32, count=len(hs)),
+        ts_ms=np.fromiter((t for _, t, _ in hs), dtype=np.int64, count=len(hs)),
+        values=np.array(digests, dtype=np.uint64).view(np.float64),
+        rejected=batch.rejected,
+        errors=batch.errors,
+    )
 
 
 def _fmt(labels: Labels) -> str:
@@ -136,16 +159,18 @@ class SampleAdmission:
                 )
             for i in new.tolist():
                 refs[i] = st.add(series[i], valid=limits is not None)
-            if not len(batch):
-                return Admitted(batch, _nothing, refs, st)
-            keep, newest = self._check(st, refs, batch)
-        commit = functools.partial(self._advance, st, *newest) if newest is not None else _nothing
-        if keep is None:
+            keep, newest = self._check(st, refs, batch) if len(batch) else (None, None)
+            hkeep, hnewest = self._check(st, refs, _histogram_rows(batch)) if batch.histograms else (None, None)
+        advances = [functools.partial(self._advance, st, *x) for x in (newest, hnewest) if x is not None]
+        commit = functools.partial(_run_all, advances) if advances else _nothing
+        if keep is None and hkeep is None:
             return Admitted(batch, commit, refs, st)
         out = SampleBatch(
-            series=batch.series, series_idx=batch.series_idx[keep], ts_ms=batch.ts_ms[keep],
-            values=batch.values[keep], exemplars=batch.exemplars, metadata=batch.metadata,
-            histograms=batch.histograms, rejected=batch.rejected, errors=batch.errors,
+            series=batch.series, series_idx=batch.series_idx[keep] if keep is not None else batch.series_idx,
+            ts_ms=batch.ts_ms[keep] if keep is not None else batch.ts_ms,
+            values=batch.values[keep] if keep is not None else batch.values, exemplars=batch.exemplars,
+            metadata=batch.metadata, rejected=batch.rejected, errors=batch.errors,
+            histograms=batch.histograms if hkeep is None else [h for h, k in zip(batch.histograms, hkeep, strict=True) if k],
         )  # fmt: skip
         return Admitted(out, commit, refs, st)
 
