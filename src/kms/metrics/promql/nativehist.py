@@ -405,17 +405,26 @@ def _exact_sum(xs: list[float], n: int) -> float:
 def sum_histograms(hs: list[FloatHistogram], mean: bool = False) -> tuple[FloatHistogram, bool]:
     """The sum (or mean) of histograms, every field summed exactly; returns (result, custom
     bounds were reconciled). Raises ``IncompatibleSchema`` for exponential mixed with custom."""
-    acc = hs[0].copy()
-    reconciled = False
-    for h in hs[1:]:
-        reconciled |= acc.add(h)[1]
-    if len(hs) == 1:
-        return acc, reconciled
-    aligned = []
-    for h in hs:  # each histogram laid out on the result's schema, zero bucket and bounds
-        z = FloatHistogram(acc.schema, acc.zero_threshold, custom_values=acc.custom_values)
-        z.add(h)
-        aligned.append(z)
+    first = hs[0]
+    if len(hs) > 1 and all(
+        h.schema == first.schema and h.zero_threshold == first.zero_threshold and h.custom_values == first.custom_values
+        for h in hs
+    ):  # one layout (the usual case): the fields add up as they are
+        acc, reconciled, aligned = first.copy(), False, hs
+        for h in hs[1:]:
+            acc._adjust_hint(h)
+    else:
+        acc = first.copy()
+        reconciled = False
+        for h in hs[1:]:
+            reconciled |= acc.add(h)[1]
+        if len(hs) == 1:
+            return acc, reconciled
+        aligned = []
+        for h in hs:  # each histogram laid out on the result's schema, zero bucket and bounds
+            z = FloatHistogram(acc.schema, acc.zero_threshold, custom_values=acc.custom_values)
+            z.add(h)
+            aligned.append(z)
     n = len(hs) if mean else 1
     acc.count = _exact_sum([z.count for z in aligned], n)
     acc.sum = _exact_sum([z.sum for z in aligned], n)
