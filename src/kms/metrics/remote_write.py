@@ -71,12 +71,9 @@ DEFAULT_MAX_BYTES = 64 << 20
 EXEMPLAR_MAX_LABEL_RUNES = 128
 
 # (name, number, type or ".Message", repeated); enums are declared int32 (same varint wire type).
-_V1: dict[str, list[tuple[str, int, str, bool]]] = {
-    "Label": [("name", 1, "string", False), ("value", 2, "string", False)],
-    "Sample": [("value", 1, "double", False), ("timestamp", 2, "int64", False)],
-    "Exemplar": [("labels", 1, ".Label", True), ("value", 2, "double", False), ("timestamp", 3, "int64", False)],
-    # Remote write 1.0 and 2.0 share the native histogram's layout (count and zero count are
-    # oneofs in the .proto: integer or float; both are declared and the one sent is set).
+# Remote write 1.0 and 2.0 share the native histogram's layout (count and zero count are oneofs
+# in the .proto: integer or float; both are declared and the one sent is set).
+_HISTOGRAM: dict[str, list[tuple[str, int, str, bool]]] = {
     "BucketSpan": [("offset", 1, "sint32", False), ("length", 2, "uint32", False)],
     "Histogram": [
         ("count_int", 1, "uint64", False),
@@ -96,6 +93,12 @@ _V1: dict[str, list[tuple[str, int, str, bool]]] = {
         ("timestamp", 15, "int64", False),
         ("custom_values", 16, "double", True),
     ],
+}
+_V1: dict[str, list[tuple[str, int, str, bool]]] = {
+    "Label": [("name", 1, "string", False), ("value", 2, "string", False)],
+    "Sample": [("value", 1, "double", False), ("timestamp", 2, "int64", False)],
+    "Exemplar": [("labels", 1, ".Label", True), ("value", 2, "double", False), ("timestamp", 3, "int64", False)],
+    **_HISTOGRAM,
     "TimeSeries": [
         ("labels", 1, ".Label", True),
         ("samples", 2, ".Sample", True),
@@ -114,25 +117,7 @@ _V2: dict[str, list[tuple[str, int, str, bool]]] = {
     "Sample": [("value", 1, "double", False), ("timestamp", 2, "int64", False), ("start_timestamp", 3, "int64", False)],
     "Exemplar": [("labels_refs", 1, "uint32", True), ("value", 2, "double", False), ("timestamp", 3, "int64", False)],
     "Metadata": [("type", 1, "int32", False), ("help_ref", 3, "uint32", False), ("unit_ref", 4, "uint32", False)],
-    "BucketSpan": [("offset", 1, "sint32", False), ("length", 2, "uint32", False)],
-    "Histogram": [
-        ("count_int", 1, "uint64", False),
-        ("count_float", 2, "double", False),
-        ("sum", 3, "double", False),
-        ("schema", 4, "sint32", False),
-        ("zero_threshold", 5, "double", False),
-        ("zero_count_int", 6, "uint64", False),
-        ("zero_count_float", 7, "double", False),
-        ("negative_spans", 8, ".BucketSpan", True),
-        ("negative_deltas", 9, "sint64", True),
-        ("negative_counts", 10, "double", True),
-        ("positive_spans", 11, ".BucketSpan", True),
-        ("positive_deltas", 12, "sint64", True),
-        ("positive_counts", 13, "double", True),
-        ("reset_hint", 14, "int32", False),
-        ("timestamp", 15, "int64", False),
-        ("custom_values", 16, "double", True),
-    ],
+    **_HISTOGRAM,
     "TimeSeries": [
         ("labels_refs", 1, "uint32", True),
         ("samples", 2, ".Sample", True),

@@ -106,6 +106,20 @@ class _SeriesIds:
         return lut[indices]
 
 
+def _matching_rows(tables, ids: _SeriesIds, columns: tuple[str, ...]):
+    """Per table chunk: the dense series ids, ``time_ns`` and ``columns`` of the rows whose
+    series the matchers of ``ids`` accept."""
+    for t in tables:
+        parts = [t.column(c).chunks for c in ("series", "time_ns", *columns)]
+        for sc, tc, *cols in zip(*parts, strict=True):
+            sid = ids.chunk_ids(sc)
+            hit = np.flatnonzero(sid >= 0)
+            if not len(hit):
+                continue
+            rows = pa.array(hit)
+            yield sid[hit], tc.take(rows), [c.take(rows) for c in cols]
+
+
 class StoreSeriesSource:
     """A PromQL ``SeriesSource`` (plus the metadata queries of the HTTP API) over ``Store``'s
     ``samples`` and ``exemplars`` signals of ``tenants`` (read together, as one)."""
@@ -165,21 +179,10 @@ class StoreSeriesSource:
         req = ScanRequest(
             tenant, HISTOGRAMS.name, _ns(start_ms), _ns(end_ms), filter=_name_filter([matchers])
         )
-        for t in self.store.scan(req):
-            for sc, tc, hc in zip(
-                t.column("series").chunks,
-                t.column("time_ns").chunks,
-                t.column("histogram").chunks,
-                strict=True,
-            ):
-                sid = ids.chunk_ids(sc)
-                hit = np.flatnonzero(sid >= 0)
-                rows = pa.array(hit)
-                times = tc.take(rows).to_numpy(zero_copy_only=False) // NS_PER_MS
-                for s, ms, data in zip(
-                    sid[hit].tolist(), times.tolist(), hc.take(rows).to_pylist(), strict=True
-                ):
-                    per.setdefault(s, {})[ms] = data
+        for sids, tc, (hc,) in _matching_rows(self.store.scan(req), ids, ("histogram",)):
+            times = tc.to_numpy(zero_copy_only=False) // NS_PER_MS
+            for s, ms, data in zip(sids.tolist(), times.tolist(), hc.to_pylist(), strict=True):
+                per.setdefault(s, {})[ms] = data
         if not per:
             return found
         by_key = {tuple(sorted(s.labels.items())): s for s in found}
@@ -302,29 +305,18 @@ class StoreSeriesSource:
         sets = [list(ms) for ms in matcher_sets]
         ids = _SeriesIds(sets)
         per: dict[int, dict[tuple, None]] = {}
-        for t in self._scan(EXEMPLARS.name, sets, start_ms, end_ms, ("series", "labels", "value")):
-            for sc, tc, lc, vc in zip(
-                t.column("series").chunks,
-                t.column("time_ns").chunks,
-                t.column("labels").chunks,
-                t.column("value").chunks,
+        tables = self._scan(EXEMPLARS.name, sets, start_ms, end_ms, ("series", "labels", "value"))
+        for sids, tc, (lc, vc) in _matching_rows(tables, ids, ("labels", "value")):
+            vals = vc.to_numpy(zero_copy_only=False)
+            for s, ns, lab, bits, v in zip(
+                sids.tolist(),
+                tc.to_pylist(),
+                lc.to_pylist(),
+                vals.view(np.uint64).tolist(),  # dedup by bits: NaN != NaN
+                vals.tolist(),
                 strict=True,
             ):
-                sid = ids.chunk_ids(sc)
-                hit = np.flatnonzero(sid >= 0)
-                if not len(hit):
-                    continue
-                rows = pa.array(hit)
-                vals = vc.take(rows).to_numpy(zero_copy_only=False)
-                for s, ns, lab, bits, v in zip(
-                    sid[hit].tolist(),
-                    tc.take(rows).to_pylist(),
-                    lc.take(rows).to_pylist(),
-                    vals.view(np.uint64).tolist(),  # dedup by bits: NaN != NaN
-                    vals.tolist(),
-                    strict=True,
-                ):
-                    per.setdefault(s, {})[(ns, lab, bits)] = v
+                per.setdefault(s, {})[(ns, lab, bits)] = v
         out = []
         for s, exs in per.items():
             out.append(
