@@ -14,19 +14,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import httpx
 import numpy as np
-from bench_remote_write import query_latency, send  # the sibling benchmark (same directory)
+from bench_remote_write import query_latency, send, start_prometheus  # the sibling benchmark (same directory)
 
 from kms.metrics.remote_write import WriteRequest, encode_remote_write
-from kms.testing import KmsProcess, dir_bytes, free_port, proc_status_bytes, wait_http
+from kms.testing import KmsProcess, dir_bytes, proc_status_bytes
 
 QUERIES = [
     "histogram_quantile(0.9, sum by (job) (rate(bench_native_seconds[5m])))",
@@ -79,9 +76,6 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=200)
     ap.add_argument("--hours", type=float, default=1.0)
     args = ap.parse_args()
-    exe = shutil.which("prometheus")
-    if not exe:
-        sys.exit("needs Debian's prometheus package (apt-get install prometheus)")
     end_ms = int(__import__("time").time() * 1000) // 15_000 * 15_000
     reqs, n = make_requests(args.series, args.hours, end_ms)
     print(
@@ -93,17 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kms-bench-nh-") as tmp:
         tmp = Path(tmp)
         kms = KmsProcess(tmp / "kms", ["--ingestion-rate-bytes", "0"], cpu=0).start()
-        port = free_port()
-        (tmp / "prom.yml").write_text("global: {scrape_interval: 15s}\nscrape_configs: []\n")
-        prom = subprocess.Popen(
-            [exe, f"--config.file={tmp / 'prom.yml'}", f"--storage.tsdb.path={tmp / 'prom'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
-             "--enable-feature=native-histograms", "--storage.tsdb.retention.time=10y"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {0}),
-        )  # fmt: skip
-        prom_url = f"http://127.0.0.1:{port}"
+        prom, prom_url = start_prometheus(tmp, "--enable-feature=native-histograms")
         try:
-            wait_http(prom_url + "/-/ready", 30, prom)
             for name, url in (("kms", kms.url + "/api/v1/push"), ("prometheus", prom_url + "/api/v1/write")):
                 dt = send(url, reqs)
                 res[name]["ingest"] = n / dt

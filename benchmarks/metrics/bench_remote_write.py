@@ -97,14 +97,28 @@ def query_latency(base: str, q: str, t: float, reps: int = 5) -> tuple[float, in
 
 
 
+def start_prometheus(tmp: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """Debian's Prometheus on core 0 with the remote-write receiver, data under ``tmp/prom``."""
+    exe = shutil.which("prometheus")
+    if not exe:
+        sys.exit("needs Debian's prometheus package (apt-get install prometheus)")
+    port = free_port()
+    (tmp / "prom.yml").write_text("global: {scrape_interval: 15s}\nscrape_configs: []\n")
+    prom = subprocess.Popen(
+        [exe, f"--config.file={tmp / 'prom.yml'}", f"--storage.tsdb.path={tmp / 'prom'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
+         "--storage.tsdb.retention.time=10y", *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/-/ready", 30, prom)
+    return prom, url
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--hours", type=float, default=1.0)  # Prometheus refuses samples older than its head window (~1.5 h)
     args = ap.parse_args()
-    exe = shutil.which("prometheus")
-    if not exe:
-        sys.exit("needs Debian's prometheus package (apt-get install prometheus)")
     end_ms = int(time.time() * 1000) // 15_000 * 15_000
     reqs, n_samples = make_requests(args.series, args.hours, end_ms)
     print(f"{n_samples:,} samples in {len(reqs)} requests ({sum(map(len, reqs)) / 2**20:.1f} MiB snappy)", flush=True)
@@ -113,16 +127,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kms-bench-metrics-") as tmp:
         tmp = Path(tmp)
         kms = KmsProcess(tmp / "kms", ["--ingestion-rate-bytes", "0"], cpu=0).start()
-        port = free_port()
-        (tmp / "prom.yml").write_text("global: {scrape_interval: 15s}\nscrape_configs: []\n")
-        prom = subprocess.Popen(
-            [exe, f"--config.file={tmp / 'prom.yml'}", f"--storage.tsdb.path={tmp / 'prom'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver",
-             "--storage.tsdb.retention.time=10y"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
-        prom_url = f"http://127.0.0.1:{port}"
+        prom, prom_url = start_prometheus(tmp)
         try:
-            wait_http(prom_url + "/-/ready", 30, prom)
             for name, url in (("kms", kms.url + "/api/v1/push"), ("prometheus", prom_url + "/api/v1/write")):
                 dt = send(url, reqs)
                 res[name]["ingest"] = n_samples / dt
