@@ -86,6 +86,26 @@ def test_association_by_ip_uid_and_name_adds_metadata_labels_and_annotations(api
         p.stop()
 
 
+def test_association_by_connection(api, tmp_path):
+    p = processor(api, tmp_path, {"pod_association": [{"sources": [{"from": "connection"}]}]})
+    try:
+        hit = resource_of(p(Item("traces", "t", otlp=traces(), peer="10.0.0.6")).otlp)
+        assert hit["k8s.pod.name"] == "web-2" and hit["k8s.deployment.name"] == "web"
+        # only the connection counts here: a resource attribute naming another pod is not used
+        other = resource_of(p(Item("traces", "t", otlp=traces(("k8s.pod.ip", "10.0.0.5")), peer="10.0.0.6")).otlp)
+        assert other["k8s.pod.name"] == "web-2"
+        assert resource_of(p(Item("traces", "t", otlp=traces())).otlp) == {}  # no address known
+    finally:
+        p.stop()
+    q = processor(api, tmp_path, {})  # the default association ends with the connection
+    try:
+        assert resource_of(q(Item("traces", "t", otlp=traces(), peer="10.0.0.5")).otlp)["k8s.pod.name"] == "web-1"
+        by_attr = resource_of(q(Item("traces", "t", otlp=traces(("k8s.pod.uid", "uid-web-2")), peer="10.0.0.5")).otlp)
+        assert by_attr["k8s.pod.name"] == "web-2"  # the resource's own attributes come first
+    finally:
+        q.stop()
+
+
 def test_node_filter_and_bad_settings(api, tmp_path, monkeypatch):
     monkeypatch.setenv("KMS_NODE", "node-a")
     p = processor(api, tmp_path, {"filter": {"node_from_env_var": "KMS_NODE"}})

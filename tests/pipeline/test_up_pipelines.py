@@ -178,3 +178,62 @@ service:
         assert got["select"]["parentSpanId"]
     finally:
         kms.kill()
+
+
+def test_kms_up_k8sattributes_finds_the_sending_pod_by_its_address(tmp_path):
+    """The pod sending OTLP (here: from 127.0.0.1) is found by the connection's address, over
+    OTLP/HTTP and OTLP/gRPC alike, without any resource attribute naming it."""
+    import grpc as grpclib
+
+    from kms.testing.kube_api import FakeKubeApi
+
+    api = FakeKubeApi().start()
+    api.put("/api/v1/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "checkout-7d9", "namespace": "shop", "uid": "uid-1"},
+        "spec": {"nodeName": "node-a"}, "status": {"podIP": "127.0.0.1", "phase": "Running"},
+    })  # fmt: skip
+    grpc_port, http_port = free_port(), free_port()
+    cfg = tmp_path / "kms.yaml"
+    cfg.write_text(f"""
+receivers:
+  otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}, http: {{endpoint: "127.0.0.1:{http_port}"}}}}}}
+processors:
+  k8sattributes: {{pod_association: [{{sources: [{{from: connection}}]}}]}}
+exporters:
+  kms: {{}}
+service:
+  pipelines:
+    traces: {{receivers: [otlp], processors: [k8sattributes], exporters: [kms]}}
+""")
+    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
+    kms = KmsProcess(tmp_path / "kms", ["--config", str(cfg)], env={"KUBECONFIG": str(kubeconfig)},
+                     grpc_port=grpc_port, otlp_http_port=http_port).start()  # fmt: skip
+    try:
+        sent = {}
+        for proto, tid in (("http", "ab" * 16), ("grpc", "cd" * 16)):
+            req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[
+                Span(trace_id=bytes.fromhex(tid), span_id=bytes.fromhex("01" * 8), name="pay",
+                     start_time_unix_nano=time.time_ns(), end_time_unix_nano=time.time_ns() + 1000)])])])  # fmt: skip
+            if proto == "http":
+                r = httpx.post(f"http://127.0.0.1:{http_port}/v1/traces", content=req.SerializeToString(), headers=PB)
+                assert r.status_code == 200, r.text
+            else:
+                with grpclib.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
+                    ch.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(
+                        req.SerializeToString(), timeout=10)
+            sent[proto] = tid
+
+        def resource(tid: str) -> dict | None:
+            r = httpx.get(f"{kms.url}/api/v2/traces/{tid}", headers={"Accept": "application/json"})
+            if r.status_code != 200:
+                return None
+            [rs] = r.json()["trace"]["resourceSpans"]
+            return {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}
+
+        for proto, tid in sent.items():
+            got = wait_for(lambda tid=tid: resource(tid), 20)
+            assert got["k8s.pod.name"] == "checkout-7d9" and got["k8s.namespace.name"] == "shop", (proto, got)
+    finally:
+        kms.kill()
+        api.stop()

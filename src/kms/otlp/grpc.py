@@ -8,6 +8,7 @@ UNAVAILABLE tell the client to retry.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -15,6 +16,7 @@ import grpc
 
 from kms.errors import KmsError, grpc_status_name
 from kms.otlp.body import RESPONSE_TYPES
+from kms.otlp.peer import PEER, grpc_peer_ip
 
 __all__ = ["OtlpGrpcServer"]
 
@@ -63,7 +65,9 @@ class OtlpGrpcServer:
             loop = asyncio.get_running_loop()
             try:
                 tenant = self._tenant(md.get("x-scope-orgid"))
-                result = await loop.run_in_executor(self._executor, self._export, signal, tenant, request)
+                PEER.set(grpc_peer_ip(context.peer()))
+                ctx = contextvars.copy_context()  # run_in_executor does not carry it over
+                result = await loop.run_in_executor(self._executor, ctx.run, self._export, signal, tenant, request)
             except Exception as e:  # noqa: BLE001 - every failure becomes a gRPC status
                 if self._on_error:
                     self._on_error(signal, e)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from kms.errors import KmsError, TooLarge, http_status
 from kms.otlp.body import JSON, PROTOBUF, RESPONSE_TYPES, content_kind, decompress, json_to_protobuf
 from kms.otlp.lite import RpcStatus
+from kms.otlp.peer import PEER
 
 __all__ = ["otlp_routes", "read_body"]
 
@@ -83,6 +84,7 @@ def otlp_routes(
             try:
                 kind = content_kind(request.headers.get("content-type"))
                 tenant = resolve_tenant(request.headers.get("x-scope-orgid"))
+                PEER.set(request.client.host if request.client else "")  # run_in_threadpool carries it
                 raw = await read_body(request, max_bytes)
                 payload = decompress(raw, request.headers.get("content-encoding"), max_bytes)
                 if kind == JSON:

@@ -33,3 +33,4 @@ class Item:
     samples: SampleBatch | None = None
     lines: list[LogLine] | None = None
     resource: dict[str, str] = field(default_factory=dict)  # of lines (samples carry theirs as labels)
+    peer: str = ""  # the IP address OTLP came from, when known

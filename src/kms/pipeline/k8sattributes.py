@@ -1,10 +1,10 @@
 """The ``k8sattributes`` (``k8s_attributes``) processor: telemetry from a pod gets the pod's
 Kubernetes metadata, read from the API (pods, kept live with a watch).
 
-The pod is found by ``pod_association`` sources of type ``resource_attribute`` (the
-collector's default order: ``k8s.pod.ip``, ``k8s.pod.uid``, then ``k8s.pod.name`` with
-``k8s.namespace.name``); the ``connection`` source needs the sender's address, which kms's
-receivers do not pass on, so it is skipped. ``extract.metadata`` (default: namespace, pod name
+The pod is found by ``pod_association`` sources: ``resource_attribute`` (by default, in order:
+``k8s.pod.ip``, ``k8s.pod.uid``, then ``k8s.pod.name`` with ``k8s.namespace.name``) and
+``connection``, the IP address the OTLP request came from (the default's last resort: a pod
+that sends without resource attributes). ``extract.metadata`` (default: namespace, pod name
 and uid, start time, deployment, node), ``extract.labels`` and ``extract.annotations``
 (``tag_name``, ``key``, ``from: pod``) are added where the data does not carry them already.
 ``filter.node_from_env_var`` watches only the pods of this node."""
@@ -28,7 +28,8 @@ DEFAULT_METADATA = ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid", "k8s.po
                     "k8s.deployment.name", "k8s.node.name"]
 SUPPORTED_METADATA = set(DEFAULT_METADATA) | {"k8s.pod.ip", "k8s.replicaset.name", "k8s.statefulset.name",
                                               "k8s.daemonset.name", "k8s.job.name", "k8s.cronjob.name"}
-DEFAULT_ASSOCIATION = [["k8s.pod.ip"], ["k8s.pod.uid"], ["k8s.pod.name", "k8s.namespace.name"]]
+CONNECTION = "connection"  # an association key: the sender's IP, matched against the pod IP
+DEFAULT_ASSOCIATION = [["k8s.pod.ip"], ["k8s.pod.uid"], ["k8s.pod.name", "k8s.namespace.name"], [CONNECTION]]
 
 
 def pod_metadata(pod: dict) -> dict[str, str]:
@@ -67,7 +68,9 @@ class K8sAttributesProcessor:
             for src in rule.get("sources") or []:
                 if src.get("from") == "resource_attribute" and src.get("name"):
                     keys.append(str(src["name"]))
-                elif src.get("from") != "connection":
+                elif src.get("from") == "connection":
+                    keys.append(CONNECTION)
+                else:
                     raise BadInput(f"processor {cid!r}: pod_association[{i}]: source {src} not supported")
             if keys:
                 self.association.append(keys)
@@ -110,15 +113,18 @@ class K8sAttributesProcessor:
             for key, tag in self.annotations:
                 if key in (pm.get("annotations") or {}):
                     attrs[tag] = pm["annotations"][key]
+            meta = {**meta, CONNECTION: meta["k8s.pod.ip"]} if "k8s.pod.ip" in meta else meta
             for keys in self.association:
                 if all(k in meta for k in keys):
                     index[tuple((k, meta[k]) for k in keys)] = attrs
         with self._lock:
             self._index = index
 
-    def lookup(self, attrs: dict[str, str]) -> dict[str, str] | None:
+    def lookup(self, attrs: dict[str, str], peer: str = "") -> dict[str, str] | None:
         with self._lock:
             index = self._index
+        if peer:
+            attrs = {**attrs, CONNECTION: peer}
         for keys in self.association:
             if all(k in attrs for k in keys):
                 hit = index.get(tuple((k, attrs[k]) for k in keys))
@@ -133,7 +139,7 @@ class K8sAttributesProcessor:
             for top in getattr(req, "resource_" + ("spans" if item.signal == "traces" else item.signal)):
                 kvs = top.resource.attributes
                 have = {kv.key: kv.value.string_value for kv in kvs}
-                hit = self.lookup(have)
+                hit = self.lookup(have, item.peer)
                 if hit:
                     kvs.extend(KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in hit.items() if k not in have)
                     changed = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kms.otlp.peer import PEER
 from kms.pipeline.config import load_pipeline_config
 from kms.pipeline.items import Item
 from kms.pipeline.receivers import Receivers, endpoint
@@ -36,7 +37,7 @@ class StackPipelines:
         """kms up's OTLP listeners: through the pipelines that carry ``signal``, else straight to the store."""
         if self.otlp_id is None or not any(s == signal for s, _, _ in self.pipelines.routes.get(self.otlp_id, [])):
             return self.receiver.export(signal, tenant, payload)
-        results = self.pipelines.receive(self.otlp_id, Item(signal, tenant, otlp=payload))
+        results = self.pipelines.receive(self.otlp_id, Item(signal, tenant, otlp=payload, peer=PEER.get()))
         if results:
             return results[-1]
         from kms.receive import ExportResult
