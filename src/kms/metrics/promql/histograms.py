@@ -148,9 +148,9 @@ def _groups(ev, vec: InstantVec, arg_node):
             msg = f'bucket label "le" is missing or has a malformed value of "{le}"'
             ev.warn(msg + (f' for metric name "{name}"' if name else ""), arg_node)
             continue
-        key = tuple(
-            sorted((k, v) for k, v in s.labels.items() if k not in ("le", "__name__", "__type__", "__unit__"))
-        )
+        # one histogram per series name and labels: two histograms that differ only by name give
+        # two results with the same labels, an error as in Prometheus (not one merged histogram)
+        key = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
         groups.setdefault(key, []).append((bound, s))
     return groups
 
@@ -197,7 +197,7 @@ def eval_histogram_fn(ev, e, name: str, vals: list, n: int) -> InstantVec:
                     r[j], forced = bucket_quantile(float(q[j]), bounds[m], V[m, j])
                     if forced:
                         ev.info(_MONO_INFO + (f' for metric name "{metric}"' if metric else ""), vec_node)
-            labels = dict(key)
+            labels = {k: v for k, v in key if k not in ("__name__", "__type__", "__unit__")}
             if label is not None:
                 labels[label] = _q_label(float(qs[qi][0]))
             out.append(VSeries(labels, r, ok))
