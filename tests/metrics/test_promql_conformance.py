@@ -14,8 +14,8 @@ from kms.metrics.promql.promqltest import run_file
 
 CONFORMANCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "promql"
 # Measured pass rates (see the printed table).
-FLOAT_PASS_RATE_FLOOR = 0.995
-NATIVE_PASS_RATE_FLOOR = 0.995
+FLOAT_PASS_RATE_FLOOR = 1.0
+NATIVE_PASS_RATE_FLOOR = 1.0
 
 
 @pytest.mark.skipif(not CONFORMANCE_DIR.is_dir(), reason="conformance scripts not present")

@@ -786,13 +786,16 @@ def smooth_histograms(ts: np.ndarray, hs: np.ndarray, eff: np.ndarray, lb: int) 
         if k < hi and k < len(ts) and ts[k] == d:
             out[j] = hs[k]
         elif lo < k < hi:
-            try:
-                out[j] = interpolate(hs[k - 1], int(ts[k - 1]), hs[k], int(ts[k]), d, hs[k].hint != "gauge")[
-                    0
-                ]
-            except IncompatibleSchema:
+            prev, nxt = hs[k - 1], hs[k]
+            if prev.custom != nxt.custom:
                 mixed_schema = True
                 continue
-        elif k > lo:
-            out[j] = hs[k - 1]
+            is_counter = prev.hint != "gauge" or nxt.hint != "gauge"
+            try:
+                out[j] = interpolate(prev, int(ts[k - 1]), nxt, int(ts[k]), d, is_counter)[0]
+            except IncompatibleSchema:
+                mixed_schema = True
+        elif k > lo:  # no next sample yet: the previous one, its hint no longer about a neighbour
+            out[j] = hs[k - 1].copy()
+            out[j].hint = "unknown"
     return out, mixed_schema
