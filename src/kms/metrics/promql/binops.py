@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kms.metrics.promql import histfns
+from kms.metrics.promql import histtrim
 from kms.metrics.promql.nativehist import FloatHistogram, IncompatibleSchema
 from kms.metrics.promql.values import InstantVec, PromQLError, ScalarVal, VSeries
 
@@ -99,7 +99,7 @@ def _trim(ev, e, ts) -> InstantVec:
 
         def elem(lv, rv, lh, rh):
             if lh is not None and rh is None:
-                return histfns.trim(lh, rv, op == "</")
+                return histtrim.trim(lh, rv, op == "</")
             kinds = ("float" if lh is None else "histogram", "float" if rh is None else "histogram")
             ev.info(
                 f'incompatible sample types encountered for binary operator "{op}": {kinds[0]} {op} {kinds[1]}',
@@ -129,7 +129,7 @@ def _trim(ev, e, ts) -> InstantVec:
             continue
         h = np.empty(len(s.h), dtype=object)
         h[:] = [
-            None if x is None else histfns.trim(x, float(rhs.v[j]), op == "</") for j, x in enumerate(s.h)
+            None if x is None else histtrim.trim(x, float(rhs.v[j]), op == "</") for j, x in enumerate(s.h)
         ]
         out.append(VSeries(s.labels, s.v, np.zeros(len(ts), dtype=bool), s.drop_name, h))
     return InstantVec(out)

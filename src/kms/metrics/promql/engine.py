@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import promql_parser as pp
 
-from kms.metrics.promql import aggregate, binops, functions, histfns
+from kms.metrics.promql import aggregate, binops, functions, histextended
 from kms.metrics.promql.durations import rewrite_durations
 from kms.metrics.promql.extended import MOD_LABEL, mark_modifiers, selector_mode, smooth_instant
 from kms.metrics.promql.info import DUMMY_LABEL
@@ -366,7 +366,7 @@ class Evaluator:
                     is_h = np.fromiter((x is not None for x in s.h), dtype=bool, count=len(s.h))
                     name = s.labels.get("__name__", "")
                     if is_h.all():
-                        h, mixed = histfns.smooth_histograms(s.t, s.h, eff, lb)
+                        h, mixed = histextended.smooth_histograms(s.t, s.h, eff, lb)
                         if mixed:
                             self.warn(
                                 "vector contains a mix of histograms with exponential and custom buckets"

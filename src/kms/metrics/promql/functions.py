@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from kms.metrics.promql import extended, histfns, histograms, info, rangefns, starts
+from kms.metrics.promql import extended, histextended, histfns, histograms, histrange, info, rangefns, starts
 from kms.metrics.promql.literals import invalid_utf8_literals
 from kms.metrics.promql.values import (
     InstantVec,
@@ -129,7 +129,7 @@ def eval_call(ev, e, ts):
         extended.check_function(name, modes[0])
         rv = next(v for v in vals if isinstance(v, RangeVec))
         node = next(a for a, v in zip(args, vals, strict=True) if v is rv)
-        return InstantVec(histfns.merge_extended(ev, node, name, rv, extended.eval_extended(name, rv)))
+        return InstantVec(histextended.merge_extended(ev, node, name, rv, extended.eval_extended(name, rv)))
     if name in _MATH:
         return _map(vals[0], _MATH[name])
     if name in _RATE:
@@ -138,11 +138,11 @@ def eval_call(ev, e, ts):
         if name != "delta" and type(args[0]).__name__ == "MatrixSelector":
             _counter_info(ev, res, args[0])
         res = starts.apply_starts(ev, args[0], name, vals[0], res)
-        return InstantVec(histfns.merge_range(ev, args[0], name, vals[0], res))
+        return InstantVec(histrange.merge_range(ev, args[0], name, vals[0], res))
     if name in ("irate", "idelta"):
         res = rangefns.instant_delta(vals[0], name == "irate")
         res = starts.apply_starts(ev, args[0], name, vals[0], res)
-        return InstantVec(histfns.merge_range(ev, args[0], name, vals[0], res))
+        return InstantVec(histrange.merge_range(ev, args[0], name, vals[0], res))
     if name.endswith("_over_time") or name in (
         "changes",
         "resets",
@@ -166,7 +166,7 @@ def eval_call(ev, e, ts):
         node = next(a for a, v in zip(args, vals, strict=True) if v is rv)
         if name == "resets":
             res = starts.apply_starts(ev, node, name, rv, res)
-        return InstantVec(histfns.merge_range(ev, node, name, rv, res))
+        return InstantVec(histrange.merge_range(ev, node, name, rv, res))
     if name in ("min_of", "max_of"):
         fn = np.minimum if name == "min_of" else np.maximum
         r = vals[0].v
