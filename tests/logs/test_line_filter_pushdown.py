@@ -3,6 +3,7 @@ per-line kernel, and a source applying the filters answers exactly what the engi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pyarrow as pa
@@ -12,10 +13,14 @@ import pytest
 from kms.logs.logql import linefilter
 from kms.logs.logql.ast import FilterValue, LineFilter
 from kms.logs.logql.linefilter import filter_mask, substring_mask
+from kms.logs.schema import LOG_SCHEMA, LOGS
 from kms.logs.source import QueryStats
 from kms.logs.storage import StoreLogSource, streamset
 from kms.logs.storage import source as source_mod
+from kms.logs.storage.chunks import LogChunkReader
 from kms.metrics.promql.model import Matcher
+from kms.storage import LocalObjectStore, Store, StoreConfig
+from kms.storage.block import ParquetBlockReaderV1, write_block
 
 from .test_log_source import T0, filled, put  # noqa: F401 - the fixture is used by name
 
@@ -79,16 +84,49 @@ def test_pushed_filters_keep_tenant_label_and_stream_matching(filled):  # noqa: 
 
 def test_one_pass_reads_only_the_selected_streams(filled, monkeypatch):  # noqa: F811
     src = StoreLogSource(filled, ["a"])
-    read, block_reads = [], []
-    scan, block_streams = StoreLogSource._scan, streamset._block_streams
-    monkeypatch.setattr(StoreLogSource, "_scan", lambda self, *a, **k: (read.extend(t.column("stream").to_pylist())
-                                                                       or t for t in scan(self, *a, **k)))
-    monkeypatch.setattr(streamset, "_block_streams", lambda b: block_reads.append(b) or block_streams(b))
-    streamset._CACHE.clear()
+    filled.flush()
+    read = []
+    frames = LogChunkReader._frames
+    monkeypatch.setattr(LogChunkReader, "_frames", lambda self, f, ids: read.extend(
+        self.stream_texts[c] for c in self.stream_codes[ids]) or frames(self, f, ids))
     for _ in range(2):
         got = [r["line"] for t in src.select([Matcher("app", "=", "web")], T0, T0 + 100, "forward",
                                              line_filters=(LineFilter("|=", (FilterValue("-1"),)),))
                for r in t.to_pylist()]
         assert got == ["web-1", *(f"web-{t}" for t in range(11, 20, 2))]
+    assert read and all('app="web"' in x for x in read)  # the api chunks were never decompressed
+
+
+def test_one_pass_over_format_1_blocks_reads_only_the_selected_streams(tmp_path, monkeypatch):
+    store = old_format_store(tmp_path)
+    src = StoreLogSource(store, ["a"])
+    read, block_reads = [], []
+    scan, block_streams = ParquetBlockReaderV1.scan, streamset._block_streams
+    monkeypatch.setattr(ParquetBlockReaderV1, "scan", lambda self, expr, columns, *a: (  # reads of lines only
+        ("line" in columns and read.extend(t.column("stream").to_pylist())) or t for t in scan(self, expr, columns, *a)))
+    monkeypatch.setattr(streamset, "_block_streams", lambda b: block_reads.append(b) or block_streams(b))
+    streamset._CACHE.clear()
+    try:
+        for _ in range(2):
+            got = [r["line"] for t in src.select([Matcher("app", "=", "web")], 0, 100, "forward",
+                                                 line_filters=(LineFilter("|=", (FilterValue("-1"),)),))
+                   for r in t.to_pylist()]
+            assert got == ["web-1", *(f"web-{t}" for t in range(11, 20, 2))]
+    finally:
+        store.close()
     assert read and all('app="web"' in x for x in read)  # the api rows were never read
     assert len(block_reads) == 1  # the block's streams were read once, then remembered
+
+
+def old_format_store(tmp_path):
+    """A store holding one format-1 (Parquet rows) block of streams web and api, as older builds wrote."""
+    objstore = LocalObjectStore(tmp_path / "blocks")
+    rows = [(t, '{app="web",env="prod"}' if t % 2 else '{app="api",env="prod"}', f"{'web' if t % 2 else 'api'}-{t}")
+            for t in range(40)]
+    table = pa.table({"time_ns": [r[0] for r in rows], "stream": [r[1] for r in rows], "line": [r[2] for r in rows],
+                      "metadata": ["{}"] * len(rows)}, schema=LOG_SCHEMA)
+    block = write_block(objstore, dataclasses.replace(LOGS, block_format=None), "a", table)
+    assert block.meta.format_version == 1
+    store = Store(StoreConfig(data_dir=tmp_path), objstore, [LOGS])
+    store.open()
+    return store

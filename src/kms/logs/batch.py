@@ -69,6 +69,11 @@ class LogBatch:
             streams.append(pa.repeat(pa.scalar(s.text), n) if n else pa.array([], pa.string()))
             lines.append(s.line_array())
             levels = s.levels or [None] * n
+            if not any(s.metadata):  # the usual case: the text depends on the level alone
+                for lvl in set(levels).difference(cache):
+                    cache[lvl] = labels_text([("detected_level", lvl)] if lvl is not None else [])
+                meta += [cache[lvl] for lvl in levels]
+                continue
             for md, lvl in zip(s.metadata, levels, strict=True):
                 key = (tuple(md.items()), lvl) if md else lvl
                 t = cache.get(key)

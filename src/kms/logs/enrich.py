@@ -86,33 +86,36 @@ def detect_level(line: str, metadata: dict[str, str], labels: dict[str, str]) ->
     return UNKNOWN
 
 
+_NAMES = [UNKNOWN, *dict.fromkeys(_WORDS.values())]  # level codes: index here (0 = unknown)
+_CODE = {name: i for i, name in enumerate(_NAMES)}
+_NAME_ARRAY = np.array(_NAMES, dtype=object)
+
+
 def detect_levels(lines: pa.Array) -> np.ndarray:
     """``detect_level`` of each line without metadata or labels, vectorised (RE2 over the array):
-    a level field first, else the first keyword by precedence. Object array of level strings."""
+    a level field first, else the first keyword by precedence. Object array of level strings.
+    Levels are small integer codes until the end (no Python string per line on the way)."""
     n = len(lines)
-    out = np.full(n, UNKNOWN, dtype=object)
+    codes = np.zeros(n, dtype=np.int8)
     if not n:
-        return out
-    todo = np.ones(n, dtype=bool)
+        return _NAME_ARRAY[codes]
     words = pc.extract_regex(lines, _FIELD_RE2).field("w")
     if words.null_count < n:
         uniq = pc.unique(words.drop_null())
-        norm = pa.array([normalise(w) for w in uniq.to_pylist()], pa.string())
-        lvl = pc.take(norm, pc.index_in(words, uniq)).to_numpy(zero_copy_only=False)
-        hit = pc.is_valid(words).to_numpy(zero_copy_only=False) & (lvl != UNKNOWN)
-        out[hit] = lvl[hit]
-        todo &= ~hit
+        norm = np.array([_CODE[normalise(w)] for w in uniq.to_pylist()], dtype=np.int8)
+        idx = pc.fill_null(pc.index_in(words, uniq), -1).to_numpy(zero_copy_only=False)
+        codes = np.where(idx >= 0, norm[idx], 0).astype(np.int8)
     # One pass finds the lines with any keyword; only those are searched level by level.
-    todo &= pc.match_substring_regex(lines, _ANY_KEYWORD_RE2).to_numpy(zero_copy_only=False)
+    todo = (codes == 0) & pc.match_substring_regex(lines, _ANY_KEYWORD_RE2).to_numpy(zero_copy_only=False)
     idx = np.flatnonzero(todo)
     if len(idx):
         sub = lines.take(pa.array(idx))
         left = np.ones(len(idx), dtype=bool)
         for level, rx in _KEYWORD_RE2:
             hit = pc.match_substring_regex(sub, rx).to_numpy(zero_copy_only=False) & left
-            out[idx[hit]] = level
+            codes[idx[hit]] = _CODE[level]
             left &= ~hit
-    return out
+    return _NAME_ARRAY[codes]
 
 
 def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -> None:
@@ -132,7 +135,7 @@ def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -
     for s in todo:
         lv = found[off:off + len(s.times)]
         off += len(s.times)
-        for i, md in enumerate(s.metadata):
+        for i, md in enumerate(s.metadata if any(s.metadata) else ()):
             if not md:
                 continue
             if DETECTED_LEVEL in md:

@@ -8,14 +8,17 @@
 - ``line``: the log line.
 - ``metadata``: the label text of the entry's structured metadata (``{}`` when none).
 
-Blocks are sorted by stream, then time, so the rows of one stream are contiguous and a stream
-selector reads only the row groups whose ``stream`` range holds a matching stream.
+Blocks are sorted by stream, then time, so the rows of one stream are contiguous: a block of
+format 2 (``storage/chunks.py``) holds chunks of one stream each, and a stream selector reads
+only the chunks of matching streams (format 1, Parquet rows: the row groups whose ``stream``
+range holds one).
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
+from kms.logs.storage.chunks import LOG_CHUNKS
 from kms.storage.types import SignalSpec
 
 __all__ = ["LOG_SCHEMA", "LOGS"]
@@ -29,8 +32,8 @@ LOG_SCHEMA = pa.schema(
     ]
 )
 
-# Times are sorted within a stream: bit-packed deltas instead of 8 bytes a row. Lines are
-# mostly distinct: no dictionary (zstd does the work); stream and metadata repeat.
+# Blocks are written as zstd chunks of lines with trigram signatures (``storage/chunks.py``,
+# format 2); the Parquet options below are those of format-1 blocks, which stay readable.
 LOGS = SignalSpec(
     name="logs",
     schema=LOG_SCHEMA,
@@ -38,4 +41,5 @@ LOGS = SignalSpec(
     row_group_rows=65_536,
     column_encoding={"time_ns": "DELTA_BINARY_PACKED"},
     dictionary_columns=("stream", "metadata"),
+    block_format=LOG_CHUNKS,
 )

@@ -36,6 +36,7 @@ __all__ = [
     "Block",
     "READERS",
     "write_block",
+    "write_encoded_block",
     "delete_block",
     "load_bloom",
     "sort_table",
@@ -150,7 +151,8 @@ def write_block(
     if table.num_rows == 0:
         raise ValueError("BUG: writing an empty block")
     table = sort_table(table, spec.sort_by)
-    data = encode_parquet(table, spec)
+    fmt = spec.block_format
+    data = fmt.encode(table, spec) if fmt is not None else encode_parquet(table, spec)
     lo, hi = pc.min_max(table.column(TIME_COLUMN)).values()
     bloom = bloom_info = None
     if spec.bloom_column is not None:
@@ -178,12 +180,52 @@ def write_block(
         sort_by=tuple(spec.sort_by),
         row_group_rows=spec.row_group_rows,
         bloom=bloom_info,
+        format_version=fmt.version if fmt is not None else FORMAT_VERSION,
     )
     objstore.put(layout.block_data_key(tenant, spec.name, meta.block_id), data)
     if bloom is not None:
         objstore.put(layout.block_bloom_key(tenant, spec.name, meta.block_id), bloom_data)
     objstore.put(layout.block_meta_key(tenant, spec.name, meta.block_id), meta.to_json())
     return Block(meta, objstore, spec, bloom=bloom)
+
+
+def write_encoded_block(
+    objstore: ObjectStore,
+    spec: SignalSpec,
+    tenant: str,
+    data: pa.Buffer,
+    *,
+    rows: int,
+    min_time_ns: int,
+    max_time_ns: int,
+    level: int,
+    sources: tuple[str, ...],
+    wal_marks: dict[str, int],
+) -> Block:
+    """Write ``data`` that ``spec.block_format`` encoded itself (``BlockFormat.merge``: compaction
+    without decoding) as a new block, data then meta. Only for signals without a Bloom filter."""
+    fmt = spec.block_format
+    if fmt is None or spec.bloom_column is not None:
+        raise ValueError("BUG: encoded blocks are for signals with their own format and no bloom column")
+    meta = BlockMeta(
+        block_id=layout.new_block_id(),
+        tenant=tenant,
+        signal=spec.name,
+        min_time_ns=min_time_ns,
+        max_time_ns=max_time_ns,
+        rows=rows,
+        bytes=data.size,
+        created_ns=time.time_ns(),
+        level=level,
+        sources=tuple(sources),
+        wal_marks=dict(wal_marks),
+        sort_by=tuple(spec.sort_by),
+        row_group_rows=spec.row_group_rows,
+        format_version=fmt.version,
+    )
+    objstore.put(layout.block_data_key(tenant, spec.name, meta.block_id), data)
+    objstore.put(layout.block_meta_key(tenant, spec.name, meta.block_id), meta.to_json())
+    return Block(meta, objstore, spec, bloom=None)
 
 
 def load_bloom(objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec) -> BloomFilter | None:
@@ -322,10 +364,11 @@ class Block:
         spec: SignalSpec,
         bloom: BloomFilter | None | object = _UNLOADED,
     ):
-        if meta.format_version not in READERS:
+        own = spec.block_format
+        if meta.format_version not in READERS and (own is None or own.version != meta.format_version):
             raise Unavailable(
                 f"block {meta.tenant}/{meta.signal}/{meta.block_id} has format version {meta.format_version}; "
-                f"this build reads {sorted(READERS)}",
+                f"this build reads {sorted({*READERS, *([own.version] if own else [])})}",
                 reason="block_format",
             )
         self.meta = meta
@@ -343,7 +386,10 @@ class Block:
         if self._reader is None:
             with self._lock:
                 if self._reader is None:
-                    self._reader = READERS[self.meta.format_version](self.objstore, self.meta, self.spec)
+                    make = READERS.get(self.meta.format_version)
+                    if make is None:  # the signal's own format (checked in __init__)
+                        make = self.spec.block_format.reader  # type: ignore[union-attr]
+                    self._reader = make(self.objstore, self.meta, self.spec)
         return self._reader
 
     def bloom(self) -> BloomFilter | None:

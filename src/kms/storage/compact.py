@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 
-from kms.storage.block import Block, BlockMeta, write_block
+from kms.storage.block import Block, BlockMeta, write_block, write_encoded_block
 from kms.storage.objstore import ObjectStore
 
 __all__ = ["plan_compaction", "compact_blocks", "superseded", "merge_marks"]
@@ -56,10 +56,26 @@ def merge_marks(metas: Iterable[BlockMeta]) -> dict[str, int]:
 
 
 def compact_blocks(objstore: ObjectStore, group: Sequence[Block]) -> Block:
-    """Write one block holding every row of ``group`` (sorted again); the sources are untouched."""
+    """Write one block holding every row of ``group`` (sorted again); the sources are untouched.
+    A signal's own block format may merge its blocks without decoding them (``merge``)."""
     spec = group[0].spec
-    table = pa.concat_tables([b.reader().read_all() for b in group])
     metas = [b.meta for b in group]
+    merge = getattr(spec.block_format, "merge", None)
+    data = merge(group) if merge is not None and spec.bloom_column is None else None
+    if data is not None:
+        return write_encoded_block(
+            objstore,
+            spec,
+            metas[0].tenant,
+            data,
+            rows=sum(m.rows for m in metas),
+            min_time_ns=min(m.min_time_ns for m in metas),
+            max_time_ns=max(m.max_time_ns for m in metas),
+            level=max(m.level for m in metas) + 1,
+            sources=tuple(m.block_id for m in metas),
+            wal_marks=merge_marks(metas),
+        )
+    table = pa.concat_tables([b.reader().read_all() for b in group])
     return write_block(
         objstore,
         spec,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["SignalSpec", "ScanRequest", "TIME_COLUMN", "PARQUET_ENCODINGS"]
+__all__ = ["SignalSpec", "ScanRequest", "BlockFormat", "TIME_COLUMN", "PARQUET_ENCODINGS"]
 
 #: Every signal schema has this int64 column: unix time in nanoseconds. The store prunes,
 #: cuts blocks and applies retention by it.
@@ -22,6 +23,23 @@ TIME_COLUMN = "time_ns"
 PARQUET_ENCODINGS = frozenset(
     {"PLAIN", "DELTA_BINARY_PACKED", "BYTE_STREAM_SPLIT", "DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY"}
 )
+
+
+class BlockFormat(Protocol):
+    """A signal's own block data layout instead of the default Parquet rows (``block.py``).
+
+    ``version`` is the ``format_version`` its blocks record in meta.json (unique across formats);
+    ``encode`` turns a sorted block table into the bytes of ``data.parquet``; ``reader`` returns
+    an object with the ``ParquetBlockReaderV1`` methods ``scan``, ``read_all`` and ``row_groups``.
+    Optionally ``merge(blocks) -> pa.Buffer | None``: the data of one block holding all rows of
+    ``blocks`` without decoding them (compaction), or None to decode and encode them instead.
+    Blocks of the default format (version 1) stay readable whatever the signal writes now."""
+
+    version: int
+
+    def encode(self, table: pa.Table, spec: SignalSpec) -> pa.Buffer: ...
+
+    def reader(self, objstore: Any, meta: Any, spec: SignalSpec) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,8 @@ class SignalSpec:
 
     ``compaction_target_rows`` overrides the store's merged-block size for signals with small
     rows (samples: fewer, bigger blocks mean fewer per-block steps in every query).
+
+    ``block_format`` (optional) writes new blocks in the signal's own layout (``BlockFormat``).
     """
 
     name: str
@@ -54,6 +74,7 @@ class SignalSpec:
     column_encoding: Mapping[str, str] = field(default_factory=dict, hash=False)
     dictionary_columns: tuple[str, ...] | None = None
     compaction_target_rows: int | None = None  # merged block size; None = StoreConfig's
+    block_format: BlockFormat | None = field(default=None, compare=False, hash=False)  # None = Parquet rows
 
     def __post_init__(self) -> None:
         enc = {str(k): str(v).upper() for k, v in dict(self.column_encoding).items()}

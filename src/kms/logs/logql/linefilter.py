@@ -23,7 +23,7 @@ from .ast import FilterValue, LineFilter
 from .errors import LogQLError
 from .patterns import compile_pattern
 
-__all__ = ["filter_mask", "substring_mask", "IPMatcher"]
+__all__ = ["filter_mask", "substring_mask", "required_literals", "IPMatcher"]
 
 # candidates for ip(): lines with an IPv4 dotted quad or something IPv6-ish
 _IP_CANDIDATE = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*"
@@ -92,6 +92,30 @@ def _literal_alternatives(regex: str) -> list[str] | None:
     if any(not p or _REGEX_META & set(p) for p in parts):
         return None
     return parts
+
+
+def required_literals(f: LineFilter) -> list[tuple[str, bool]] | None:
+    """``(text, case_sensitive)`` pairs such that every line ``f`` keeps contains one of the
+    texts (what storage may use to skip data), or None when ``f`` can keep a line without a
+    fixed text: negated filters, ``ip()``, patterns, ``""`` and regexes other than literal
+    alternations (``a|b``, optionally ``(?i)a|b``)."""
+    if f.negated:
+        return None
+    out: list[tuple[str, bool]] = []
+    for v in f.values:
+        if v.is_ip or not v.value:
+            return None
+        if f.op == "|=":
+            out.append((v.value, True))
+        elif f.op == "|~":
+            regex, case_sensitive = (v.value[4:], False) if v.value.startswith("(?i)") else (v.value, True)
+            literals = _literal_alternatives(regex)
+            if not literals:
+                return None
+            out += [(x, case_sensitive) for x in literals]
+        else:
+            return None
+    return out or None
 
 
 def substring_mask(lines: pa.Array, needle: str) -> pa.Array:

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from kms.logs.schema import LOGS
 from kms.storage import Store
 
-__all__ = ["streams_in_range"]
+__all__ = ["streams_in_range", "streams_of_block"]
 
 #: (tenant, block id) -> stream texts. Cleared when it grows past MAX_BLOCKS (ids of deleted
 #: blocks are never asked for again, so a clear is the only eviction needed).
@@ -21,10 +21,26 @@ MAX_BLOCKS = 20_000
 
 
 def _block_streams(block) -> frozenset[str]:
+    reader = block.reader()
+    if hasattr(reader, "stream_set"):  # format 2: in its directory
+        return reader.stream_set()
     out: set[str] = set()
-    for t in block.reader().scan(None, ["stream"], False):
+    for t in reader.scan(None, ["stream"], False):
         out.update(pc.unique(t.column("stream")).to_pylist())
     return frozenset(out)
+
+
+def streams_of_block(tenant: str, block) -> frozenset[str]:
+    """Stream texts of one block (remembered)."""
+    key = (tenant, block.meta.block_id)
+    texts = _CACHE.get(key)
+    if texts is None:
+        texts = _block_streams(block)
+        with _LOCK:
+            if len(_CACHE) >= MAX_BLOCKS:
+                _CACHE.clear()
+            _CACHE[key] = texts
+    return texts
 
 
 def streams_in_range(store: Store, tenant: str, start_ns: int, end_ns: int) -> set[str]:
@@ -35,15 +51,7 @@ def streams_in_range(store: Store, tenant: str, start_ns: int, end_ns: int) -> s
     for b in blocks:
         if not b.meta.overlaps(start_ns, end_ns - 1):
             continue
-        key = (tenant, b.meta.block_id)
-        texts = _CACHE.get(key)
-        if texts is None:
-            texts = _block_streams(b)
-            with _LOCK:
-                if len(_CACHE) >= MAX_BLOCKS:
-                    _CACHE.clear()
-                _CACHE[key] = texts
-        out |= texts
+        out |= streams_of_block(tenant, b)
     for e in head:
         if e.max_ns >= start_ns and e.min_ns < end_ns:
             out.update(x for x in pc.unique(e.table.column("stream")).to_pylist() if x is not None)

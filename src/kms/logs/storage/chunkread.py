@@ -1,0 +1,440 @@
+"""Reading format-2 log blocks (``chunks``): ``LogChunkReader``, the engine's reader interface
+(``scan``, ``read_all``) and the line-filter read (``select_lines``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import zstandard
+
+from kms.errors import Unavailable
+from kms.storage import layout
+from kms.storage.block import YIELD_ROWS, BlockMeta, referenced_columns
+from kms.storage.objstore import ObjectStore
+from kms.storage.types import SignalSpec
+
+from .chunklayout import INDEX_COLS, MAGIC, META_COLS, TIME_COLS, TRAILER, string_parts
+from .grams import BITS, may_contain, needle_buckets
+
+__all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "local_starts"]
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """Text some line must contain for a filter to keep it (one of a filter's alternatives)."""
+
+    text: str
+    case_sensitive: bool = True
+
+
+@dataclass(slots=True)
+class ReadCounter:
+    """Lines and line bytes of the selected streams in the range (what a query "processed"),
+    whether or not their chunks had to be decompressed."""
+
+    lines: int = 0
+    bytes: int = 0
+
+
+class LogChunkReader:
+    """Reads format-2 log blocks. The directory's per-chunk columns are kept in memory from the
+    start, its times and metadata (~3 bytes an entry) once a read first needs them; a read
+    decompresses only the frames of the chunks it needs."""
+
+    def __init__(self, objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec):
+        self.objstore = objstore
+        self.meta = meta
+        self.schema = spec.schema
+        self.key = layout.block_data_key(meta.tenant, meta.signal, meta.block_id)
+        try:
+            with objstore.open(self.key) as f:
+                size = f.size()
+                dir_off, dir_len, magic = TRAILER.unpack(f.read_at(TRAILER.size, size - TRAILER.size))
+                if magic != MAGIC:
+                    raise Unavailable(f"block {self.key}: not a format-2 log block", reason="block_format")
+                self._dir_at = (dir_off, dir_len)
+                pf = pq.ParquetFile(pa.BufferReader(f.read_at(dir_len, dir_off)))
+                idx = pf.read(columns=INDEX_COLS)
+                sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+        except (OSError, pa.ArrowException) as e:
+            raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
+        d = pc.dictionary_encode(idx.column("stream").combine_chunks())
+        self.stream_texts: list[str] = d.dictionary.to_pylist()
+        self.stream_codes = d.indices.to_numpy(zero_copy_only=False)
+        col = {n: idx.column(n).to_numpy() for n in INDEX_COLS if n not in ("stream", "grams")}
+        self.min_ns, self.max_ns, self.rows = col["min_time_ns"], col["max_time_ns"], col["rows"].astype(np.int64)
+        self.offset, self.length, self.size, self.sep = col["offset"], col["length"], col["size"], col["sep"]
+        self.first_ns = col["first_ns"]
+        self._row_groups: dict[int, pa.Table] = {}  # directory row group -> times and metadata
+        self.rg_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # first chunk of each
+        self.row_start = np.concatenate([[0], np.cumsum(self.rows)])
+        grams = idx.column("grams").combine_chunks()
+        self.grams = string_parts(grams)[1].reshape(-1, BITS // 8)
+
+    # -- the engine's reader interface --
+    def row_groups(self, expr) -> list[int]:
+        return [0]
+
+    def read_all(self) -> pa.Table:
+        parts = list(self.scan(None, list(self.schema.names), False))
+        return pa.concat_tables(parts) if parts else self.schema.empty_table()
+
+    def scan(self, expr: pc.Expression | None, columns: list[str], selective: bool = False) -> Iterator[pa.Table]:
+        """Rows matching ``expr`` projected to ``columns``, in block order. ``expr`` is evaluated on
+        the cheap columns first; frames are read only for chunks with hits (and only if ``line``
+        is wanted)."""
+        refs = set(referenced_columns(expr, self.schema.names)) if expr is not None else set()
+        if "line" in refs:  # a filter on lines: decode everything, then filter
+            with self._open() as f:
+                d = Directory(self, f)
+                for ids in self._groups(np.arange(len(self.rows))):
+                    t = self._cheap(d, ids, True).append_column("line", self._lines(f, ids)).filter(expr)
+                    if t.num_rows:
+                        yield t.select(columns)
+            return
+        with self._open() as f:
+            d = Directory(self, f)
+            every = np.arange(len(self.rows))
+            if "metadata" in refs:  # rare: metadata texts for every entry
+                cheap = self._cheap(d, every, True)
+                times = cheap.column("time_ns").to_numpy()
+            else:  # streams as dictionary codes: no text per entry until an entry is kept
+                times, _ = d.columns(every, False)
+                codes = pa.array(np.repeat(self.stream_codes, self.rows).astype(np.int32))
+                cheap = pa.table({"time_ns": pa.array(times), "stream": pa.DictionaryArray.from_arrays(
+                    codes, pa.array(self.stream_texts, pa.string()))})
+            if expr is None:
+                rows = np.arange(len(times), dtype=np.int64)
+            else:
+                cheap = cheap.append_column("__row", pa.array(np.arange(cheap.num_rows, dtype=np.int64)))
+                try:
+                    rows = cheap.filter(expr).column("__row").to_numpy()
+                except (pa.ArrowNotImplementedError, pa.ArrowInvalid, TypeError):  # an op without dictionary kernels
+                    rows = cheap.set_column(1, "stream", cheap.column("stream").cast(pa.string())).filter(expr) \
+                        .column("__row").to_numpy()
+            if not len(rows):
+                return
+            chunk_of = np.searchsorted(self.row_start, rows, "right") - 1
+            texts = pa.array(self.stream_texts, pa.string())
+            for ids in self._groups(np.unique(chunk_of)):
+                lo, hi = np.searchsorted(chunk_of, [ids[0], ids[-1] + 1])
+                local = _local_rows(rows[lo:hi], self.row_start, ids)
+                out = {"time_ns": pa.array(times[rows[lo:hi]]),
+                       "stream": texts.take(pa.array(self.stream_codes[chunk_of[lo:hi]]))}
+                if "metadata" in columns:
+                    out["metadata"] = d.columns(ids, True, local)[1]
+                if "line" in columns:
+                    out["line"] = self._lines(f, ids).take(pa.array(local))
+                yield pa.table(out).select(columns)
+
+    # -- the line-filter path --
+    def select_lines(self, keep_stream: Callable[[str], bool], start_ns: int, end_ns: int,
+                     literals: Sequence[Sequence[Literal]], counter: ReadCounter | None = None) -> Iterator[pa.Table]:
+        """Entries of the streams ``keep_stream`` accepts with ``start_ns <= time_ns <= end_ns``,
+        of the chunks that may hold, for every group of ``literals``, one of its literals; a
+        superset of the entries passing the filters the literals came from (apply them after)."""
+        verdict = np.fromiter((keep_stream(s) for s in self.stream_texts), dtype=bool, count=len(self.stream_texts))
+        ok = verdict[self.stream_codes] & (self.max_ns >= start_ns) & (self.min_ns <= end_ns)
+        if not ok.any():
+            return
+        partial = ok & ((self.min_ns < start_ns) | (self.max_ns > end_ns))
+        with self._open() as f:
+            d = Directory(self, f)
+            if counter is not None:
+                self._count(d, ok, partial, start_ns, end_ns, counter)
+            masks = [[may_contain(self.grams, needle_buckets(x.text, x.case_sensitive)) for x in g] for g in literals]
+            for group in masks:
+                ok &= np.logical_or.reduce(group)
+            exact = [[x.text.encode() for x in g] for g in literals if all(x.case_sensitive for x in g)]
+            pick = bool(exact) and len(exact) == len(literals)  # only lines holding the literals are built
+            ids_all = np.flatnonzero(ok)
+            for lo in range(0, len(ids_all), 256):  # bounded memory: 256 frames at a time
+                ids = ids_all[lo:lo + 256]
+                frames = self._frames(f, ids)
+                if pick:  # finds the hits itself: one search of each frame
+                    # in each frame, only the first group's literals its signature may hold
+                    firsts = [[x for x, m in zip(exact[0], masks[0], strict=True) if m[i]] for i in ids.tolist()]
+                    t = self._picked(d, ids, frames, firsts, exact[1:])
+                    if t is not None:
+                        yield from self._in_range(t, partial[ids].any(), start_ns, end_ns)
+                    continue
+                if exact:
+                    keep = [i for i, fr in enumerate(frames) if all(any(fr.find(x) >= 0 for x in g) for g in exact)]
+                    if not keep:
+                        continue
+                    ids = ids[keep]
+                    frames = [frames[i] for i in keep]
+                t = self._cheap(d, ids, True).append_column("line", self._decode(frames, ids))
+                yield from self._in_range(t, partial[ids].any(), start_ns, end_ns)
+
+    @staticmethod
+    def _in_range(t: pa.Table, partial: bool, start_ns: int, end_ns: int) -> Iterator[pa.Table]:
+        t = t.select(["time_ns", "stream", "line", "metadata"])
+        if partial:
+            tv = t.column("time_ns").to_numpy()
+            t = t.filter(pa.array((tv >= start_ns) & (tv <= end_ns)))
+        if t.num_rows:
+            yield t
+
+    def _picked(self, d: Directory, ids: np.ndarray, frames: list[bytes], firsts: list[list[bytes]],
+                rest: list[list[bytes]]) -> pa.Table | None:
+        """The entries of chunks ``ids`` whose line holds one of the literals ``firsts[k]`` of its
+        frame and one of every group of ``rest`` (and maybe a few others): found in the frames
+        with ``bytes.find``, so only they become Arrow strings. Chunks stored with lengths (lines
+        with newlines) are decoded whole. (``bytes.find`` per frame beat numpy byte-pair
+        compares over the joined frames.)"""
+        rows: list[int] = []  # entry index among the rows of the chunks with hits
+        lines: list[bytes] = []
+        whole: list[int] = []  # among the chunks with hits
+        hit: list[int] = []
+        base = 0
+        for k, fr in enumerate(frames):
+            i = int(ids[k])
+            if not self.sep[i]:
+                if all(any(fr.find(x) >= 0 for x in g) for g in [firsts[k], *rest]):
+                    whole.append(len(hit))
+                    hit.append(k)
+                    base += int(self.rows[i])
+                continue
+            found: dict[int, bytes] = {}
+            for x in firsts[k]:
+                pos = fr.find(x)
+                while pos >= 0:
+                    s0 = fr.rfind(b"\n", 0, pos) + 1
+                    e0 = fr.find(b"\n", pos)
+                    if e0 < 0:  # only when the needle runs past the last line
+                        e0 = len(fr)
+                    if s0 not in found:
+                        line = fr[s0:e0]
+                        if all(any(y in line for y in g) for g in rest):
+                            found[s0] = line
+                    pos = fr.find(x, e0 + 1)
+            if not found:
+                continue
+            prev = count = 0
+            for s0 in sorted(found):
+                count += fr.count(b"\n", prev, s0)
+                prev = s0
+                rows.append(base + count)
+                lines.append(found[s0])
+            hit.append(k)
+            base += int(self.rows[i])
+        if not hit:
+            return None
+        ids = ids[hit]
+        stream = np.repeat(self.stream_codes[ids], self.rows[ids])
+        texts = pa.array(self.stream_texts, pa.string())
+        take = np.asarray(rows, dtype=np.int64)
+        if not whole:  # times and metadata of the hits only
+            times, meta = d.columns(ids, True, take)
+            return pa.table({"time_ns": pa.array(times), "stream": texts.take(pa.array(stream[take])),
+                             "line": pa.array(lines, pa.binary()).cast(pa.string()), "metadata": meta})
+        times, meta = d.columns(ids, True)
+        assert meta is not None
+        t = pa.table({"time_ns": pa.array(times[take]), "stream": texts.take(pa.array(stream[take])),
+                      "line": pa.array(lines, pa.binary()).cast(pa.string()), "metadata": meta.take(pa.array(take))})
+        if whole:
+            starts = local_starts(self.rows[ids])
+            sel = np.concatenate([np.arange(starts[j], starts[j] + self.rows[ids[j]]) for j in whole])
+            w = pa.table({"time_ns": pa.array(times[sel]), "stream": texts.take(pa.array(stream[sel])),
+                          "line": self._decode([frames[hit[j]] for j in whole], ids[whole]),
+                          "metadata": meta.take(pa.array(sel))})
+            t = pa.concat_tables([t, w]).take(pa.array(np.argsort(np.concatenate([take, sel]), kind="stable")))
+        return t
+
+    def stream_set(self) -> frozenset[str]:
+        return frozenset(self.stream_texts)
+
+    # -- helpers --
+    def _open(self):
+        try:
+            return self.objstore.open(self.key)
+        except (OSError, pa.ArrowException) as e:
+            raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
+
+    def _count(self, d: Directory, ok: np.ndarray, partial: np.ndarray, start_ns: int, end_ns: int, c: ReadCounter) -> None:
+        line_bytes = self.size - np.where(self.sep, 1, 4) * self.rows
+        whole = ok & ~partial
+        c.lines += int(self.rows[whole].sum())
+        c.bytes += int(line_bytes[whole].sum())
+        ids = np.flatnonzero(partial)
+        if len(ids):  # by the share of each chunk's entries in the range
+            tv = self._cheap(d, ids, False).column("time_ns").to_numpy()
+            inside = ((tv >= start_ns) & (tv <= end_ns)).astype(np.int64)
+            counts = np.add.reduceat(inside, local_starts(self.rows[ids]))
+            c.lines += int(counts.sum())
+            c.bytes += int((line_bytes[ids] * counts / self.rows[ids]).sum())
+
+    def _cheap(self, d: Directory, ids: np.ndarray, with_meta: bool) -> pa.Table:
+        """time_ns, stream (and metadata) of the entries of chunks ``ids`` (ascending)."""
+        times, meta = d.columns(ids, with_meta)
+        codes = np.repeat(self.stream_codes[ids], self.rows[ids])
+        cols = [pa.array(times), pa.array(self.stream_texts, pa.string()).take(pa.array(codes))]
+        if with_meta:
+            cols.append(meta)
+        return pa.Table.from_arrays(cols, names=["time_ns", "stream", "metadata"][:len(cols)])
+
+    def _groups(self, ids: np.ndarray) -> Iterator[np.ndarray]:
+        """Runs of ascending chunk ids holding at most about YIELD_ROWS entries."""
+        lo = 0
+        total = 0
+        for k in range(len(ids)):
+            total += int(self.rows[ids[k]])
+            if total >= YIELD_ROWS:
+                yield ids[lo:k + 1]
+                lo, total = k + 1, 0
+        if lo < len(ids):
+            yield ids[lo:]
+
+    def _frames(self, f, ids: np.ndarray) -> list[bytes]:
+        """Decompressed frames of chunks ``ids`` (adjacent frames read together)."""
+        dctx = zstandard.ZstdDecompressor()
+        out: list[bytes] = []
+        try:
+            k = 0
+            while k < len(ids):
+                j = k
+                while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1 and j - k < 255:
+                    j += 1
+                start = int(self.offset[ids[k]])
+                buf = f.read_at(int(self.offset[ids[j]] + self.length[ids[j]]) - start, start)
+                mv = memoryview(buf)
+                for i in ids[k:j + 1]:
+                    a = int(self.offset[i]) - start
+                    out.append(dctx.decompress(mv[a:a + int(self.length[i])], max_output_size=int(self.size[i])))
+                k = j + 1
+        except (OSError, pa.ArrowException, zstandard.ZstdError) as e:
+            raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
+        return out
+
+    def _lines(self, f, ids: np.ndarray) -> pa.Array:
+        return self._decode(self._frames(f, ids), ids)
+
+    def _decode(self, frames: list[bytes], ids: np.ndarray) -> pa.Array:
+        """The lines of chunks ``ids`` from their frames, as one string array."""
+        parts: list[pa.Array] = []
+        k = 0
+        while k < len(ids):
+            if not self.sep[ids[k]]:
+                parts.append(_unlength(frames[k], int(self.rows[ids[k]])))
+                k += 1
+                continue
+            j = k
+            while j < len(ids) and self.sep[ids[j]]:
+                j += 1
+            parts.append(_unjoin(b"".join(frames[k:j]), int(self.rows[ids[k:j]].sum())))
+            k = j
+        if not parts:
+            return pa.array([], pa.string())
+        return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
+
+class Directory:
+    """The directory of one block during one read: row groups decoded once, when first needed."""
+
+    def __init__(self, reader: LogChunkReader, f):
+        self.reader = reader
+        self.f = f
+        self._pf: pq.ParquetFile | None = None
+
+    def _row_group(self, rg: int, with_meta: bool) -> pa.Table:
+        # decoded row groups are kept by the reader: ~3 bytes an entry, read once per block
+        cache = self.reader._row_groups
+        t = cache.get(rg)
+        if t is None:
+            if self._pf is None:
+                off, n = self.reader._dir_at
+                self._pf = pq.ParquetFile(pa.BufferReader(self.f.read_at(n, off)))
+            t = cache[rg] = self._pf.read_row_group(rg, columns=TIME_COLS + META_COLS).combine_chunks()
+        return t
+
+    def meta_codes(self, ids: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """(metadata texts of each of chunks ``ids``, each entry's index in its chunk's texts)."""
+        values, codes = [], []
+        rgs = np.searchsorted(self.reader.rg_start, ids, "right") - 1
+        for rg in np.unique(rgs).tolist():
+            t = self._row_group(rg, True)
+            sel = ids[rgs == rg]
+            local = pa.array(sel - self.reader.rg_start[rg])
+            values.append(t.column("meta_values").combine_chunks().take(local))
+            _, raw = string_parts(t.column("meta_codes").combine_chunks().take(local))
+            width = len(raw) // max(1, int(self.reader.rows[sel].sum()))
+            codes.append(np.frombuffer(raw.tobytes(), f"<u{width}").astype(np.int64))
+        return pa.concat_arrays(values), np.concatenate(codes)
+
+    def columns(self, ids: np.ndarray, with_meta: bool,
+                pick: np.ndarray | None = None) -> tuple[np.ndarray, pa.Array | None]:
+        """(times, metadata or None) of the entries of chunks ``ids`` (ascending), or of those at
+        positions ``pick`` (ascending) among them: metadata texts are built for those only."""
+        r = self.reader
+        times: list[np.ndarray] = []
+        meta: list[pa.Array] = []
+        rgs = np.searchsorted(self.reader.rg_start, ids, "right") - 1
+        base = 0
+        for rg in np.unique(rgs).tolist():
+            t = self._row_group(rg, with_meta)
+            sel = ids[rgs == rg]
+            local = pa.array(sel - self.reader.rg_start[rg])
+            rows = r.rows[sel]
+            n = int(rows.sum())
+            starts = local_starts(rows)
+            _, raw = string_parts(t.column("deltas").combine_chunks().take(local))
+            deltas = np.frombuffer(raw.tobytes(), f"<i{len(raw) // max(1, n)}").astype(np.int64)
+            cs = np.cumsum(deltas) * t.column("time_unit")[0].as_py()  # one unit and width a block
+            tv = cs - np.repeat(cs[starts] - r.first_ns[sel], rows)
+            want = None
+            if pick is not None:
+                lo, hi = np.searchsorted(pick, [base, base + n])
+                want = pick[lo:hi] - base
+                tv = tv[want]
+            base += n
+            times.append(tv)
+            if with_meta:
+                values = t.column("meta_values").combine_chunks().take(local)
+                _, raw = string_parts(t.column("meta_codes").combine_chunks().take(local))
+                codes = np.frombuffer(raw.tobytes(), f"<u{len(raw) // max(1, n)}").astype(np.int64)
+                voff = values.offsets.to_numpy()[:-1] - values.offsets[0].as_py()
+                index = codes + np.repeat(voff, rows)
+                meta.append(values.flatten().take(pa.array(index if want is None else index[want])))
+        if not times:
+            return np.empty(0, np.int64), (pa.array([], pa.string()) if with_meta else None)
+        return np.concatenate(times), (pa.concat_arrays(meta) if with_meta else None)
+
+
+def _unjoin(buf: bytes, n: int) -> pa.Array:
+    """``n`` lines, each followed by a newline (none inside a line), as a string array."""
+    a = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(a == 10)
+    if len(nl) != n:
+        raise Unavailable(f"damaged log chunk: {len(nl)} lines, expected {n}", reason="block_format")
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = nl - np.arange(n)
+    data = a[a != 10]
+    if offsets[-1] < 2**31:
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)).cast(pa.string())
+
+
+def _unlength(buf: bytes, n: int) -> pa.Array:
+    """``n`` lines stored as u32 lengths, then the bytes."""
+    lens = np.frombuffer(buf, dtype="<u4", count=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf[4 * n:]))
+
+
+def local_starts(rows: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
+
+
+def _local_rows(rows: np.ndarray, row_start: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Positions of block ``rows`` (in chunks ``ids``) among the rows of those chunks alone."""
+    chunk = np.searchsorted(row_start, rows, "right") - 1
+    local_start = local_starts(np.diff(row_start)[ids])
+    pos = np.searchsorted(ids, chunk)
+    return local_start[pos] + (rows - row_start[chunk])

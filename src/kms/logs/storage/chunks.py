@@ -1,0 +1,227 @@
+"""Log blocks of format version 2: lines in zstd chunks with trigram signatures (``LOG_CHUNKS``).
+
+A block's rows (sorted by stream, then time) are cut into chunks of one stream and about
+``CHUNK_BYTES`` of lines. Each chunk's lines are one zstd frame: each followed by ``\\n`` when
+none holds a newline (nearly free after compression), else ``rows`` little-endian u32 lengths
+followed by the bytes. Everything else lives in a small Parquet "directory", one row per chunk:
+its stream, time bounds, where its frame is, its trigram signature (``grams.py``), its entries'
+time deltas (in the block's time unit, as narrow as they fit) and structured metadata (the
+chunk's distinct texts, and a code per entry). ``data.parquet`` is::
+
+    "KMSLOGS2" | frames | directory (Parquet) | directory offset u64 | directory length u64 | "KMSLOGS2"
+
+Compaction of format-2 blocks (``merge``) copies frames and signatures into the merged block and
+rebuilds only the directory: every line is compressed and indexed once.
+
+Why: in Parquet pages, a line filter spent its time in zstd and string decoding of every page.
+Here a filter with a literal (``|= "x"``, ``|~ "a|b"``, ``(?i)``) first drops the chunks whose
+signature lacks the literal's trigrams, then decompresses the rest and searches each frame with
+``bytes.find``; only frames with a hit become Arrow strings. Readers of blocks of format 1
+(Parquet rows, ``block.ParquetBlockReaderV1``) are unchanged, so old blocks stay readable and
+compaction rewrites them in this layout.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import zstandard
+
+from kms.storage.block import BlockMeta
+from kms.storage.objstore import ObjectStore
+from kms.storage.types import SignalSpec
+
+from .chunklayout import DIR_SCHEMA, MAGIC, TRAILER, string_parts
+from .chunkread import Directory, Literal, LogChunkReader, ReadCounter, local_starts
+from .grams import BITS, chunk_signatures
+
+__all__ = ["LOG_CHUNKS", "LogChunkFormat", "LogChunkReader", "Literal", "ReadCounter", "CHUNK_BYTES"]
+
+_NEWLINE = re.compile(b"\n")
+#: Uncompressed line bytes a chunk aims at: small enough that a rare needle skips most chunks,
+#: large enough to compress nearly as well as bigger frames (24.2 vs 23.6 bytes a line at 1 MiB).
+CHUNK_BYTES = 32 << 10
+MAX_CHUNK_ROWS = 4096
+ZSTD_LEVEL = 1  # 32 KiB chunks of bench lines: 24.15 B/line at levels 1 and 3 (1.2x faster); 6: 23.4 at 4x
+_DIR_ROW_GROUP = 128  # chunks: a filtered read decodes times and metadata of these row groups only
+
+
+def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_off: np.ndarray, frame_len: np.ndarray,
+              frame_size: np.ndarray, sep: np.ndarray, sigs: np.ndarray, tv: np.ndarray, values: pa.Array,
+              local: np.ndarray) -> pa.Buffer:
+    """The block file: ``out`` (magic and frames), then the directory of its chunks (row bounds
+    ``rb``; ``values``: each chunk's metadata texts; ``local``: each entry's index in them)."""
+    n_chunks = len(rb) - 1
+    starts = rb[:-1]
+    deltas = np.diff(tv, prepend=tv[:1])
+    deltas[starts] = 0
+    # clocks tick in ms or us more often than in ns: store deltas in the block's unit, as narrow as they fit
+    unit = int(np.gcd.reduce(np.abs(deltas))) or 1 if len(deltas) else 1
+    deltas //= unit
+    top = int(np.abs(deltas).max()) if len(deltas) else 0
+    twidth = next(w for w in (1, 2, 4, 8) if top < 1 << (8 * w - 1))
+    width = 1 if len(local) == 0 or local.max() < 256 else 2 if local.max() < 65536 else 4
+    directory = pa.Table.from_arrays([
+        streams,
+        pa.array(np.minimum.reduceat(tv, starts) if n_chunks else tv[:0]),
+        pa.array(np.maximum.reduceat(tv, starts) if n_chunks else tv[:0]),
+        pa.array(np.diff(rb).astype(np.int32)),
+        pa.array(frame_off), pa.array(frame_len), pa.array(frame_size),
+        pa.array(sep),
+        pa.FixedSizeBinaryArray.from_buffers(pa.binary(BITS // 8), n_chunks, [None, pa.py_buffer(sigs.tobytes())])
+        .cast(pa.binary()),
+        pa.array(tv[starts]),
+        pa.array(np.full(n_chunks, unit, np.int64)),
+        _fixed_blobs(deltas.astype(f"<i{twidth}"), rb, twidth),
+        values,
+        _fixed_blobs(local.astype(f"<u{width}"), rb, width),
+    ], schema=DIR_SCHEMA)
+    dsink = pa.BufferOutputStream()
+    pq.write_table(directory, dsink, row_group_size=_DIR_ROW_GROUP, compression="zstd", compression_level=3,
+                   use_dictionary=["stream", "meta_values.list.element"])
+    dbuf = dsink.getvalue()
+    pos = int(frame_off[-1] + frame_len[-1]) if n_chunks else len(MAGIC)
+    out += [dbuf.to_pybytes(), TRAILER.pack(pos, dbuf.size, MAGIC)]
+    return pa.py_buffer(b"".join(out))
+
+
+def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
+    """A binary value per chunk: the bytes of ``values`` of its rows (``width`` bytes each)."""
+    offsets = (rb * width).astype(np.int32)
+    return pa.BinaryArray.from_buffers(pa.binary(), len(rb) - 1, [None, pa.py_buffer(offsets),
+                                                                  pa.py_buffer(values.tobytes())])
+
+
+def _local_codes(meta: pa.Array, rb: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(distinct texts of each chunk concatenated, their offsets per chunk, each row's index
+    among its chunk's texts)."""
+    d = pc.dictionary_encode(meta)
+    g = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n_chunks, n_values = len(rb) - 1, len(d.dictionary)
+    chunk = np.repeat(np.arange(n_chunks, dtype=np.int64), np.diff(rb))
+    if n_chunks * n_values <= 1 << 24:  # few texts (levels, a few attributes): a presence matrix
+        present = np.bincount(chunk * n_values + g, minlength=n_chunks * n_values).reshape(n_chunks, n_values) > 0
+        rank = np.cumsum(present, axis=1) - 1
+        local = rank[chunk, g]
+        chunk_of, value = np.nonzero(present)
+    else:  # many (ids in metadata): sort
+        uniq, inverse = np.unique(chunk * n_values + g, return_inverse=True)
+        chunk_of, value = uniq // n_values, uniq % n_values
+        local = inverse.reshape(-1) - np.searchsorted(chunk_of, chunk)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(chunk_of, minlength=n_chunks))])
+    return d.dictionary.take(pa.array(value)), offsets, local
+
+
+def _chunk_bounds(codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Row bounds of the chunks: one stream each, about CHUNK_BYTES of lines, MAX_CHUNK_ROWS at most."""
+    n = len(codes)
+    runs = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), n]
+    out = [0]
+    for a, b in zip(runs[:-1], runs[1:], strict=True):
+        r = a
+        while r < b:
+            nxt = int(np.searchsorted(offsets, offsets[r] + CHUNK_BYTES, "left"))
+            r = min(b, r + MAX_CHUNK_ROWS, max(nxt, r + 1))
+            out.append(r)
+    return np.asarray(out, dtype=np.int64)
+
+
+class LogChunkFormat:
+    """The ``BlockFormat`` of the ``logs`` signal (``kms.storage.types``)."""
+
+    version = 2
+
+    def encode(self, table: pa.Table, spec: SignalSpec) -> pa.Buffer:
+        t = table.combine_chunks()
+        times = t.column("time_ns").chunk(0)
+        stream = pc.dictionary_encode(t.column("stream").chunk(0))
+        lines = pc.fill_null(t.column("line").chunk(0), "")
+        if lines.nbytes + len(lines) >= 1 << 31:  # "\n" after each line must not overflow int32 offsets
+            lines = lines.cast(pa.large_string())
+        meta = pc.fill_null(t.column("metadata").chunk(0), "{}")
+        codes = stream.indices.to_numpy(zero_copy_only=False)
+        offsets, data = string_parts(lines)
+        rb = _chunk_bounds(codes, offsets)
+        n_chunks = len(rb) - 1
+        byte_bounds = offsets[rb]
+        mv = memoryview(data)
+        has_nl = np.zeros(n_chunks, dtype=bool)
+        if _NEWLINE.search(mv) is not None:  # rare: look chunk by chunk (no copy: re reads the buffer)
+            has_nl[:] = [_NEWLINE.search(mv, int(byte_bounds[i]), int(byte_bounds[i + 1])) is not None
+                         for i in range(n_chunks)]
+        # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
+        term_off, term = string_parts(pc.binary_join_element_wise(lines, "", "\n"))
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        out: list[bytes] = [MAGIC]
+        pos = len(MAGIC)
+        frame_off = np.empty(n_chunks, np.int64)
+        frame_len = np.empty(n_chunks, np.int64)
+        frame_size = np.empty(n_chunks, np.int64)
+        for i in range(n_chunks):
+            if has_nl[i]:
+                lens = np.diff(offsets[rb[i]:rb[i + 1] + 1]).astype("<u4")
+                raw = b"".join([lens.tobytes(), mv[byte_bounds[i]:byte_bounds[i + 1]]])
+            else:
+                raw = memoryview(term[term_off[rb[i]]:term_off[rb[i + 1]]])
+            frame = cctx.compress(raw)
+            out.append(frame)
+            frame_off[i], frame_len[i], frame_size[i] = pos, len(frame), len(raw)
+            pos += len(frame)
+        values, value_offsets, local = _local_codes(meta, rb)
+        return _assemble(out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frame_off, frame_len, frame_size,
+                         ~has_nl, chunk_signatures(term, term_off[rb]), times.to_numpy(),
+                         pa.ListArray.from_arrays(pa.array(value_offsets.astype(np.int32)), values), local)
+
+    def merge(self, blocks: Sequence) -> pa.Buffer | None:
+        """One block of the chunks of ``blocks`` (all of this format, else None), ordered by
+        stream, then first time; frames and signatures are copied, not decoded again."""
+        if any(b.meta.format_version != self.version for b in blocks):
+            return None
+        parts = []
+        for b in blocks:
+            r = b.reader()
+            data = r.objstore.get(r.key)
+            d = Directory(r, pa.BufferReader(data))
+            ids = np.arange(len(r.rows))
+            times, _ = d.columns(ids, False)
+            values, local = d.meta_codes(ids)
+            parts.append((r, data, times, values, local))
+        stream = np.concatenate([np.asarray(r.stream_texts, dtype=object)[r.stream_codes] for r, *_ in parts])
+        first = np.concatenate([r.min_ns for r, *_ in parts])
+        order = np.lexsort((first, stream))
+        owner = np.concatenate([np.full(len(r.rows), k) for k, (r, *_) in enumerate(parts)])
+        index = np.concatenate([np.arange(len(r.rows)) for r, *_ in parts])
+        rows = np.concatenate([r.rows for r, *_ in parts])[order]
+        out: list = [MAGIC]
+        pos = len(MAGIC)
+        n = len(order)
+        frame_off, frame_len, frame_size = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+        row_starts = [local_starts(r.rows) for r, *_ in parts]
+        times, local, sigs = [], [], []
+        for j, (k, i) in enumerate(zip(owner[order].tolist(), index[order].tolist(), strict=True)):
+            r, data, t, _, codes = parts[k]
+            off, ln = int(r.offset[i]), int(r.length[i])
+            out.append(memoryview(data)[off:off + ln])
+            frame_off[j], frame_len[j], frame_size[j] = pos, ln, r.size[i]
+            pos += ln
+            lo = row_starts[k][i]
+            times.append(t[lo:lo + r.rows[i]])
+            local.append(codes[lo:lo + r.rows[i]])
+            sigs.append(r.grams[i])
+        values = pa.concat_arrays([v for *_, v, _ in parts]).take(pa.array(order))
+        return _assemble(out, pa.array(stream[order], pa.string()), np.concatenate([[0], np.cumsum(rows)]),
+                         frame_off, frame_len, frame_size, np.concatenate([r.sep for r, *_ in parts])[order],
+                         np.stack(sigs), np.concatenate(times), values, np.concatenate(local))
+
+    def reader(self, objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec) -> LogChunkReader:
+        return LogChunkReader(objstore, meta, spec)
+
+
+LOG_CHUNKS = LogChunkFormat()
+
+
