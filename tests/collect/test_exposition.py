@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from kms.collect.exposition import NO_TS, ParseError, is_openmetrics, parse, parse_series
+from kms.collect.exposition import (
+    NO_TS,
+    ParseError,
+    _rows_split,
+    is_openmetrics,
+    parse,
+    parse_series,
+    split_layout,
+)
 
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -186,3 +194,51 @@ def test_fast_split_path_agrees_with_the_regex_path(samples, comments):
     assert fast.series == slow.series and fast.ts_ms.tolist() == slow.ts_ms.tolist()
     assert fast.values.tolist() == slow.values.tolist() and fast.metadata == slow.metadata
     assert [parse_series(s) for s in fast.series] == [(n, list(lb.items())) for n, lb, *_ in samples]
+
+
+def _layout_agrees(body: bytes) -> bool:
+    """split_layout either declines or gives exactly what the line-by-line split gives."""
+    lay = split_layout(body)
+    if lay is None:
+        return False
+    want = _rows_split(body)
+    assert want is not None
+    assert lay.series(body) == want[0] and lay.values.tobytes() == want[1].tobytes()
+    return True
+
+
+@pytest.mark.parametrize("body, taken", [
+    (b'a{x="1"} 5\n# HELP a h\nb 6', True),
+    (b'a{x="with space"} 5\n\nb{y="}"} -Inf\n', True),
+    (b"a 1 1700000000000\n", False),  # a timestamp: the regex path
+    (b"a 1\r\nb 2\r\n", True),  # CRLF: "1\r" is a number for float()
+    (b"a -0\nb -12\nc 007\nd 1234567890123456\ne 999999999999999\nf +5\ng 1e3\nh -\n", False),
+    (b"a -0\nb -12\nc 007\nd 1234567890123456\ne 999999999999999\nf +5\ng 1e3\nh -Inf\n", True),
+    (b"a \n", False),
+    (b" 1\n", False),
+    (b"a\n", False),
+    (b"a 0x1p3\n", False),  # not a number for float(): the regex path says so
+    (b"# only a comment\n", False),
+])
+def test_split_layout_cases(body, taken):
+    assert _layout_agrees(body) is taken
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b_c", "d:e"]), label_sets,
+                          st.one_of(st.sampled_from(["1", "-2.5", "+Inf", "NaN", "1e3", "x", "", "1 2", "3\r", "1_0",
+                                                     "-", "-0", "0x1p3"]),
+                                    st.integers(-10**17, 10**17).map(str)),
+                          st.sampled_from(["", "# HELP a x y\n", "\n", " \n", "#\n"])), max_size=6),
+       st.booleans())
+def test_split_layout_agrees_with_the_line_split(lines, final_newline):
+    text = "".join(pre + name + ("{" + ",".join(f'{k}="{_esc(v)}"' for k, v in lb.items()) + "}" if lb else "")
+                   + " " + val + "\n" for name, lb, val, pre in lines)
+    body = (text if final_newline else text.rstrip("\n")).encode()
+    _layout_agrees(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_split_layout_on_arbitrary_bytes(body):
+    _layout_agrees(body)

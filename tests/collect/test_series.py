@@ -15,6 +15,7 @@ from kms.metrics.samples import is_stale
 
 TARGET = (("instance", "h:1"), ("job", "node"))
 REPORT = [("up", 1.0), ("scrape_duration_seconds", 0.01)]
+TEXT_CTYPE = "text/plain; version=0.0.4"
 
 
 def cache(**kw) -> SeriesCache:
@@ -107,3 +108,35 @@ def test_exemplars_attach_to_their_series():
     (ex,) = out.batch.exemplars
     assert dict(out.batch.series[ex.series])["__name__"] == "a_total" and ex.ts_ms == 1500
     assert ex.labels == (("trace_id", "t1"),)
+
+
+def _view(out) -> tuple:
+    out.batch.check()
+    pts = {ls: [(t, np.float64(v).tobytes()) for t, v in p] for ls, p in out.batch.by_series().items()}
+    return pts, out.scraped, out.post_relabel, out.added, out.metadata, sorted(out.batch.metadata, key=str)
+
+
+def test_unchanged_layout_reuses_the_last_scrape_and_matches_the_full_path():
+    """Bodies with the same lines but other values take the reuse path; every batch equals what
+    the full parse gives a second cache fed the same bodies (staleness, drops, failures included)."""
+    drop = [{"source_labels": ["__name__"], "regex": "gone_.*", "action": "drop"}]
+    fast, full = cache(metric_relabel_configs=drop), cache(metric_relabel_configs=drop)
+    head = '# HELP a Help.\n# TYPE a counter\na{x="1"} '
+    bodies = [head + "1\nb 2\ngone_x 3\n", head + "2\nb 3\ngone_x 4\n", head + "3\nb NaN\ngone_x 5\n",
+              head + "4\n", head + "5\n", head + "6\nc 1\n", "x 1 1000\n", head + "7\nc 2\n", head + "8\nc 3\n",
+              head + "9\nc 4\nc 5\n", head + "10\nb 7\n"]  # a line twice; b back after four scrapes
+    reused = 0
+    for i, body in enumerate(bodies):
+        t = 1000 * (i + 1)
+        rep = fast._repeat
+        got = fast.scrape(body.encode(), TEXT_CTYPE, t, REPORT)
+        reused += rep is not None and fast._repeat is rep
+        want = full.append(parse(body.encode()), t, REPORT)
+        assert _view(got) == _view(want), i
+        if i == 3:  # a failed scrape between two bodies of one layout: all its series go stale
+            assert _view_failed(fast.failed(t + 500, REPORT)) == _view_failed(full.failed(t + 500, REPORT))
+    assert reused == 3  # bodies 1, 2 and 8; the others follow a new layout, staleness markers or timestamps
+
+
+def _view_failed(batch) -> dict:
+    return {ls: [(t, np.float64(v).tobytes()) for t, v in p] for ls, p in batch.by_series().items()}

@@ -52,3 +52,29 @@ def test_groups_waiting_batches_and_hands_errors_to_each():
     assert queued[2].result(5) == 4
     w.close()
     assert calls == [4, 8, 4]
+
+
+def test_series_memos_give_the_same_refs_and_columns_and_fill_joined_parts():
+    """A batch's memo, filled when it is admitted, answers for the next batch with its list (and
+    for joins of such batches) with the refs and columns the table itself gives."""
+    from kms.metrics.admission import SampleAdmission
+    from kms.metrics.samples import SeriesRefs
+
+    adm = SampleAdmission()
+    a, b = batch("a", 2), batch("b", 3)
+    a.series_refs, b.series_refs = SeriesRefs(), SeriesRefs()
+    first = adm.admit("t", join([a, b]))
+    cols = [c.to_pylist() for c in first.columns()]
+    assert a.series_refs.owner is first.series and a.series_refs.refs.tolist() == first.refs[:2].tolist()
+    assert [c.to_pylist() for c in b.series_refs.columns] == [c[2:] for c in cols]
+    # the same lists again, joined the other way round, and a new series list beside them
+    b2 = SampleBatch(b.series, b.series_idx, b.ts_ms + 1000, b.values, series_refs=b.series_refs)
+    a2 = SampleBatch(a.series, a.series_idx, a.ts_ms + 1000, a.values, series_refs=a.series_refs)
+    c = batch("c", 1)
+    for parts in ([b2, a2], [b2, a2, c]):
+        joined = join(parts)
+        got = adm.admit("t", joined)
+        plain = adm.admit("t", SampleBatch(joined.series, joined.series_idx, joined.ts_ms, joined.values))
+        assert got.refs.tolist() == plain.refs.tolist()
+        assert [x.to_pylist() for x in got.columns()] == [x.to_pylist() for x in plain.columns()]
+    assert c.series_refs is None  # a batch without a memo is looked up every time

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import logging
 import ssl
+import sys
 
 import httpx
 
@@ -19,6 +21,12 @@ USER_AGENT = "kms-scraper"
 
 # httpx logs every request at INFO: once per target and interval would drown the stack's own log
 logging.getLogger("httpx").setLevel(logging.WARNING)
+
+# httpcore runs ``import sniffio`` ~4 times a request and falls back to asyncio without it; a
+# failed import searches sys.path each time (50-180 µs here, so 0.2-0.7 ms a scrape). A None
+# entry makes the import fail at once (~1 µs), with the same fallback.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class FetchError(Exception):

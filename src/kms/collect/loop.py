@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from kms.collect.client import FetchError, ScrapeClient
 from kms.collect.config import ScrapeJob
-from kms.collect.exposition import ParseError, parse
+from kms.collect.exposition import ParseError
 from kms.collect.series import ScrapeError, SeriesCache
 from kms.collect.targets import Target, fmt_duration
 from kms.collect.writer import BatchWriter
@@ -123,9 +123,8 @@ class ScrapeLoop:
         """The batch of one scrape (worker thread) and the scrape's error, if any."""
         if not error:
             try:
-                parsed = parse(body, ctype)
-                out = self.cache.append(parsed, ts_ms, [("up", 1.0), ("scrape_duration_seconds", duration)])
-                self.metadata = parsed.metadata
+                out = self.cache.scrape(body, ctype, ts_ms, [("up", 1.0), ("scrape_duration_seconds", duration)])
+                self.metadata = out.metadata
                 self.last_samples = out.post_relabel
                 return out.batch, ""
             except (ParseError, ScrapeError) as e:

@@ -69,7 +69,7 @@ class Admitted:
 
     def columns(self) -> tuple[pa.Array, pa.Array]:
         """``(texts, names)`` of ``batch.series``: the ``series`` and ``metric`` column values."""
-        return self.series.columns(self.refs, self.batch.series)
+        return self.series.columns(self.refs, self.batch.series, self.batch.series_refs)
 
 
 def _run_all(fns: list) -> None:
@@ -133,7 +133,7 @@ class SampleAdmission:
         st = self._tenant(tenant)
         series = batch.series
         with st.lock:
-            refs = st.refs(series)
+            refs = st.refs(series, batch.series_refs)
             if limits is not None:
                 todo = st.unchecked(refs, limits.key)
                 if len(todo):
@@ -159,6 +159,7 @@ class SampleAdmission:
                 )
             for i in new.tolist():
                 refs[i] = st.add(series[i], valid=limits is not None)
+            st.remember(batch.series_refs, refs)
             keep, newest = self._check(st, refs, batch) if len(batch) else (None, None)
             hkeep, hnewest = self._check(st, refs, _histogram_rows(batch)) if batch.histograms else (None, None)
         advances = [functools.partial(self._advance, st, *x) for x in (newest, hnewest) if x is not None]

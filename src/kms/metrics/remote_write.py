@@ -31,6 +31,7 @@ buckets) is refused under ``invalid_native_histogram``.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import cramjam
 import numpy as np
@@ -496,27 +497,44 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _label_bytes(labels: Labels, cache: dict[Labels, bytes] = {}) -> bytes:  # noqa: B006 - a module-level cache
-    """The ``Label`` fields of a ``TimeSeries``, encoded once per label set (scrapes repeat them)."""
-    hit = cache.get(labels)
+def _label_bytes(labels: Labels, extra: Labels = (),
+                 cache: dict[Labels, dict[Labels, bytes]] = {}) -> bytes:  # noqa: B006 - a module-level cache
+    """The ``Label`` fields of a ``TimeSeries``, encoded once per label set (scrapes repeat them).
+    ``extra``: labels added where the set lacks them. Cached under ``extra``, then the producer's
+    tuple (an agent's scrape cache holds it anyway), not a merged copy made for every batch."""
+    by_set = cache.get(extra)
+    if by_set is None:
+        if len(cache) > 64:
+            cache.clear()
+        by_set = cache.setdefault(extra, {})
+    hit = by_set.get(labels)
     if hit is None:
         parts = []
-        for name, value in labels:
+        for name, value in _merged(labels, extra) if extra else labels:
             n, v = name.encode(), value.encode()
             body = b"\x0a" + _varint(len(n)) + n + b"\x12" + _varint(len(v)) + v
             parts.append(b"\x0a" + _varint(len(body)) + body)
         hit = b"".join(parts)
-        if len(cache) > 200_000:
-            cache.clear()
-        cache[labels] = hit
+        if len(by_set) > 200_000:
+            by_set.clear()
+        by_set[labels] = hit
     return hit
 
 
-def encode_batch(batch: SampleBatch, exemplars: bool = True) -> bytes:
+def _merged(labels: Labels, extra: Labels) -> Labels:
+    """``labels`` with the ``extra`` ones it lacks (its own values win), sorted."""
+    return tuple(sorted({**dict(extra), **dict(labels)}.items()))
+
+
+def encode_batch(batch: SampleBatch, exemplars: bool = True, labels: dict[str, str] | None = None) -> bytes:
     """A batch as a remote-write 1.0 body (each series' samples in time order), with its
     exemplars unless ``exemplars`` is false. Samples are encoded together with numpy
-    (sample_wire), label sets once per process; only the series loop runs in Python."""
+    (sample_wire), label sets once per process; only the series loop runs in Python.
+    ``labels`` (an agent's external labels) are added to every series that lacks them."""
+    extra = tuple(sorted(labels.items())) if labels else ()
     if (exemplars and batch.exemplars) or batch.histograms or (len(batch) and int(batch.ts_ms.min()) < 0):
+        if extra:
+            batch = replace(batch, series=[_merged(ls, extra) for ls in batch.series])
         return _encode_batch_messages(batch, exemplars)
     if not len(batch):
         return bytes(cramjam.snappy.compress_raw(b""))
@@ -530,7 +548,7 @@ def encode_batch(batch: SampleBatch, exemplars: bool = True) -> bytes:
     parts = []
     series = batch.series
     for s, a, b in zip(idx[starts].tolist(), byte_offs[starts].tolist(), byte_offs[ends].tolist(), strict=True):
-        lb = _label_bytes(series[s])
+        lb = _label_bytes(series[s], extra)
         parts += [b"\x0a", _varint(len(lb) + b - a), lb, raw[a:b]]
     return bytes(cramjam.snappy.compress_raw(b"".join(parts)))
 

@@ -32,6 +32,7 @@ __all__ = [
     "Exemplar",
     "Metadata",
     "SampleBatch",
+    "SeriesRefs",
     "BatchBuilder",
     "is_stale",
 ]
@@ -74,6 +75,41 @@ class Metadata:
     unit: str = ""
 
 
+class SeriesRefs:
+    """What a store's series table found for one list of label sets, kept by a producer that
+    sends the same list again (a scrape cache sends its last batch's list while a target's lines
+    stay the same): ``owner`` (the table, by identity), the refs and the samples table's columns
+    of the list. A joined batch's memo hands what it is given to its ``parts``' memos
+    ``(memo, start, stop)``. Filled and read by the one thread that stores the batches."""
+
+    __slots__ = ("owner", "refs", "columns", "parts")
+
+    def __init__(self, parts: tuple[tuple[SeriesRefs, int, int], ...] = ()):
+        self.owner: object = None
+        self.refs: np.ndarray | None = None
+        self.columns: tuple | None = None
+        self.parts = parts
+
+    def found(self, owner: object, refs: np.ndarray, columns: tuple | None = None) -> None:
+        self.owner, self.refs, self.columns = owner, refs, columns
+        for memo, lo, hi in self.parts:
+            memo.found(owner, refs[lo:hi], None if columns is None else tuple(c.slice(lo, hi - lo) for c in columns))
+
+    @staticmethod
+    def joined(memos: list[SeriesRefs | None], sizes: list[int]) -> SeriesRefs:
+        """The memo of batches joined in this order (``sizes``: their series counts)."""
+        parts, lo = [], 0
+        for memo, n in zip(memos, sizes, strict=True):
+            if memo is not None:
+                parts.append((memo, lo, lo + n))
+            lo += n
+        out = SeriesRefs(tuple(parts))
+        first = memos[0] if memos else None
+        if first is not None and all(m is not None and m.owner is first.owner and m.refs is not None for m in memos):
+            out.owner, out.refs = first.owner, np.concatenate([m.refs for m in memos])
+        return out
+
+
 @dataclass
 class SampleBatch:
     series: list[Labels]
@@ -88,6 +124,8 @@ class SampleBatch:
     rejected: dict[str, int] = field(default_factory=dict)
     #: up to MAX_ERROR_MESSAGES human-readable messages about the refusals
     errors: list[str] = field(default_factory=list)
+    #: the producer's memo of ``series``' refs in the store (None: looked up every time)
+    series_refs: SeriesRefs | None = None
 
     def __len__(self) -> int:
         return len(self.values)

@@ -12,7 +12,6 @@ from pathlib import Path
 import cramjam
 
 from kms.agent.forward import Forwarder, central_routes
-from kms.agent.labels import with_labels
 from kms.agent.queue import DiskQueue
 from kms.agent.tail import LogLine
 from kms.errors import BadInput
@@ -75,7 +74,8 @@ class QueuedExporter:
                 return
             batch = item.samples if item.samples is not None else translate_request(item.otlp)
             if len(batch):
-                self.queue.append([("m", tenant, encode_batch(with_labels(batch, self.external_labels)))])
+                # labels merged while encoding: no copy of every label set per batch (agent memory)
+                self.queue.append([("m", tenant, encode_batch(batch, labels=self.external_labels))])
             return
         if self.type == "kms" and item.samples is not None:
             self.queue.append([("m", tenant, encode_batch(item.samples))])

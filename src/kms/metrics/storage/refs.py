@@ -27,7 +27,7 @@ import threading
 import numpy as np
 import pyarrow as pa
 
-from kms.metrics.samples import Labels
+from kms.metrics.samples import Labels, SeriesRefs
 from kms.metrics.storage.labels import labels_text
 
 __all__ = ["TenantSeries", "NO_REF", "NO_TIME"]
@@ -55,13 +55,18 @@ class TenantSeries:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def refs(self, series: list[Labels]) -> np.ndarray:
+    def refs(self, series: list[Labels], memo: SeriesRefs | None = None) -> np.ndarray:
         """The ref of each label set (int64; ``NO_REF`` where it has none). Call with ``lock`` held.
+
+        ``memo``: the producer's memo of this list; filled here before (:meth:`remember`), it
+        gives the refs at once (a scrape's 2,000 series: ~0.25 µs a series less, bench_scrape).
 
         Producers keep their label tuples (the scrape series cache, remote write's label cache),
         so a label set is looked up by the identity of its tuple first (78 ns against 270 ns
         for hashing a 7-label tuple, measured on bench_scrape.py's series), then by value; a
         tuple found by value becomes the one known by identity."""
+        if memo is not None and memo.owner is self and memo.refs is not None:
+            return memo.refs.copy()
         n = len(series)
         by_obj = self._by_obj
         out = np.fromiter(map(by_obj.get, map(id, series), itertools.repeat(NO_REF)), np.int64, n)
@@ -100,6 +105,11 @@ class TenantSeries:
         self.ids[labels] = ref  # last: a lookup without the lock finds only complete entries
         return ref
 
+    def remember(self, memo: SeriesRefs | None, refs: np.ndarray) -> None:
+        """Keep ``refs`` in the producer's ``memo`` when every series has one. Call with ``lock`` held."""
+        if memo is not None and not (memo.owner is self and memo.refs is not None) and bool((refs >= 0).all()):
+            memo.found(self, refs.copy())
+
     def unchecked(self, refs: np.ndarray, key: tuple) -> np.ndarray:
         """Positions in ``refs`` whose label sets have not passed the limits ``key`` (every
         position without a ref among them). Call with ``lock`` held."""
@@ -115,9 +125,24 @@ class TenantSeries:
         """These refs (``NO_REF`` ignored) passed the limits in ``valid_key``. Call with ``lock`` held."""
         self.valid[refs[refs >= 0]] = True
 
-    def columns(self, refs: np.ndarray, series: list[Labels]) -> tuple[pa.Array, pa.Array]:
+    def columns(self, refs: np.ndarray, series: list[Labels], memo: SeriesRefs | None = None
+                ) -> tuple[pa.Array, pa.Array]:
         """``(texts, names)`` of ``series`` (whose refs are ``refs``) as Arrow string arrays:
-        taken from the per-ref arrays when every series has a ref held there, else built."""
+        taken from the per-ref arrays when every series has a ref held there, else built.
+        ``memo`` (filled by :meth:`refs`): they are kept there, or joined from its parts'."""
+        mine = memo is not None and memo.owner is self and memo.refs is not None and len(memo.refs) == len(refs)
+        if mine and memo.columns is not None:
+            return memo.columns
+        if mine and memo.parts and sum(hi - lo for _, lo, hi in memo.parts) == len(refs) and all(
+                m.owner is self and m.columns is not None for m, _, _ in memo.parts):
+            memo.columns = tuple(pa.concat_arrays([m.columns[i] for m, _, _ in memo.parts]) for i in range(2))
+            return memo.columns
+        cols = self._columns(refs, series)
+        if mine:
+            memo.found(self, memo.refs, cols)
+        return cols
+
+    def _columns(self, refs: np.ndarray, series: list[Labels]) -> tuple[pa.Array, pa.Array]:
         if len(refs) and int(refs.min()) >= 0:
             built, texts, names = self._arrays(int(refs.max()))
             if int(refs.max()) < built:
