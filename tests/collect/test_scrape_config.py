@@ -80,6 +80,33 @@ def test_kubernetes_sd_configs_and_relative_kubeconfig(tmp_path):
     assert (creds.token_file, creds.ca_file, creds.server) == ("/etc/kms/token", "/etc/kms/ca.crt", "https://k:6443")
 
 
+def test_job_file_paths_are_relative_to_the_config_file(tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "tls").mkdir(parents=True)
+    for name in ("ca.crt", "client.crt", "client.key"):
+        (conf / "tls" / name).write_text("x")
+    prom = conf / "prometheus.yml"
+    prom.write_text(
+        "scrape_configs:\n"
+        "  - job_name: app\n"
+        "    basic_auth: {username: u, password_file: secrets/pw}\n"
+        "    tls_config: {ca_file: tls/ca.crt, cert_file: tls/client.crt, key_file: tls/client.key}\n"
+        "    file_sd_configs: [{files: [targets/*.json, /abs/more.yaml]}]\n"
+        "  - job_name: token\n"
+        "    bearer_token_file: secrets/token\n"
+    )
+    app, token = load_jobs({}, [], [str(prom)])
+    assert app.auth.password_file == str(conf / "secrets/pw")
+    assert (app.tls.ca_file, app.tls.cert_file, app.tls.key_file) == tuple(
+        str(conf / "tls" / n) for n in ("ca.crt", "client.crt", "client.key"))
+    assert app.file_sd_configs[0].files == (str(conf / "targets/*.json"), "/abs/more.yaml")
+    assert token.auth.credentials_file == str(conf / "secrets/token")
+    # a TLS file missing where the config points is named as Prometheus would find it
+    prom.write_text("scrape_configs: [{job_name: x, tls_config: {ca_file: nope.crt}}]\n")
+    with pytest.raises(BadInput, match="nope.crt"):
+        load_jobs({}, [], [str(prom)])
+
+
 def test_load_each_leaves_out_only_the_bad_config():
     jobs, errors = load_each([{"job_name": "a"}, {"job_name": "b", "scrape_interval": "never"}, {"job_name": "c"}],
                              {"scrape_interval": "5s"}, "ServiceMonitors")

@@ -166,7 +166,20 @@ def _mapping(value: Any, at: str, keys: set[str]) -> dict:
     return value
 
 
-def _auth(doc: dict, at: str) -> Auth:
+def _resolver(base_dir: str):
+    """Relative file paths of a scrape config, resolved against the configuration file's
+    directory as Prometheus resolves them (absolute paths, and all paths without one, as given)."""
+
+    def resolve(path: Any) -> Any:
+        return str(Path(base_dir) / path) if base_dir and isinstance(path, str) and path and not Path(path).is_absolute() else path
+
+    return resolve
+
+
+_AS_GIVEN = _resolver("")
+
+
+def _auth(doc: dict, at: str, resolve=_AS_GIVEN) -> Auth:
     kinds = [k for k in ("basic_auth", "authorization", "bearer_token", "bearer_token_file") if doc.get(k)]
     if len(kinds) > 1:
         raise BadInput(f"{at}: at most one of basic_auth, authorization, bearer_token & bearer_token_file "
@@ -176,26 +189,27 @@ def _auth(doc: dict, at: str) -> Auth:
         if b.get("password") and b.get("password_file"):
             raise BadInput(f"{at}.basic_auth: at most one of password & password_file must be configured")
         return Auth(username=str(b.get("username", "")), password=str(b.get("password", "") or ""),
-                    password_file=str(b.get("password_file", "") or ""))
+                    password_file=resolve(str(b.get("password_file", "") or "")))
     if "authorization" in kinds:
         a = _mapping(doc["authorization"], f"{at}.authorization", {"type", "credentials", "credentials_file"})
         if str(a.get("type", "Bearer")).lower() == "basic":
             raise BadInput(f"{at}.authorization.type: authorization type cannot be set to \"basic\", use "
                            "\"basic_auth\" instead")
         return Auth(type=str(a.get("type", "Bearer")), credentials=str(a.get("credentials", "") or ""),
-                    credentials_file=str(a.get("credentials_file", "") or ""))
+                    credentials_file=resolve(str(a.get("credentials_file", "") or "")))
     if "bearer_token" in kinds:
         return Auth(type="Bearer", credentials=str(doc["bearer_token"]))
     if "bearer_token_file" in kinds:
-        return Auth(type="Bearer", credentials_file=str(doc["bearer_token_file"]))
+        return Auth(type="Bearer", credentials_file=resolve(str(doc["bearer_token_file"])))
     return Auth()
 
 
-def _tls(doc: Any, at: str) -> TLS:
+def _tls(doc: Any, at: str, resolve=_AS_GIVEN) -> TLS:
     if doc is None:
         return TLS()
     t = _mapping(doc, at, {"ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name", "min_version",
                            "ca", "cert", "key"})
+    t = {k: resolve(v) if k in ("ca_file", "cert_file", "key_file") else v for k, v in t.items()}
     for inline in ("ca", "cert", "key"):
         if inline in t:
             raise BadInput(f"{at}.{inline}: inline certificates are not supported; use {inline}_file")
@@ -232,10 +246,7 @@ def _kube_sd(doc: Any, at: str, base_dir: str) -> KubeSDConfig:
     sd = parse_sd_config(doc, at)
     if not base_dir:
         return sd
-
-    def resolve(path: Any) -> Any:
-        return str(Path(base_dir) / path) if isinstance(path, str) and path and not Path(path).is_absolute() else path
-
+    resolve = _resolver(base_dir)
     http = dict(sd.http)
     if "bearer_token_file" in http:
         http["bearer_token_file"] = resolve(http["bearer_token_file"])
@@ -278,8 +289,9 @@ def _job(doc: Any, n: int, defaults: dict, base_dir: str = "") -> ScrapeJob:
     if not isinstance(params, dict):
         raise BadInput(f"{at}.params: expected a mapping of names to lists of values")
     job.params = {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in params.items()}
-    job.auth = _auth(doc, at)
-    job.tls = _tls(doc.get("tls_config"), f"{at}.tls_config")
+    resolve = _resolver(base_dir)
+    job.auth = _auth(doc, at, resolve)
+    job.tls = _tls(doc.get("tls_config"), f"{at}.tls_config", resolve)
     for key in ("honor_labels", "honor_timestamps", "follow_redirects", "enable_compression"):
         if key in doc:
             setattr(job, key, _bool(doc[key], f"{at}.{key}"))
@@ -293,7 +305,7 @@ def _job(doc: Any, n: int, defaults: dict, base_dir: str = "") -> ScrapeJob:
             if not str(p).endswith((".json", ".yml", ".yaml")):
                 raise BadInput(f"{at}.file_sd_configs[{i}].files: path {p!r} is not a valid file path "
                                "(it must end in .json, .yml or .yaml)")
-        job.file_sd_configs.append(FileSD(tuple(str(p) for p in files),
+        job.file_sd_configs.append(FileSD(tuple(resolve(str(p)) for p in files),
                                           _duration(fd.get("refresh_interval", "5m"),
                                                     f"{at}.file_sd_configs[{i}].refresh_interval")))
     sds = doc.get("kubernetes_sd_configs") or []
