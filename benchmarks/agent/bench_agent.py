@@ -21,7 +21,6 @@ Usage: python benchmarks/agent/bench_agent.py [--requests 400] [--series 1000]
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from kms.testing import KmsProcess, free_port, free_ports, proc_status_bytes, wait_http  # noqa: E402
+from kms.testing import KmsProcess, free_port, free_ports, proc_cpu_seconds, proc_status_bytes, wait_http  # noqa: E402
 from kms.testing.agent import AgentProcess  # noqa: E402
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -105,8 +104,7 @@ service:
         agent = AgentProcess(tmp / "agent-scrape", "", ["--config", str(cfg)], otlp_http_port=http).start()
         try:
             time.sleep(seconds)
-            cpu = sum(int(x) for x in Path(f"/proc/{agent.proc.pid}/stat").read_text().split()[13:15])
-            cpu_s = cpu / os.sysconf("SC_CLK_TCK")
+            cpu_s = proc_cpu_seconds(agent.proc.pid)
             rss = proc_status_bytes(agent.proc.pid)
             sent = agent.metric("kms_agent_sent_records_total")
         finally:

@@ -29,9 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from kms.testing import KmsProcess, free_port, wait_http
-
-CLK = os.sysconf("SC_CLK_TCK")
+from kms.testing import KmsProcess, free_port, proc_cpu_seconds, wait_http
 
 
 def render(target: int, series: int, round_: int) -> bytes:
@@ -166,11 +164,6 @@ def scrape_path_only(ports: list[int], interval: str, seconds: float) -> dict[st
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
 def scraped(base: str, window_s: float, at: float) -> float:
     q = f"sum(sum_over_time(scrape_samples_scraped{{job='bench'}}[{int(window_s * 1000)}ms]))"
     r = httpx.get(base + "/api/v1/query", params={"query": q, "time": at}, timeout=30).json()
@@ -180,9 +173,9 @@ def scraped(base: str, window_s: float, at: float) -> float:
 
 def measure(name: str, pid: int, base: str, seconds: float, warmup_s: float) -> dict[str, float]:
     time.sleep(warmup_s)  # first scrapes fill the caches
-    c0, t0 = cpu_seconds(pid), time.time()
+    c0, t0 = proc_cpu_seconds(pid), time.time()
     time.sleep(seconds)
-    c1, t1 = cpu_seconds(pid), time.time()
+    c1, t1 = proc_cpu_seconds(pid), time.time()
     time.sleep(2)  # let the last scrapes of the window be stored
     n = scraped(base, t1 - t0, t1)
     out = {"samples": n, "cpu_s": c1 - c0, "wall_s": t1 - t0, "per_core": n / max(c1 - c0, 1e-9)}

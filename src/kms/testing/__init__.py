@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["wait_http", "free_port", "free_ports", "ChildProcess", "KmsProcess", "S3Server", "anyvalue", "dir_bytes", "proc_status_bytes"]
+__all__ = ["wait_http", "free_port", "free_ports", "ChildProcess", "KmsProcess", "S3Server", "anyvalue", "dir_bytes",
+           "proc_status_bytes", "proc_cpu_seconds"]  # fmt: skip
 
 
 def proc_status_bytes(pid: int, field_name: str = "VmHWM") -> int:
@@ -26,6 +27,12 @@ def proc_status_bytes(pid: int, field_name: str = "VmHWM") -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def dir_bytes(path: Path) -> int:
