@@ -218,3 +218,31 @@ def test_round_trip_with_distinct_metadata_per_entry(tmp_path, small_chunks):
     b = block_of(tmp_path, table)
     assert len(b.reader().rows) * table.num_rows > 1 << 24
     assert b.reader().read_all().equals(sort_table(table, LOGS.sort_by))
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_directory_columns_of_picked_entries(tmp_path, monkeypatch, small):
+    # a few entries (sums of deltas in place) or many (every entry, then taken): the same answer
+    if small:
+        monkeypatch.setattr(chunks, "CHUNK_BYTES", 256)
+        monkeypatch.setattr(chunks, "_DIR_ROW_GROUP", 3)
+    rnd = random.Random(11)
+    table = random_table(rnd, 3000, newlines=False)
+    table = table.set_column(0, "time_ns", pa.array(sorted(rnd.randrange(10**12) * 1000 for _ in range(3000))))
+    r = block_of(tmp_path, table).reader()
+    base = sort_table(table, LOGS.sort_by)
+    with r._open() as f:
+        d = chunks.Directory(r, f)
+        for ids in (np.arange(len(r.rows)), np.arange(0, len(r.rows), 3), np.array([len(r.rows) - 1])):
+            times, meta = d.columns(ids, True)
+            entries = np.concatenate([np.arange(r.row_start[i], r.row_start[i + 1]) for i in ids])
+            assert times.tolist() == base.column("time_ns").to_numpy()[entries].tolist()
+            assert meta.to_pylist() == base.column("metadata").take(pa.array(entries)).to_pylist()
+            for share in (0.01, 0.5, 1.0):
+                pick = np.flatnonzero(np.array([rnd.random() < share for _ in entries]))
+                pick = np.unique(np.concatenate([pick, [len(entries) - 1]]))
+                t2, m2 = d.columns(ids, True, pick)
+                assert t2.tolist() == times[pick].tolist()
+                assert m2.to_pylist() == meta.take(pa.array(pick)).to_pylist()
+                assert d.columns(ids, False, pick)[0].tolist() == times[pick].tolist()
+            assert d.columns(ids, True, np.empty(0, np.int64))[1].to_pylist() == []

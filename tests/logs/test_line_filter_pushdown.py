@@ -86,8 +86,8 @@ def test_one_pass_reads_only_the_selected_streams(filled, monkeypatch):  # noqa:
     src = StoreLogSource(filled, ["a"])
     filled.flush()
     read = []
-    frames = LogChunkReader._frames
-    monkeypatch.setattr(LogChunkReader, "_frames", lambda self, f, ids: read.extend(
+    frames = LogChunkReader._compressed
+    monkeypatch.setattr(LogChunkReader, "_compressed", lambda self, f, ids: read.extend(
         self.stream_texts[c] for c in self.stream_codes[ids]) or frames(self, f, ids))
     for _ in range(2):
         got = [r["line"] for t in src.select([Matcher("app", "=", "web")], T0, T0 + 100, "forward",
