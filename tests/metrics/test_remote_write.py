@@ -377,3 +377,42 @@ def test_batch_check_catches_broken_invariants(series):
         bb.add(bb.series_index(ls), 1, 1.0)
     with pytest.raises(RuntimeError, match="BUG"):
         bb.build().check()
+
+
+@pytest.mark.parametrize(
+    ("case", "uniform"),
+    [("plain", True), ("long labels", True), ("zero value", False), ("exemplar", False), ("two widths", False),
+     ("no samples", False)],
+)  # fmt: skip
+def test_uniform_scan_agrees_with_message_decoding(case, uniform):
+    """The whole-request scan of uniform series gives exactly what message-by-message decoding
+    gives, and declines every request that is not uniform (the general path then decodes it)."""
+    import numpy as np
+
+    from kms.metrics import remote_write as rw
+    from kms.metrics.remote_write import WriteRequest
+
+    rng = np.random.default_rng(7)
+    req = WriteRequest()
+    for i in range(4):
+        ts = req.timeseries.add()
+        ts.labels.add(name="__name__", value=f"m{i}")
+        ts.labels.add(name="job", value="x" * (200 if case == "long labels" else 3))  # 2-byte lengths
+        t0 = 5_000 if (case == "two widths" and i == 2) else 1_700_000_000_000
+        if case == "no samples" and i == 1:
+            continue
+        for k in range(3):
+            value = 0.0 if (case == "zero value" and k == 1) else float(rng.normal())
+            ts.samples.add(value=value, timestamp=t0 + 15_000 * k)
+    if case == "exemplar":
+        e = req.timeseries[0].exemplars.add(value=1.0, timestamp=1)
+        e.labels.add(name="trace_id", value="ab")
+    data = req.SerializeToString()
+    v = rw._Validator(False)
+    want = rw._decode_v1_messages(data, v)
+    got = rw._decode_v1_uniform(data, v)
+    assert (got is not None) == uniform
+    if got is None:
+        got = rw._decode_v1(data, v)
+    assert got.series == want.series and got.by_series() == want.by_series()
+    assert np.array_equal(np.sort(got.values.view(np.uint64)), np.sort(want.values.view(np.uint64)))

@@ -39,7 +39,7 @@ from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput, TooLarge
 from kms.metrics.nativewire import HistogramError, from_remote_write, to_remote_write
-from kms.metrics.sample_wire import decode_samples, encode_samples
+from kms.metrics.sample_wire import decode_samples, decode_uniform, encode_samples
 from kms.metrics.samples import METRIC_TYPES, BatchBuilder, Exemplar, Labels, Metadata, SampleBatch
 from kms.protoclasses import message_classes
 
@@ -148,6 +148,13 @@ _V1_BYTES = {
 _C1 = message_classes("kmsprompb", _V1, "proto3")
 _C1_LAX = message_classes("kmsprompblax", _V1, "proto2")
 _C1_BYTES = message_classes("kmsprompbbytes", _V1_BYTES, "proto3")
+# Whole series as bytes (the uniform path scans them), and a series' label fields alone.
+_C1_RAW = message_classes("kmsprompbraw", {
+    **_V1,
+    "WriteRequest": [("timeseries", 1, "bytes", True), ("metadata", 3, ".MetricMetadata", True)],
+    "Labelset": [("labels", 1, ".Label", True)],
+}, "proto3")  # fmt: skip
+Labelset = _C1_RAW["Labelset"]
 _C2 = message_classes("kmsprompbv2", _V2, "proto3")
 _C2_LAX = message_classes("kmsprompbv2lax", _V2, "proto2")
 
@@ -329,9 +336,82 @@ def _add_metadata_v1(b: BatchBuilder, metadata) -> None:
             b.metadata.append(Metadata(md.metric_family_name, mtype, md.help, md.unit))
 
 
+def _label_end(ts: bytes) -> int:
+    """Where a serialized ``TimeSeries``' leading ``labels`` fields end."""
+    pos, n = 0, len(ts)
+    while pos + 1 < n and ts[pos] == 0x0A:
+        length = ts[pos + 1]
+        if length < 0x80:  # a label pair under 128 bytes: one length byte
+            pos += 2 + length
+            continue
+        length, shift, p = 0, 0, pos + 1
+        while p < n:
+            byte = ts[p]
+            length |= (byte & 0x7F) << shift
+            p += 1
+            if byte < 0x80:
+                break
+            shift += 7
+        pos = p + length
+    return pos
+
+
+def _decode_v1_uniform(data: bytes, v: _Validator) -> SampleBatch | None:
+    """1.0, fastest path: every ``TimeSeries`` is its labels then only samples, each sample with
+    both fields and all of one size (what Prometheus and most senders write). The samples of the
+    whole request are then one byte matrix, decoded with numpy and no object per sample. None
+    when the request is not that shape (the caller decodes it the general way)."""
+    req = _C1_RAW["WriteRequest"].FromString(data)
+    if req.metadata:
+        return None
+    b = BatchBuilder()
+    cache = _LABELS_RAW_UTF8 if v.utf8 else _LABELS_RAW
+    counts: list[int] = []
+    idxs: list[int] = []
+    parts: list[bytes] = []
+    width = 0
+    for ts in req.timeseries:
+        end = _label_end(ts)
+        rest = len(ts) - end
+        if rest < 2 or ts[end] != 0x12 or ts[end + 1] >= 0x80:
+            return None  # no samples, or exemplars/histograms: the general path
+        rec = ts[end + 1] + 2
+        if width != rec:
+            if width:
+                return None
+            width = rec
+        if rest % rec:
+            return None
+        key = ts[:end]
+        labels = cache.get(key)
+        if labels is None:
+            labels = v.series([(lb.name, lb.value) for lb in Labelset.FromString(key).labels])
+            if len(cache) >= _LABEL_CACHE_MAX:
+                cache.clear()
+            cache[key] = labels
+        idxs.append(b.series_index(labels))
+        counts.append(rest // rec)
+        parts.append(ts[end:])
+    if not parts:
+        return None
+    rows = np.frombuffer(b"".join(parts), np.uint8).reshape(-1, width)
+    if bool((rows[:, 0] != 0x12).any() or (rows[:, 1] != width - 2).any()):
+        return None
+    got = decode_uniform(rows[:, 2:])
+    if got is None:
+        return None
+    batch = b.build()
+    batch.series_idx = np.repeat(np.asarray(idxs, dtype=np.int32), counts)
+    batch.ts_ms, batch.values = got
+    return batch
+
+
 def _decode_v1(data: bytes, v: _Validator) -> SampleBatch:
     """1.0 fast path: label sets looked up by their bytes, samples decoded with numpy; a request
     whose samples are not in the common layout is decoded message by message instead."""
+    fast = _decode_v1_uniform(data, v)
+    if fast is not None:
+        return fast
     req = _C1_BYTES["WriteRequest"].FromString(data)
     b = BatchBuilder()
     cache = _LABELS_UTF8 if v.utf8 else _LABELS
@@ -370,6 +450,8 @@ def _decode_v1(data: bytes, v: _Validator) -> SampleBatch:
 _LABEL_CACHE_MAX = 1 << 18  # label sets; cleared when full (a new series costs one parse)
 _LABELS: dict[bytes, Labels] = {}
 _LABELS_UTF8: dict[bytes, Labels] = {}
+_LABELS_RAW: dict[bytes, Labels] = {}  # keyed by the serialized label fields (tags included)
+_LABELS_RAW_UTF8: dict[bytes, Labels] = {}
 
 
 def _decode_v1_messages(data: bytes, v: _Validator) -> SampleBatch:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["decode_samples", "encode_samples"]
+__all__ = ["decode_samples", "decode_uniform", "encode_samples"]
 
 
 def decode_samples(raw: bytes, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -51,6 +51,25 @@ def decode_samples(raw: bytes, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray
             return None
         acc |= np.where(live, (byte & np.uint64(0x7F)) << np.uint64(7 * k), np.uint64(0))
     return acc.view(np.int64), values
+
+
+def decode_uniform(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(timestamps, values)`` of ``Sample`` messages that all have both fields and one varint
+    length, given as a ``(n, 10 + varint bytes)`` uint8 matrix; None when a row is not that."""
+    n, width = rows.shape
+    vlen = width - 10
+    if not 1 <= vlen <= 10:
+        return None
+    if bool((rows[:, 0] != 0x09).any() or (rows[:, 9] != 0x10).any()):
+        return None
+    var = rows[:, 10:].astype(np.uint64)
+    cont = var >= 0x80  # every varint byte but the last has its continuation bit set
+    if bool(cont[:, -1].any()) or (vlen > 1 and not bool(cont[:, :-1].all())):
+        return None
+    shifts = np.uint64(7) * np.arange(vlen, dtype=np.uint64)
+    ts = np.bitwise_or.reduce((var & np.uint64(0x7F)) << shifts, axis=1)
+    values = np.ascontiguousarray(rows[:, 1:9]).view(np.float64).ravel()
+    return ts.view(np.int64), values
 
 
 def _varint_len(x: np.ndarray) -> np.ndarray:
