@@ -370,8 +370,17 @@ def _decode_v1_uniform(data: bytes, v: _Validator) -> SampleBatch | None:
     idxs: list[int] = []
     parts: list[bytes] = []
     width = 0
+    count = 0
     for ts in req.timeseries:
-        end = _label_end(ts)
+        # Senders give every series of a request as many samples: guess the labels' end from the
+        # previous count. A guess is only taken when it lands on a sample record and its label
+        # bytes are a label set seen before (a cached key is always a whole run of label fields).
+        end = len(ts) - count * width
+        labels = None
+        if count and end >= 0 and ts[end : end + 2] == bytes((0x12, width - 2)):
+            labels = cache.get(ts[:end])
+        if labels is None:
+            end = _label_end(ts)
         rest = len(ts) - end
         if rest < 2 or ts[end] != 0x12 or ts[end + 1] >= 0x80:
             return None  # no samples, or exemplars/histograms: the general path
@@ -382,15 +391,17 @@ def _decode_v1_uniform(data: bytes, v: _Validator) -> SampleBatch | None:
             width = rec
         if rest % rec:
             return None
+        count = rest // rec
         key = ts[:end]
-        labels = cache.get(key)
+        if labels is None:
+            labels = cache.get(key)
         if labels is None:
             labels = v.series([(lb.name, lb.value) for lb in Labelset.FromString(key).labels])
             if len(cache) >= _LABEL_CACHE_MAX:
                 cache.clear()
             cache[key] = labels
         idxs.append(b.series_index(labels))
-        counts.append(rest // rec)
+        counts.append(count)
         parts.append(ts[end:])
     if not parts:
         return None
