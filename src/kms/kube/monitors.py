@@ -227,12 +227,7 @@ def service_monitor_configs(sm: dict, opts: MonitorOptions | None = None) -> lis
         # the service name is the job unless jobLabel names a service label that has a value
         rules.append({"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job",
                       "replacement": "${1}"})
-        if spec.get("jobLabel"):
-            rules.append({"source_labels": [f"__meta_kubernetes_service_label_{sanitize(spec['jobLabel'])}"],
-                          "target_label": "job", "regex": "(.+)", "replacement": "${1}"})
-        endpoint = ep.get("port") or (str(target_port) if target_port not in (None, "", 0) else "")
-        if endpoint:
-            rules.append({"target_label": "endpoint", "replacement": str(endpoint)})
+        _job_and_endpoint(rules, spec, ep, target_port, "service")
         _common_tail(cfg, spec, ep, rules, eat)
         out.append(cfg)
     return out
@@ -276,15 +271,21 @@ def pod_monitor_configs(pm: dict, opts: MonitorOptions | None = None) -> list[di
         ]
         rules += _target_labels(spec.get("podTargetLabels") or [], "pod")
         rules.append({"target_label": "job", "replacement": f"{ns}/{name}"})
-        if spec.get("jobLabel"):
-            rules.append({"source_labels": [f"__meta_kubernetes_pod_label_{sanitize(spec['jobLabel'])}"],
-                          "target_label": "job", "regex": "(.+)", "replacement": "${1}"})
-        endpoint = ep.get("port") or (str(target_port) if target_port not in (None, "", 0) else "")
-        if endpoint:
-            rules.append({"target_label": "endpoint", "replacement": str(endpoint)})
+        _job_and_endpoint(rules, spec, ep, target_port, "pod")
         _common_tail(cfg, spec, ep, rules, eat)
         out.append(cfg)
     return out
+
+
+def _job_and_endpoint(rules: list[dict], spec: dict, ep: dict, target_port, kind: str) -> None:
+    """The operator's ``jobLabel`` (a label of the service or pod that, when set, names the job)
+    and ``endpoint`` label (the port's name, else its number)."""
+    if spec.get("jobLabel"):
+        rules.append({"source_labels": [f"__meta_kubernetes_{kind}_label_{sanitize(spec['jobLabel'])}"],
+                      "target_label": "job", "regex": "(.+)", "replacement": "${1}"})
+    endpoint = ep.get("port") or (str(target_port) if target_port not in (None, "", 0) else "")
+    if endpoint:
+        rules.append({"target_label": "endpoint", "replacement": str(endpoint)})
 
 
 def monitors_to_scrape_configs(service_monitors: Iterable[dict], pod_monitors: Iterable[dict],
