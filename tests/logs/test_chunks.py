@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from kms.logs.logql.ast import FilterValue, LineFilter
@@ -53,7 +54,43 @@ def small_chunks(monkeypatch):
 def test_round_trip(tmp_path, small_chunks, newlines):
     table = random_table(random.Random(1), 500, newlines)
     b = block_of(tmp_path, table)
-    assert b.reader().read_all().equals(sort_table(table, LOGS.sort_by))
+    r = b.reader()
+    assert (r.dict_of >= 0).any() and (r.dict_of < 0).sum() == len(r.stream_texts)  # a dictionary chunk a stream
+    assert r.read_all().equals(sort_table(table, LOGS.sort_by))
+
+
+def test_blocks_without_dictionaries_stay_readable(tmp_path, monkeypatch):
+    """A block as written before chunk dictionaries: ``offset`` and ``first_ns`` columns, no
+    ``dict`` column, a code per entry in every chunk."""
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 1 << 20)  # one chunk a stream: no frame needs a dictionary
+    table = random_table(random.Random(3), 300)
+    b = block_of(tmp_path, table)
+    path = next((tmp_path / "blocks").rglob("data.parquet"))
+    data = path.read_bytes()
+    off, n, magic = chunks.TRAILER.unpack(data[-chunks.TRAILER.size:])
+    d = pq.read_table(pa.BufferReader(data[off:off + n]))
+    rows = d.column("rows").to_numpy()
+    lengths = d.column("length").to_numpy()
+    old = d.drop_columns(["dict"]).append_column("offset", pa.array(len(magic) + np.cumsum(lengths) - lengths))
+    times = sort_table(table, LOGS.sort_by).column("time_ns").to_numpy()
+    old = old.append_column("first_ns", pa.array(times[np.cumsum(rows) - rows]))
+    meta = sort_table(table, LOGS.sort_by).column("metadata").to_pylist()
+    codes, at = [], 0
+    for k, values in enumerate(d.column("meta_values").to_pylist()):
+        codes.append(bytes(values.index(m) for m in meta[at:at + rows[k]]))
+        at += rows[k]
+    old = old.set_column(old.schema.get_field_index("meta_codes"), "meta_codes", pa.array(codes, pa.binary()))
+    sink = pa.BufferOutputStream()
+    pq.write_table(old, sink)
+    buf = sink.getvalue().to_pybytes()
+    path.write_bytes(data[:off] + buf + chunks.TRAILER.pack(off, len(buf), magic))
+    r = LogChunkReader(b.objstore, b.meta, LOGS)
+    assert (r.dict_of == -1).all()
+    assert r.read_all().equals(sort_table(table, LOGS.sort_by))
+    holds = pc.match_substring(pc.field("line"), "upstream")
+    got = pa.concat_tables(r.select_lines(lambda s: True, 0, 10**6, [[Literal("upstream")]])).filter(holds)
+    want = sort_table(table, LOGS.sort_by).filter(holds)
+    assert want.num_rows and got.select(want.column_names).equals(want)
 
 
 def test_scan_filters_and_projects_like_arrow(tmp_path, small_chunks):

@@ -8,12 +8,12 @@ import struct
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["MAGIC", "TRAILER", "DIR_SCHEMA", "INDEX_COLS", "TIME_COLS", "META_COLS", "string_parts"]
+__all__ = ["MAGIC", "TRAILER", "DIR_SCHEMA", "INDEX_COLS", "TIME_COLS", "META_COLS", "OPTIONAL_COLS", "DICT_BYTES", "string_parts"]
 
 MAGIC = b"KMSLOGS2"
 TRAILER = struct.Struct("<QQ8s")
 #: the directory's per-chunk columns (kept by readers), then its per-entry ones (read when needed)
-INDEX_COLS = ["stream", "min_time_ns", "max_time_ns", "rows", "offset", "length", "size", "sep", "grams", "first_ns"]
+INDEX_COLS = ["stream", "min_time_ns", "max_time_ns", "rows", "length", "size", "sep", "grams", "dict"]
 TIME_COLS = ["time_unit", "deltas"]
 META_COLS = ["meta_values", "meta_codes"]
 DIR_SCHEMA = pa.schema([
@@ -21,17 +21,21 @@ DIR_SCHEMA = pa.schema([
     ("min_time_ns", pa.int64()),
     ("max_time_ns", pa.int64()),
     ("rows", pa.int32()),
-    ("offset", pa.int64()),  # of the chunk's frame in the file
-    ("length", pa.int64()),  # compressed
+    ("length", pa.int64()),  # compressed (frames follow MAGIC in chunk order: offsets are sums of lengths)
     ("size", pa.int64()),  # decompressed
     ("sep", pa.bool_()),  # each line followed by "\n" (else: u32 lengths, then the bytes)
     ("grams", pa.binary()),  # BITS // 8 bytes
-    ("first_ns", pa.int64()),  # time of the chunk's first entry
     ("time_unit", pa.int64()),  # the block's time deltas are multiples of this (their gcd)
     ("deltas", pa.binary()),  # rows x i1/i2/i4/i8 LE (one width a block): (time - previous) / unit, 0 first
     ("meta_values", pa.list_(pa.string())),  # the chunk's distinct metadata texts
-    ("meta_codes", pa.binary()),  # rows x u8/u16/u32 LE (one width a block): index in meta_values
+    ("meta_codes", pa.binary()),  # rows x u8/u16/u32 LE (one width a block): index in meta_values; empty: all 0
+    ("dict", pa.int32()),  # chunk whose decompressed bytes are this frame's zstd dictionary, or -1
 ])
+#: a frame with a dictionary chunk is compressed with that chunk's first DICT_BYTES bytes as zstd
+#: raw-content dictionary (more adds nothing on access logs and slows compression)
+DICT_BYTES = 4096
+#: the directory columns a block written before chunk dictionaries may lack (read as all -1)
+OPTIONAL_COLS = ["dict"]
 
 
 def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -18,10 +18,22 @@ from kms.storage.block import YIELD_ROWS, BlockMeta, referenced_columns
 from kms.storage.objstore import ObjectStore
 from kms.storage.types import SignalSpec
 
-from .chunklayout import INDEX_COLS, MAGIC, META_COLS, TIME_COLS, TRAILER, string_parts
+from .chunklayout import (
+    DICT_BYTES,
+    INDEX_COLS,
+    MAGIC,
+    META_COLS,
+    OPTIONAL_COLS,
+    TIME_COLS,
+    TRAILER,
+    string_parts,
+)
 from .grams import BITS, may_contain, needle_buckets
 
 __all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "local_starts"]
+
+#: decompressed bytes of frames searched together by ``_find``: a few hundred frames, in the CPU cache
+_SEARCH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +76,19 @@ class LogChunkReader:
                     raise Unavailable(f"block {self.key}: not a format-2 log block", reason="block_format")
                 self._dir_at = (dir_off, dir_len)
                 pf = pq.ParquetFile(pa.BufferReader(f.read_at(dir_len, dir_off)))
-                idx = pf.read(columns=INDEX_COLS)
+                names = set(pf.schema_arrow.names)
+                idx = pf.read(columns=[c for c in INDEX_COLS if c in names or c not in OPTIONAL_COLS])
                 sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
         except (OSError, pa.ArrowException) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
         d = pc.dictionary_encode(idx.column("stream").combine_chunks())
         self.stream_texts: list[str] = d.dictionary.to_pylist()
         self.stream_codes = d.indices.to_numpy(zero_copy_only=False)
-        col = {n: idx.column(n).to_numpy() for n in INDEX_COLS if n not in ("stream", "grams")}
+        col = {n: idx.column(n).to_numpy() for n in idx.column_names if n not in ("stream", "grams")}
         self.min_ns, self.max_ns, self.rows = col["min_time_ns"], col["max_time_ns"], col["rows"].astype(np.int64)
-        self.offset, self.length, self.size, self.sep = col["offset"], col["length"], col["size"], col["sep"]
-        self.first_ns = col["first_ns"]
+        self.length, self.size, self.sep = col["length"], col["size"], col["sep"]
+        self.offset = len(MAGIC) + local_starts(self.length)  # frames follow the magic in chunk order
+        self.dict_of = col["dict"].astype(np.int64) if "dict" in col else np.full(len(self.rows), -1, np.int64)
         self._row_groups: dict[int, pa.Table] = {}  # directory row group -> times and metadata
         self.rg_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # first chunk of each
         self.row_start = np.concatenate([[0], np.cumsum(self.rows)])
@@ -176,80 +190,59 @@ class LogChunkReader:
     def _search(self, f, d: Directory, ids: np.ndarray, first_masks: list[np.ndarray], exact: list[list[bytes]],
                 partial: np.ndarray, start_ns: int, end_ns: int) -> Iterator[pa.Table]:
         """The entries of chunks ``ids`` whose line holds one literal of every group of
-        ``exact`` (and maybe a few others), found with ``bytes.find`` in each frame right after
-        it is decompressed (while it is in the CPU cache), so only those lines become Arrow
-        strings. In each frame only the first group's literals its signature may hold
-        (``first_masks``) are looked for. Chunks stored with lengths (lines with newlines) are
-        decoded whole. (``bytes.find`` per frame beat numpy byte-pair compares over the joined
-        frames.)"""
+        ``exact`` (and maybe a few others), so only those lines become Arrow strings. Frames
+        are decompressed one by one but searched together, about ``_SEARCH_BYTES`` at a time
+        (``_find``): per chunk there is one decompression call and no Python search loop. A
+        literal of the first group is looked for only in the frames whose signature may hold it
+        (``first_masks``). Chunks stored with lengths (lines with newlines) are decoded whole."""
+        zd = _Decompressors(self, f)
+        dicts, sep, size = self.dict_of[ids].tolist(), self.sep[ids].tolist(), self.size[ids].tolist()
         first, rest = exact[0], exact[1:]
-        if len(first) == 1:
-            firsts = [first] * len(ids)
-        else:  # one list per combination of the literals a signature may hold
-            code = np.zeros(len(ids), np.int64)
-            for j, m in enumerate(first_masks):
-                code |= m[ids].astype(np.int64) << j
-            combos = {c: [x for j, x in enumerate(first) if c >> j & 1] for c in np.unique(code).tolist()}
-            firsts = [combos[c] for c in code.tolist()]
-        decompress = zstandard.ZstdDecompressor().decompress
-        sep, size, rows = self.sep[ids].tolist(), self.size[ids].tolist(), self.rows[ids].tolist()
-        hit_k: list[int] = []  # position in ids of each hit's chunk
-        hit_row: list[int] = []  # its entry in that chunk
-        lines: list[bytes] = []
+        may = [m[ids].tolist() for m in first_masks] if len(first) > 1 else None
+        hits: list[tuple[int, int, bytes]] = []  # (position in ids of the chunk, entry in it, line)
         whole: list[int] = []  # positions in ids of chunks decoded whole
         frames: list[bytes] = []
+        batches: list[tuple[list[bytes], list[int]]] = [([], []) for _ in first]  # per literal: frames, positions
+        held = 0
+        last = len(ids) - 1
         try:
             for k, src in enumerate(self._compressed(f, ids)):
-                fr = decompress(src, max_output_size=size[k])
+                fr = zd.get(dicts[k]).decompress(src, max_output_size=size[k])
                 if not sep[k]:
-                    if all(any(fr.find(x) >= 0 for x in g) for g in [firsts[k], *rest]):
+                    if all(any(x in fr for x in g) for g in exact):
                         whole.append(k)
                         frames.append(fr)
                 else:
-                    found: dict[int, bytes] | None = None
-                    for x in firsts[k]:
-                        pos = fr.find(x)
-                        while pos >= 0:
-                            s0 = fr.rfind(b"\n", 0, pos) + 1
-                            e0 = fr.find(b"\n", pos)
-                            if e0 < 0:  # only when the needle runs past the last line
-                                e0 = len(fr)
-                            line = fr[s0:e0]
-                            if all(any(y in line for y in g) for g in rest):
-                                if found is None:
-                                    found = {}
-                                found[s0] = line
-                            pos = fr.find(x, e0 + 1)
-                    if found:  # each hit's entry: the newlines before it (numpy: 3x bytes.count)
-                        a = np.frombuffer(fr, np.uint8)
-                        if len(found) == 1:  # counted from the nearer end
-                            s0, line = found.popitem()
-                            hit_row.append(int(np.count_nonzero(a[:s0] == 10)) if 2 * s0 < len(a) else
-                                           rows[k] - int(np.count_nonzero(a[s0:] == 10)))
-                            hit_k.append(k)
-                            lines.append(line)
-                        else:
-                            at = sorted(found)
-                            hit_row += np.searchsorted(np.flatnonzero(a == 10), at).tolist()
-                            hit_k += [k] * len(at)
-                            lines += [found[s0] for s0 in at]
-                if len(lines) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
-                    yield from self._hits(d, ids, hit_k, hit_row, lines, whole, frames, partial, start_ns, end_ns)
-                    hit_k, hit_row, lines, whole, frames = [], [], [], [], []
+                    for j, (bf, bk) in enumerate(batches):
+                        if may is None or may[j][k]:
+                            bf.append(fr)
+                            bk.append(k)
+                    held += len(fr)
+                if held >= _SEARCH_BYTES or k == last:
+                    found: list[tuple[int, int, bytes]] = []
+                    for x, (bf, bk) in zip(first, batches, strict=True):
+                        found += _find(bf, bk, x, rest)
+                        bf.clear()
+                        bk.clear()
+                    hits += sorted(set(found)) if len(first) > 1 else found  # block order, each line once
+                    held = 0
+                    if len(hits) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
+                        yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
+                        hits, whole, frames = [], [], []
         except zstandard.ZstdError as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
-        yield from self._hits(d, ids, hit_k, hit_row, lines, whole, frames, partial, start_ns, end_ns)
+        yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
 
-    def _hits(self, d: Directory, ids: np.ndarray, hit_k: list[int], hit_row: list[int], lines: list[bytes],
-              whole: list[int], frames: list[bytes], partial: np.ndarray, start_ns: int,
-              end_ns: int) -> Iterator[pa.Table]:
-        """The table of the hits of ``_search`` (entry ``hit_row[j]`` of chunk ``ids[hit_k[j]]``,
-        its line ``lines[j]``) and of the entries of chunks ``ids[whole]`` (their ``frames``),
-        in block order."""
+    def _hits(self, d: Directory, ids: np.ndarray, hits: list[tuple[int, int, bytes]], whole: list[int],
+              frames: list[bytes], partial: np.ndarray, start_ns: int, end_ns: int) -> Iterator[pa.Table]:
+        """The table of the hits of ``_search`` (``(k, row, line)``: entry ``row`` of chunk
+        ``ids[k]``, in block order) and of the entries of chunks ``ids[whole]`` (their
+        ``frames``), in block order."""
         texts = pa.array(self.stream_texts, pa.string())
         parts: list[pa.Table] = []
         keys: list[np.ndarray] = []
-        if lines:
+        if hits:
+            hit_k, hit_row, lines = zip(*hits, strict=True)
             k = np.asarray(hit_k, np.int64)
             row = np.asarray(hit_row, np.int64)
             ks = np.unique(k)
@@ -329,7 +322,7 @@ class LogChunkReader:
 
     def _frames(self, f, ids: np.ndarray) -> list[bytes]:
         """Decompressed frames of chunks ``ids`` (adjacent frames read together)."""
-        dctx = zstandard.ZstdDecompressor()
+        zd = _Decompressors(self, f)
         out: list[bytes] = []
         try:
             k = 0
@@ -342,7 +335,8 @@ class LogChunkReader:
                 mv = memoryview(buf)
                 for i in ids[k:j + 1]:
                     a = int(self.offset[i]) - start
-                    out.append(dctx.decompress(mv[a:a + int(self.length[i])], max_output_size=int(self.size[i])))
+                    out.append(zd.get(int(self.dict_of[i])).decompress(mv[a:a + int(self.length[i])],
+                                                                        max_output_size=int(self.size[i])))
                 k = j + 1
         except (OSError, pa.ArrowException, zstandard.ZstdError) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
@@ -397,16 +391,48 @@ class _RowGroup:
 
     __slots__ = ("unit", "deltas", "codes", "values", "vstart")
 
-    def __init__(self, t: pa.Table, n: int):
+    def __init__(self, t: pa.Table, n: int, chunk_rows: np.ndarray):
         self.unit = int(t.column("time_unit")[0].as_py()) if t.num_rows else 1
         _, raw = string_parts(t.column("deltas").combine_chunks())
         self.deltas = np.frombuffer(raw.tobytes(), f"<i{len(raw) // max(1, n) or 1}")
-        _, raw = string_parts(t.column("meta_codes").combine_chunks())
-        self.codes = np.frombuffer(raw.tobytes(), f"<u{len(raw) // max(1, n) or 1}")
+        off, raw = string_parts(t.column("meta_codes").combine_chunks())
+        stored = np.diff(off) > 0  # chunks of one metadata text store no codes (all 0)
+        width = len(raw) // max(1, int(chunk_rows[stored].sum())) or 1
+        if stored.all():
+            self.codes = np.frombuffer(raw.tobytes(), f"<u{width}")
+        else:
+            self.codes = np.zeros(n, f"<u{width}")
+            self.codes[np.repeat(stored, chunk_rows)] = np.frombuffer(raw.tobytes(), f"<u{width}")
         values = t.column("meta_values").combine_chunks()
         off = values.offsets.to_numpy().astype(np.int64)
         self.vstart = off - off[0]  # each chunk's first text in ``values``
         self.values = values.flatten()
+
+
+class _Decompressors:
+    """zstd decompressors of one read: a plain one, and one per dictionary chunk (whose frame
+    is decompressed once, when a chunk first needs it)."""
+
+    def __init__(self, reader: LogChunkReader, f):
+        self.reader = reader
+        self.f = f
+        self.plain = zstandard.ZstdDecompressor()
+        self._by_dict: dict[int, zstandard.ZstdDecompressor] = {}
+
+    def get(self, dict_chunk: int) -> zstandard.ZstdDecompressor:
+        if dict_chunk < 0:
+            return self.plain
+        z = self._by_dict.get(dict_chunk)
+        if z is None:
+            r = self.reader
+            at, n = int(r.offset[dict_chunk]), int(r.length[dict_chunk])
+            try:
+                raw = self.plain.decompress(self.f.read_at(n, at), max_output_size=int(r.size[dict_chunk]))
+            except (OSError, pa.ArrowException, zstandard.ZstdError) as e:
+                raise Unavailable(f"cannot read block {r.key}: {e}", reason="objstore") from e
+            z = self._by_dict[dict_chunk] = zstandard.ZstdDecompressor(
+                dict_data=zstandard.ZstdCompressionDict(raw[:DICT_BYTES], dict_type=zstandard.DICT_TYPE_RAWCONTENT))
+        return z
 
 
 class Directory:
@@ -427,7 +453,8 @@ class Directory:
                 self._pf = pq.ParquetFile(pa.BufferReader(self.f.read_at(n, off)))
             r = self.reader
             rows = int(r.row_start[r.rg_start[rg + 1]] - r.row_start[r.rg_start[rg]])
-            t = cache[rg] = _RowGroup(self._pf.read_row_group(rg, columns=TIME_COLS + META_COLS), rows)
+            t = cache[rg] = _RowGroup(self._pf.read_row_group(rg, columns=TIME_COLS + META_COLS), rows,
+                                      r.rows[r.rg_start[rg]:r.rg_start[rg + 1]])
         return t
 
     def _entries(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -480,7 +507,7 @@ class Directory:
             groups.append((rg, g, lo, hi))
         cs = np.cumsum(deltas)
         # a chunk's first delta is 0: its entries' times are its first time plus the sums since
-        times = np.repeat(r.first_ns[ids] - cs[starts] * unit, rows) + cs * unit
+        times = np.repeat(r.min_ns[ids] - cs[starts] * unit, rows) + cs * unit  # a chunk's first entry is its oldest
         if pick is not None:
             times = times[pick]
         if not with_meta:
@@ -518,17 +545,47 @@ class Directory:
             unit = g.unit  # one unit a block
             base = r.row_start[r.rg_start[rg]]
             ss, ee = s[lo:hi] - base, e[lo:hi] - base
-            at = np.empty(2 * (hi - lo), np.int64)
-            at[0::2], at[1::2] = ss, ee
-            # sums of deltas[ss:ee] (every other segment; a segment of one when ee == ss), plus deltas[ee]
-            red = np.add.reduceat(g.deltas, at, dtype=np.int64)[0::2]
-            sums[lo:hi] = np.where(ee > ss, red, 0) + g.deltas[ee]
+            # sums of deltas[ss..ee] from the gathered deltas of those entries alone
+            n = ee - ss + 1
+            at = local_starts(n)
+            sums[lo:hi] = np.add.reduceat(g.deltas[np.repeat(ss - at, n) + np.arange(int(n.sum()))], at,
+                                          dtype=np.int64)
             if with_meta:
                 meta.append(g.values.take(pa.array(g.vstart[c[lo:hi] - r.rg_start[rg]] + g.codes[ee])))
-        times = r.first_ns[c] + sums * unit
+        times = r.min_ns[c] + sums * unit
         if not with_meta:
             return times, None
         return times, (meta[0] if len(meta) == 1 else pa.concat_arrays(meta))
+
+
+def _find(frames: list[bytes], ks: list[int], literal: bytes, rest: list[list[bytes]]) -> list[tuple[int, int, bytes]]:
+    """``(ks[j], entry, line)`` of the lines of ``frames`` (newline-terminated lines; frame ``j``
+    is of chunk ``ks[j]``) holding ``literal`` and one literal of every group of ``rest``, in
+    frame and line order. The frames are joined and searched with ``bytes.find``, which jumps
+    from hit to hit; a literal holding a newline may find a line without it (callers filter
+    again)."""
+    if not frames:
+        return []
+    buf = frames[0] if len(frames) == 1 else b"".join(frames)
+    found: list[tuple[int, bytes]] = []  # (line start, line)
+    pos = buf.find(literal)
+    while pos >= 0:
+        s0 = buf.rfind(b"\n", 0, pos) + 1
+        e0 = buf.find(b"\n", pos)
+        if e0 < 0:  # only when the literal runs past the last line
+            e0 = len(buf)
+        line = buf[s0:e0]
+        if all(any(y in line for y in g) for g in rest):
+            found.append((s0, line))
+        pos = buf.find(literal, e0 + 1)
+    if not found:
+        return []
+    sizes = np.array([len(fr) for fr in frames])
+    ends = np.cumsum(sizes)
+    j = np.searchsorted(ends, [s0 for s0, _ in found], "right").tolist()  # frame of each hit
+    begin = (ends - sizes).tolist()
+    # each hit's entry: the lines before it in its frame
+    return [(ks[jj], buf.count(b"\n", begin[jj], s0), line) for (s0, line), jj in zip(found, j, strict=True)]
 
 
 def _unjoin(buf: bytes, n: int) -> pa.Array:

@@ -3,10 +3,13 @@
 A block's rows (sorted by stream, then time) are cut into chunks of one stream and about
 ``CHUNK_BYTES`` of lines. Each chunk's lines are one zstd frame: each followed by ``\\n`` when
 none holds a newline (nearly free after compression), else ``rows`` little-endian u32 lengths
-followed by the bytes. Everything else lives in a small Parquet "directory", one row per chunk:
-its stream, time bounds, where its frame is, its trigram signature (``grams.py``), its entries'
-time deltas (in the block's time unit, as narrow as they fit) and structured metadata (the
-chunk's distinct texts, and a code per entry). ``data.parquet`` is::
+followed by the bytes. A stream's first chunk is compressed alone; its later chunks use the
+first ``DICT_BYTES`` of its bytes as zstd dictionary, so small chunks (which a rare needle
+skips more of) compress about as well as large ones. Everything else lives in a small Parquet
+"directory", one row per chunk: its stream, time bounds, frame length and size, dictionary
+chunk, trigram signature (``grams.py``), its entries' time deltas (in the block's time unit,
+as narrow as they fit) and structured metadata (the chunk's distinct texts, and a code per
+entry unless it has one text). Frames follow the magic in chunk order. ``data.parquet`` is::
 
     "KMSLOGS2" | frames | directory (Parquet) | directory offset u64 | directory length u64 | "KMSLOGS2"
 
@@ -15,8 +18,8 @@ rebuilds only the directory: every line is compressed and indexed once.
 
 Why: in Parquet pages, a line filter spent its time in zstd and string decoding of every page.
 Here a filter with a literal (``|= "x"``, ``|~ "a|b"``, ``(?i)``) first drops the chunks whose
-signature lacks the literal's trigrams, then decompresses the rest and searches each frame with
-``bytes.find``; only frames with a hit become Arrow strings. Readers of blocks of format 1
+signature lacks the literal's trigrams, then decompresses the rest and searches them, joined
+about a MiB at a time, with ``bytes.find``; only lines with a hit become Arrow strings. Readers of blocks of format 1
 (Parquet rows, ``block.ParquetBlockReaderV1``) are unchanged, so old blocks stay readable and
 compaction rewrites them in this layout.
 """
@@ -36,26 +39,33 @@ from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
 from kms.storage.types import SignalSpec
 
-from .chunklayout import DIR_SCHEMA, MAGIC, TRAILER, string_parts
+from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER, string_parts
 from .chunkread import Directory, Literal, LogChunkReader, ReadCounter, local_starts
 from .grams import BITS, chunk_signatures
 
 __all__ = ["LOG_CHUNKS", "LogChunkFormat", "LogChunkReader", "Literal", "ReadCounter", "CHUNK_BYTES"]
 
 _NEWLINE = re.compile(b"\n")
-#: Uncompressed line bytes a chunk aims at: small enough that a rare needle skips most chunks,
-#: large enough to compress nearly as well as bigger frames (24.2 vs 23.6 bytes a line at 1 MiB).
-CHUNK_BYTES = 32 << 10
+#: Uncompressed line bytes a chunk aims at: small enough that a rare needle skips most chunks
+#: (10M bench lines, a needle in 1 line of 2,000: 40 MB decompressed, 141 MB with 32 KiB chunks);
+#: with the stream's dictionary they compress nearly as well as bigger frames (24.3 vs 24.2 bytes
+#: a line at 32 KiB without one). Smaller frames cost a few microseconds each to decompress.
+CHUNK_BYTES = 8 << 10
 MAX_CHUNK_ROWS = 4096
-ZSTD_LEVEL = 1  # 32 KiB chunks of bench lines: 24.15 B/line at levels 1 and 3 (1.2x faster); 6: 23.4 at 4x
-_DIR_ROW_GROUP = 128  # chunks: a filtered read decodes times and metadata of these row groups only
+#: zstd's fast strategy (level 1's) with a 32 KiB window and matches of 6 bytes or more: on 8 KiB
+#: chunks of bench lines with dictionaries 24.2 bytes a line vs 24.5 at level 1, and 10% faster;
+#: the lazy strategies reach 22-23 at a third to a quarter of the speed.
+ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, chain_log=14, search_log=1, min_match=6,
+                                                  strategy=zstandard.STRATEGY_FAST)
+_DIR_ROW_GROUP = 1024  # chunks: a filtered read decodes times and metadata of these row groups only
 
 
-def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_off: np.ndarray, frame_len: np.ndarray,
+def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarray,
               frame_size: np.ndarray, sep: np.ndarray, sigs: np.ndarray, tv: np.ndarray, values: pa.Array,
-              local: np.ndarray) -> pa.Buffer:
-    """The block file: ``out`` (magic and frames), then the directory of its chunks (row bounds
-    ``rb``; ``values``: each chunk's metadata texts; ``local``: each entry's index in them)."""
+              local: np.ndarray, dicts: np.ndarray) -> pa.Buffer:
+    """The block file: ``out`` (magic and frames, in chunk order), then the directory of its chunks (row bounds
+    ``rb``; ``values``: each chunk's metadata texts; ``local``: each entry's index in them, not
+    stored for chunks of one text; ``dicts``: each frame's dictionary chunk or -1)."""
     n_chunks = len(rb) - 1
     starts = rb[:-1]
     deltas = np.diff(tv, prepend=tv[:1])
@@ -66,26 +76,29 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_off: np.ndarra
     top = int(np.abs(deltas).max()) if len(deltas) else 0
     twidth = next(w for w in (1, 2, 4, 8) if top < 1 << (8 * w - 1))
     width = 1 if len(local) == 0 or local.max() < 256 else 2 if local.max() < 65536 else 4
+    rows = np.diff(rb)
+    coded = pc.list_value_length(values).to_numpy(zero_copy_only=False) > 1  # else every code is 0
     directory = pa.Table.from_arrays([
         streams,
         pa.array(np.minimum.reduceat(tv, starts) if n_chunks else tv[:0]),
         pa.array(np.maximum.reduceat(tv, starts) if n_chunks else tv[:0]),
         pa.array(np.diff(rb).astype(np.int32)),
-        pa.array(frame_off), pa.array(frame_len), pa.array(frame_size),
+        pa.array(frame_len), pa.array(frame_size),
         pa.array(sep),
         pa.FixedSizeBinaryArray.from_buffers(pa.binary(BITS // 8), n_chunks, [None, pa.py_buffer(sigs.tobytes())])
         .cast(pa.binary()),
-        pa.array(tv[starts]),
         pa.array(np.full(n_chunks, unit, np.int64)),
         _fixed_blobs(deltas.astype(f"<i{twidth}"), rb, twidth),
         values,
-        _fixed_blobs(local.astype(f"<u{width}"), rb, width),
+        _fixed_blobs(local[np.repeat(coded, rows)].astype(f"<u{width}"),
+                     np.concatenate([[0], np.cumsum(np.where(coded, rows, 0))]), width),
+        pa.array(dicts.astype(np.int32)),
     ], schema=DIR_SCHEMA)
     dsink = pa.BufferOutputStream()
     pq.write_table(directory, dsink, row_group_size=_DIR_ROW_GROUP, compression="zstd", compression_level=3,
                    use_dictionary=["stream", "meta_values.list.element"])
     dbuf = dsink.getvalue()
-    pos = int(frame_off[-1] + frame_len[-1]) if n_chunks else len(MAGIC)
+    pos = len(MAGIC) + int(frame_len.sum())
     out += [dbuf.to_pybytes(), TRAILER.pack(pos, dbuf.size, MAGIC)]
     return pa.py_buffer(b"".join(out))
 
@@ -131,6 +144,17 @@ def _chunk_bounds(codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
+def _dictionary_chunks(chunk_streams: np.ndarray) -> np.ndarray:
+    """Per chunk, the chunk whose bytes are its zstd dictionary: the first chunk of its stream
+    (itself compressed alone, -1). Small chunks prune well but compress worse alone; with the
+    stream's first chunk as dictionary they compress about as well as chunks four times larger."""
+    n = len(chunk_streams)
+    first = np.ones(n, dtype=bool)
+    first[1:] = chunk_streams[1:] != chunk_streams[:-1]
+    idx = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
+    return np.where(first, -1, idx).astype(np.int32)
+
+
 class LogChunkFormat:
     """The ``BlockFormat`` of the ``logs`` signal (``kms.storage.types``)."""
 
@@ -156,10 +180,9 @@ class LogChunkFormat:
                          for i in range(n_chunks)]
         # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
         term_off, term = string_parts(pc.binary_join_element_wise(lines, "", "\n"))
-        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        plain = cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS)
+        dicts = _dictionary_chunks(codes[rb[:-1]])
         out: list[bytes] = [MAGIC]
-        pos = len(MAGIC)
-        frame_off = np.empty(n_chunks, np.int64)
         frame_len = np.empty(n_chunks, np.int64)
         frame_size = np.empty(n_chunks, np.int64)
         for i in range(n_chunks):
@@ -168,14 +191,19 @@ class LogChunkFormat:
                 raw = b"".join([lens.tobytes(), mv[byte_bounds[i]:byte_bounds[i + 1]]])
             else:
                 raw = memoryview(term[term_off[rb[i]]:term_off[rb[i + 1]]])
-            frame = cctx.compress(raw)
+            if dicts[i] < 0:
+                frame = plain.compress(raw)
+                if i + 1 < n_chunks and dicts[i + 1] == i:  # the stream's next chunks use these bytes
+                    cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS, dict_data=zstandard.ZstdCompressionDict(
+                        bytes(raw[:DICT_BYTES]), dict_type=zstandard.DICT_TYPE_RAWCONTENT))
+            else:
+                frame = cctx.compress(raw)
             out.append(frame)
-            frame_off[i], frame_len[i], frame_size[i] = pos, len(frame), len(raw)
-            pos += len(frame)
+            frame_len[i], frame_size[i] = len(frame), len(raw)
         values, value_offsets, local = _local_codes(meta, rb)
-        return _assemble(out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frame_off, frame_len, frame_size,
+        return _assemble(out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frame_len, frame_size,
                          ~has_nl, chunk_signatures(term, term_off[rb]), times.to_numpy(),
-                         pa.ListArray.from_arrays(pa.array(value_offsets.astype(np.int32)), values), local)
+                         pa.ListArray.from_arrays(pa.array(value_offsets.astype(np.int32)), values), local, dicts)
 
     def merge(self, blocks: Sequence) -> pa.Buffer | None:
         """One block of the chunks of ``blocks`` (all of this format, else None), ordered by
@@ -198,25 +226,29 @@ class LogChunkFormat:
         index = np.concatenate([np.arange(len(r.rows)) for r, *_ in parts])
         rows = np.concatenate([r.rows for r, *_ in parts])[order]
         out: list = [MAGIC]
-        pos = len(MAGIC)
         n = len(order)
-        frame_off, frame_len, frame_size = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+        frame_len, frame_size = np.empty(n, np.int64), np.empty(n, np.int64)
         row_starts = [local_starts(r.rows) for r, *_ in parts]
         times, local, sigs = [], [], []
         for j, (k, i) in enumerate(zip(owner[order].tolist(), index[order].tolist(), strict=True)):
             r, data, t, _, codes = parts[k]
             off, ln = int(r.offset[i]), int(r.length[i])
             out.append(memoryview(data)[off:off + ln])
-            frame_off[j], frame_len[j], frame_size[j] = pos, ln, r.size[i]
-            pos += ln
+            frame_len[j], frame_size[j] = ln, r.size[i]
             lo = row_starts[k][i]
             times.append(t[lo:lo + r.rows[i]])
             local.append(codes[lo:lo + r.rows[i]])
             sigs.append(r.grams[i])
         values = pa.concat_arrays([v for *_, v, _ in parts]).take(pa.array(order))
+        # dictionary chunks, as indexes into the merged block
+        base = np.concatenate([[0], np.cumsum([len(r.rows) for r, *_ in parts])])
+        old = np.concatenate([np.where(r.dict_of >= 0, r.dict_of + base[k], -1) for k, (r, *_) in enumerate(parts)])
+        new_at = np.empty(n, np.int64)
+        new_at[order] = np.arange(n)
+        dicts = np.where(old[order] >= 0, new_at[np.maximum(old[order], 0)], -1)
         return _assemble(out, pa.array(stream[order], pa.string()), np.concatenate([[0], np.cumsum(rows)]),
-                         frame_off, frame_len, frame_size, np.concatenate([r.sep for r, *_ in parts])[order],
-                         np.stack(sigs), np.concatenate(times), values, np.concatenate(local))
+                         frame_len, frame_size, np.concatenate([r.sep for r, *_ in parts])[order],
+                         np.stack(sigs), np.concatenate(times), values, np.concatenate(local), dicts)
 
     def reader(self, objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec) -> LogChunkReader:
         return LogChunkReader(objstore, meta, spec)

@@ -48,29 +48,26 @@ def _codes(t0: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
 _V = np.arange(65536)
 _PAIR = (_LETTER[_V & 255].astype(np.uint16) * 729 + _LETTER[_V >> 8].astype(np.uint16) * 27).astype(np.uint16)
 _LOW = _LETTER[_V & 255].astype(np.uint16)
-
-
-def _buckets(data: np.ndarray) -> np.ndarray:
-    """Buckets of the indexable trigrams starting at even offsets of ``data`` (uint8), with
-    repeats: half the work of every offset (a needle is looked for at both parities, see
-    ``needle_buckets``). ``data`` must end with a non-letter (a chunk's last line's "\\n"): the
-    last even offset's trigram is not computed. Byte pairs are read as uint16 (no copy)."""
-    m = len(data) // 2
-    if m < 2:
-        return np.empty(0, dtype=np.uint16)
-    p = data[:2 * m].view("<u2")
-    b = _BUCKET[_PAIR[p[:-1]] + _LOW[p[1:]]]
-    return b[b != _SKIP]
+_SLICE = 1 << 20
 
 
 def chunk_signatures(data: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """(chunks, BITS // 8) packed signatures of ``data[bounds[i]:bounds[i + 1]]`` (each ending
-    with a non-letter)."""
+    """(chunks, BITS // 8) packed signatures of ``data[bounds[i]:bounds[i + 1]]`` (uint8; each
+    chunk ending with a non-letter, so no indexed trigram spans two chunks). Trigrams are taken
+    at even offsets of ``data``, so at one parity of each chunk's own offsets: a needle is looked
+    for at both (``needle_buckets``). Byte pairs are read as uint16 (no copy), a slice of
+    ``_SLICE`` bytes at a time (bounded temporaries)."""
     n = len(bounds) - 1
-    bits = np.zeros((n, BITS), dtype=bool)
-    for i in range(n):
-        bits[i, _buckets(data[bounds[i]:bounds[i + 1]])] = True
-    return np.packbits(bits, axis=1)
+    bits = np.zeros(n * BITS, dtype=bool)
+    m = len(data) // 2
+    pairs = data[:2 * m].view("<u2")
+    for lo in range(0, m - 1, _SLICE // 2):
+        hi = min(lo + _SLICE // 2, m - 1)
+        b = _BUCKET[_PAIR[pairs[lo:hi]] + _LOW[pairs[lo + 1:hi + 1]]]
+        at = np.flatnonzero(b != _SKIP)
+        chunk = np.searchsorted(bounds, 2 * (at + lo), "right") - 1
+        bits[chunk * BITS + b[at]] = True
+    return np.packbits(bits.reshape(n, BITS), axis=1)
 
 
 def needle_buckets(needle: str, case_sensitive: bool) -> list[np.ndarray]:
