@@ -6,30 +6,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kms.logs.schema import LOG_SCHEMA
 from kms.metrics.storage.labels import labels_text
 
-__all__ = ["LogStream", "LogBatch", "NO_METADATA", "line_bytes"]
+__all__ = ["LogStream", "LogBatch", "NO_METADATA", "LEVEL_NAMES", "NO_LEVEL", "line_bytes"]
 
 #: The metadata of an entry without structured metadata (shared, read-only).
 NO_METADATA: MappingProxyType = MappingProxyType({})
+#: Loki's ``detected_level`` values; ``LogStream.levels`` holds indexes into them, or NO_LEVEL.
+LEVEL_NAMES = ("unknown", "trace", "debug", "info", "warn", "error", "critical", "fatal")
+NO_LEVEL = -1  # the entry's metadata has its own detected_level
+_LEVEL_TEXTS = [labels_text([("detected_level", name)]) for name in LEVEL_NAMES] + [labels_text([])]
 
 
 @dataclass
 class LogStream:
     """One stream of a request: index labels and its entries (parallel lists; times unix ns).
 
-    ``levels``, when set (by ``enrich``), is the ``detected_level`` of each entry, added to its
-    structured metadata when the table is built (so ingest never copies a metadata dict)."""
+    ``levels``, when set (by ``enrich``), is the ``detected_level`` of each entry (int8 indexes
+    of ``LEVEL_NAMES``, or NO_LEVEL), added to its structured metadata when the table is built
+    (so ingest never copies a metadata dict)."""
 
     labels: dict[str, str]
     times: list[int] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     metadata: list = field(default_factory=list)  # a dict (or NO_METADATA) per entry
-    levels: list[str] | None = None
+    levels: np.ndarray | None = None
     _lines: pa.Array | None = field(default=None, repr=False, compare=False)
 
     def add(self, time_ns: int, line: str, metadata: dict[str, str] | None = None) -> None:
@@ -57,35 +63,42 @@ class LogBatch:
         return sum(len(s.times) for s in self.streams)
 
     def table(self) -> pa.Table:
-        """The ``logs`` rows (request order; the store sorts blocks)."""
+        """The ``logs`` rows (request order; the store sorts blocks). Metadata texts are built
+        once per distinct (metadata, level) and taken by index."""
         times: list[int] = []
         streams: list[pa.Array] = []
         lines: list[pa.Array] = []
-        meta: list[str] = []
-        cache: dict[tuple, str] = {}
+        texts = list(_LEVEL_TEXTS)  # level k alone is text k; no metadata and no level is the last
+        index: dict[tuple, int] = {}
+        codes: list[np.ndarray] = []
         for s in self.streams:
             n = len(s.times)
             times += s.times
             streams.append(pa.repeat(pa.scalar(s.text), n) if n else pa.array([], pa.string()))
             lines.append(s.line_array())
-            levels = s.levels or [None] * n
+            levels = s.levels if s.levels is not None else np.full(n, NO_LEVEL, np.int8)
             if not any(s.metadata):  # the usual case: the text depends on the level alone
-                for lvl in set(levels).difference(cache):
-                    cache[lvl] = labels_text([("detected_level", lvl)] if lvl is not None else [])
-                meta += [cache[lvl] for lvl in levels]
+                codes.append(np.where(levels == NO_LEVEL, len(LEVEL_NAMES), levels).astype(np.int32))
                 continue
-            for md, lvl in zip(s.metadata, levels, strict=True):
-                key = (tuple(md.items()), lvl) if md else lvl
-                t = cache.get(key)
-                if t is None:
+            out = np.empty(n, np.int32)
+            for i, (md, lvl) in enumerate(zip(s.metadata, levels.tolist(), strict=True)):
+                if not md:
+                    out[i] = lvl if lvl != NO_LEVEL else len(LEVEL_NAMES)
+                    continue
+                key = (tuple(md.items()), lvl)
+                k = index.get(key)
+                if k is None:
                     pairs = dict(md)
-                    if lvl is not None:
-                        pairs["detected_level"] = lvl
-                    t = cache[key] = labels_text(sorted(pairs.items()))
-                meta.append(t)
+                    if lvl != NO_LEVEL:
+                        pairs["detected_level"] = LEVEL_NAMES[lvl]
+                    k = index[key] = len(texts)
+                    texts.append(labels_text(sorted(pairs.items())))
+                out[i] = k
+            codes.append(out)
+        meta = pa.array(texts, pa.string()).take(pa.array(np.concatenate(codes) if codes else np.zeros(0, np.int32)))
         return pa.Table.from_arrays(
             [pa.array(times, pa.int64()), pa.concat_arrays(streams) if streams else pa.array([], pa.string()),
-             pa.concat_arrays(lines) if lines else pa.array([], pa.string()), pa.array(meta, pa.string())],
+             pa.concat_arrays(lines) if lines else pa.array([], pa.string()), meta],
             schema=LOG_SCHEMA,
         )
 

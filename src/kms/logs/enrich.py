@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kms.logs.batch import LogBatch
+from kms.logs.batch import LEVEL_NAMES, NO_LEVEL, LogBatch
 
 __all__ = ["SERVICE_NAME", "DETECTED_LEVEL", "UNKNOWN_SERVICE", "discover_service_name", "detect_level",
            "level_of_severity", "normalise", "detect_levels", "enrich"]
@@ -86,28 +86,22 @@ def detect_level(line: str, metadata: dict[str, str], labels: dict[str, str]) ->
     return UNKNOWN
 
 
-_NAMES = [UNKNOWN, *dict.fromkeys(_WORDS.values())]  # level codes: index here (0 = unknown)
-_CODE = {name: i for i, name in enumerate(_NAMES)}
-_NAME_ARRAY = np.array(_NAMES, dtype=object)
+_CODE = {name: i for i, name in enumerate(LEVEL_NAMES)}  # LogStream.levels holds these codes
+assert set(_WORDS.values()) | {UNKNOWN} == set(LEVEL_NAMES)
 
 
 def detect_levels(lines: pa.Array) -> np.ndarray:
     """``detect_level`` of each line without metadata or labels, vectorised (RE2 over the array):
-    a level field first, else the first keyword by precedence. Object array of level strings.
-    Levels are small integer codes until the end (no Python string per line on the way)."""
-    n = len(lines)
-    codes = np.zeros(n, dtype=np.int8)
-    if not n:
-        return _NAME_ARRAY[codes]
-    words = pc.extract_regex(lines, _FIELD_RE2).field("w")
-    if words.null_count < n:
-        uniq = pc.unique(words.drop_null())
-        norm = np.array([_CODE[normalise(w)] for w in uniq.to_pylist()], dtype=np.int8)
-        idx = pc.fill_null(pc.index_in(words, uniq), -1).to_numpy(zero_copy_only=False)
-        codes = np.where(idx >= 0, norm[idx], 0).astype(np.int8)
-    # One pass finds the lines with any keyword; only those are searched level by level.
-    todo = (codes == 0) & pc.match_substring_regex(lines, _ANY_KEYWORD_RE2).to_numpy(zero_copy_only=False)
-    idx = np.flatnonzero(todo)
+    a level field first, else the first keyword by precedence. Level codes (int8, indexes of
+    ``LEVEL_NAMES``); no Python string per line on the way. (Prefiltering streams with
+    ``bytes.find`` over their lower-cased lines cost more than these RE2 passes.)"""
+    codes = _field_codes(lines)
+    # one pass over the lines without a level field finds those with any keyword; only those are
+    # searched level by level
+    idx = np.flatnonzero(codes == 0)
+    if not len(idx):
+        return codes
+    idx = idx[pc.match_substring_regex(lines.take(pa.array(idx)), _ANY_KEYWORD_RE2).to_numpy(zero_copy_only=False)]
     if len(idx):
         sub = lines.take(pa.array(idx))
         left = np.ones(len(idx), dtype=bool)
@@ -115,7 +109,21 @@ def detect_levels(lines: pa.Array) -> np.ndarray:
             hit = pc.match_substring_regex(sub, rx).to_numpy(zero_copy_only=False) & left
             codes[idx[hit]] = _CODE[level]
             left &= ~hit
-    return _NAME_ARRAY[codes]
+    return codes
+
+
+def _field_codes(lines: pa.Array) -> np.ndarray:
+    """Level codes from a level field (``level=warn``, ``"severity": "ERROR"``), 0 where none."""
+    n = len(lines)
+    if not n:
+        return np.zeros(0, dtype=np.int8)
+    words = pc.extract_regex(lines, _FIELD_RE2).field("w")
+    if words.null_count == n:
+        return np.zeros(n, dtype=np.int8)
+    uniq = pc.unique(words.drop_null())
+    norm = np.array([_CODE[normalise(w)] for w in uniq.to_pylist()], dtype=np.int8)
+    idx = pc.fill_null(pc.index_in(words, uniq), -1).to_numpy(zero_copy_only=False)
+    return np.where(idx >= 0, norm[idx], 0).astype(np.int8)
 
 
 def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -> None:
@@ -130,7 +138,7 @@ def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -
             todo.append(s)
     if not todo:
         return
-    found = detect_levels(pa.concat_arrays([s.line_array() for s in todo])).tolist()  # one pass for the batch
+    found = detect_levels(pa.concat_arrays([s.line_array() for s in todo]))  # one pass for the batch
     off = 0
     for s in todo:
         lv = found[off:off + len(s.times)]
@@ -139,10 +147,10 @@ def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -
             if not md:
                 continue
             if DETECTED_LEVEL in md:
-                lv[i] = None
+                lv[i] = NO_LEVEL
                 continue
             for key in LEVEL_KEYS:
                 if md.get(key):
-                    lv[i] = normalise(md[key])
+                    lv[i] = _CODE[normalise(md[key])]
                     break
         s.levels = lv

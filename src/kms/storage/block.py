@@ -150,8 +150,9 @@ def write_block(
     """Sort ``table``, write it as a new block (data, then meta) and return it. Unavailable on I/O failure."""
     if table.num_rows == 0:
         raise ValueError("BUG: writing an empty block")
-    table = sort_table(table, spec.sort_by)
     fmt = spec.block_format
+    if not getattr(fmt, "sorts_itself", False):
+        table = sort_table(table, spec.sort_by)
     data = fmt.encode(table, spec) if fmt is not None else encode_parquet(table, spec)
     lo, hi = pc.min_max(table.column(TIME_COLUMN)).values()
     bloom = bloom_info = None

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["sort_table"]
+__all__ = ["sort_table", "dense_ranks"]
 
 
 def sort_table(table: pa.Table, sort_by: tuple[str, ...]) -> pa.Table:
@@ -55,10 +55,10 @@ def _codes(col: pa.ChunkedArray) -> np.ndarray | None:
             or pa.types.is_binary(dictionary.type) or pa.types.is_large_binary(dictionary.type)
             or pa.types.is_fixed_size_binary(dictionary.type)):
         return None
-    return _dense_ranks(dictionary)[arr.indices.to_numpy(zero_copy_only=False)]
+    return dense_ranks(dictionary)[arr.indices.to_numpy(zero_copy_only=False)]
 
 
-def _dense_ranks(values: pa.Array) -> np.ndarray:
+def dense_ranks(values: pa.Array) -> np.ndarray:
     """Per value, its rank among the distinct values (0 = smallest; equal values, equal ranks)."""
     n = len(values)
     if n == 0:

@@ -29,7 +29,8 @@ class BlockFormat(Protocol):
     """A signal's own block data layout instead of the default Parquet rows (``block.py``).
 
     ``version`` is the ``format_version`` its blocks record in meta.json (unique across formats);
-    ``encode`` turns a sorted block table into the bytes of ``data.parquet``; ``reader`` returns
+    ``encode`` turns a sorted block table into the bytes of ``data.parquet`` (rows in any order
+    if the format says ``sorts_itself = True``: it then sorts by ``sort_by`` itself); ``reader`` returns
     an object with the ``ParquetBlockReaderV1`` methods ``scan``, ``read_all`` and ``row_groups``.
     Optionally ``merge(blocks) -> pa.Buffer | None``: the data of one block holding all rows of
     ``blocks`` without decoding them (compaction), or None to decode and encode them instead.

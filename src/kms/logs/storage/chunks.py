@@ -37,6 +37,7 @@ import zstandard
 
 from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
+from kms.storage.sort import dense_ranks
 from kms.storage.types import SignalSpec
 
 from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER, string_parts
@@ -112,8 +113,8 @@ def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
 
 def _local_codes(meta: pa.Array, rb: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(distinct texts of each chunk concatenated, their offsets per chunk, each row's index
-    among its chunk's texts)."""
-    d = pc.dictionary_encode(meta)
+    among its chunk's texts), of texts ``meta`` (a dictionary array or not)."""
+    d = meta if pa.types.is_dictionary(meta.type) else pc.dictionary_encode(meta)
     g = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     n_chunks, n_values = len(rb) - 1, len(d.dictionary)
     chunk = np.repeat(np.arange(n_chunks, dtype=np.int64), np.diff(rb))
@@ -160,15 +161,24 @@ class LogChunkFormat:
 
     version = 2
 
+    #: ``encode`` takes the rows in any order (``block.write_block``): it orders only the lines and
+    #: integer codes, where a generic sort would also copy the stream and metadata texts, which
+    #: are dictionary-encoded here anyway.
+    sorts_itself = True
+
     def encode(self, table: pa.Table, spec: SignalSpec) -> pa.Buffer:
-        t = table.combine_chunks()
-        times = t.column("time_ns").chunk(0)
-        stream = pc.dictionary_encode(t.column("stream").chunk(0))
-        lines = pc.fill_null(t.column("line").chunk(0), "")
+        stream = pc.dictionary_encode(table.column("stream")).combine_chunks()  # chunks share the dictionary
+        codes = stream.indices.to_numpy(zero_copy_only=False)
+        tv = table.column("time_ns").to_numpy()
+        # sort_table's order: by stream text, then time, stably
+        order = np.lexsort((tv, dense_ranks(stream.dictionary)[codes]))
+        take = pa.array(order)
+        times = pa.array(tv[order])
+        codes = codes[order]
+        lines = pc.fill_null(table.column("line").take(take).combine_chunks(), "")
         if lines.nbytes + len(lines) >= 1 << 31:  # "\n" after each line must not overflow int32 offsets
             lines = lines.cast(pa.large_string())
-        meta = pc.fill_null(t.column("metadata").chunk(0), "{}")
-        codes = stream.indices.to_numpy(zero_copy_only=False)
+        meta = pc.dictionary_encode(pc.fill_null(table.column("metadata"), "{}")).combine_chunks().take(take)
         offsets, data = string_parts(lines)
         rb = _chunk_bounds(codes, offsets)
         n_chunks = len(rb) - 1
