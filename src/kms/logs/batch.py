@@ -80,10 +80,10 @@ class LogBatch:
             if not any(s.metadata):  # the usual case: the text depends on the level alone
                 codes.append(np.where(levels == NO_LEVEL, len(LEVEL_NAMES), levels).astype(np.int32))
                 continue
-            out = np.empty(n, np.int32)
-            for i, (md, lvl) in enumerate(zip(s.metadata, levels.tolist(), strict=True)):
+            out: list[int] = []
+            for md, lvl in zip(s.metadata, levels.tolist(), strict=True):
                 if not md:
-                    out[i] = lvl if lvl != NO_LEVEL else len(LEVEL_NAMES)
+                    out.append(lvl if lvl != NO_LEVEL else len(LEVEL_NAMES))
                     continue
                 key = (tuple(md.items()), lvl)
                 k = index.get(key)
@@ -93,8 +93,8 @@ class LogBatch:
                         pairs["detected_level"] = LEVEL_NAMES[lvl]
                     k = index[key] = len(texts)
                     texts.append(labels_text(sorted(pairs.items())))
-                out[i] = k
-            codes.append(out)
+                out.append(k)
+            codes.append(np.array(out, np.int32))
         meta = pa.array(texts, pa.string()).take(pa.array(np.concatenate(codes) if codes else np.zeros(0, np.int32)))
         return pa.Table.from_arrays(
             [pa.array(times, pa.int64()), pa.concat_arrays(streams) if streams else pa.array([], pa.string()),

@@ -138,19 +138,31 @@ def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -
             todo.append(s)
     if not todo:
         return
-    found = detect_levels(pa.concat_arrays([s.line_array() for s in todo]))  # one pass for the batch
-    off = 0
+    # levels from metadata first; the lines of the other entries are searched in one pass
+    undecided: list[np.ndarray] = []
     for s in todo:
-        lv = found[off:off + len(s.times)]
-        off += len(s.times)
+        lv = np.zeros(len(s.times), dtype=np.int8)
+        decided = np.zeros(len(s.times), dtype=bool)
         for i, md in enumerate(s.metadata if any(s.metadata) else ()):
             if not md:
                 continue
             if DETECTED_LEVEL in md:
                 lv[i] = NO_LEVEL
+                decided[i] = True
                 continue
             for key in LEVEL_KEYS:
                 if md.get(key):
                     lv[i] = _CODE[normalise(md[key])]
+                    decided[i] = True
                     break
         s.levels = lv
+        undecided.append(np.flatnonzero(~decided))
+    parts = [s.line_array() if len(u) == len(s.times) else s.line_array().take(pa.array(u))
+             for s, u in zip(todo, undecided, strict=True) if len(u)]
+    if not parts:
+        return
+    found = detect_levels(pa.concat_arrays(parts))
+    off = 0
+    for s, u in zip(todo, undecided, strict=True):
+        s.levels[u] = found[off:off + len(u)]
+        off += len(u)

@@ -36,6 +36,7 @@ INDEX_ATTRIBUTES = frozenset({
     "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name",
 })
 _BAD = re.compile(r"[^A-Za-z0-9_]")
+_SEVERITY_LEVEL = {n: level_of_severity(n) for n in range(1, 25)}
 
 
 @dataclass
@@ -136,6 +137,7 @@ def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
                 scope_md["scope_version"] = sl.scope.version
             if sl.scope.dropped_attributes_count:
                 scope_md["scope_dropped_attributes_count"] = str(sl.scope.dropped_attributes_count)
+            times, lines, metadata = stream.times, stream.lines, stream.metadata
             for rec in sl.log_records:
                 tid, sid = rec.trace_id, rec.span_id
                 if len(tid) not in (0, 16) or len(sid) not in (0, 8):
@@ -143,26 +145,32 @@ def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
                     why = "invalid trace_id or span_id length (want 16 and 8 bytes, or empty)"
                     continue
                 md = dict(scope_md)
-                _attrs(md, rec.attributes)
+                if len(rec.attributes):
+                    _attrs(md, rec.attributes)
                 if tid:
                     md["trace_id"] = tid.hex()
                 if sid:
                     md["span_id"] = sid.hex()
-                if rec.severity_number:
-                    md["severity_number"] = str(rec.severity_number)
-                    md.setdefault(DETECTED_LEVEL, level_of_severity(rec.severity_number))
-                if rec.severity_text:
-                    md["severity_text"] = rec.severity_text
-                    md.setdefault(DETECTED_LEVEL, normalise(rec.severity_text))
+                sev = rec.severity_number
+                if sev:
+                    md["severity_number"] = str(sev)
+                    md.setdefault(DETECTED_LEVEL, _SEVERITY_LEVEL[sev] if 0 < sev < 25 else level_of_severity(sev))
+                text = rec.severity_text
+                if text:
+                    md["severity_text"] = text
+                    md.setdefault(DETECTED_LEVEL, normalise(text))
                 if rec.flags:
                     md["flags"] = str(rec.flags)
-                if rec.time_unix_nano and rec.observed_time_unix_nano:
-                    md["observed_timestamp"] = str(rec.observed_time_unix_nano)
+                t, observed = rec.time_unix_nano, rec.observed_time_unix_nano
+                if t and observed:
+                    md["observed_timestamp"] = str(observed)
                 if rec.dropped_attributes_count:
                     md["dropped_attributes_count"] = str(rec.dropped_attributes_count)
                 event = getattr(rec, "event_name", "")
                 if event:
                     md["event_name"] = event
-                t = rec.time_unix_nano or rec.observed_time_unix_nano or now_ns
-                stream.add(t, any_value_string(rec.body) if rec.HasField("body") else "", md)
+                body = rec.body  # unset: no kind, ""
+                times.append(t or observed or now_ns)
+                lines.append(body.string_value if body.WhichOneof("value") == "string_value" else any_value_string(body))
+                metadata.append(md)
     return DecodedLogs(batch, rejected, why)
