@@ -198,6 +198,8 @@ class LogChunkReader:
         (``first_masks``). Chunks stored with lengths (lines with newlines) are decoded whole."""
         zd = _Decompressors(self, f)
         dicts, sep, size = self.dict_of[ids].tolist(), self.sep[ids].tolist(), self.size[ids].tolist()
+        by_dict = {c: zd.get(c).decompress for c in set(dicts)}
+        decompress = [by_dict[c] for c in dicts]
         first, rest = exact[0], exact[1:]
         may = [m[ids].tolist() for m in first_masks] if len(first) > 1 else None
         hits: list[tuple[int, int, bytes]] = []  # (position in ids of the chunk, entry in it, line)
@@ -208,7 +210,7 @@ class LogChunkReader:
         last = len(ids) - 1
         try:
             for k, src in enumerate(self._compressed(f, ids)):
-                fr = zd.get(dicts[k]).decompress(src, max_output_size=size[k])
+                fr = decompress[k](src, max_output_size=size[k])
                 if not sep[k]:
                     if all(any(x in fr for x in g) for g in exact):
                         whole.append(k)
@@ -395,7 +397,8 @@ class _RowGroup:
     def __init__(self, t: pa.Table, n: int, chunk_rows: np.ndarray):
         self.unit = int(t.column("time_unit")[0].as_py()) if t.num_rows else 1
         _, raw = string_parts(t.column("deltas").combine_chunks())
-        self.deltas = np.frombuffer(raw.tobytes(), f"<i{len(raw) // max(1, n) or 1}")
+        # unsigned: older blocks wrote them signed, but never a negative one or one past the sign bit
+        self.deltas = np.frombuffer(raw.tobytes(), f"<u{len(raw) // max(1, n) or 1}")
         off, raw = string_parts(t.column("meta_codes").combine_chunks())
         stored = np.diff(off) > 0  # chunks of one metadata text store no codes (all 0)
         width = len(raw) // max(1, int(chunk_rows[stored].sum())) or 1
@@ -576,7 +579,7 @@ def _find(frames: list[bytes], ks: list[int], literal: bytes, rest: list[list[by
         if e0 < 0:  # only when the literal runs past the last line
             e0 = len(buf)
         line = buf[s0:e0]
-        if all(any(y in line for y in g) for g in rest):
+        if not rest or all(any(y in line for y in g) for g in rest):
             found.append((s0, line))
         pos = buf.find(literal, e0 + 1)
     if not found:

@@ -75,7 +75,9 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
     unit = int(np.gcd.reduce(np.abs(deltas))) or 1 if len(deltas) else 1
     deltas //= unit
     top = int(np.abs(deltas).max()) if len(deltas) else 0
-    twidth = next(w for w in (1, 2, 4, 8) if top < 1 << (8 * w - 1))
+    # deltas are never negative (a chunk's entries are in time order): unsigned, so that one
+    # delta of 128-255 units does not make every delta of the block two bytes wide
+    twidth = next(w for w in (1, 2, 4, 8) if top < 1 << (8 * w))
     width = 1 if len(local) == 0 or local.max() < 256 else 2 if local.max() < 65536 else 4
     rows = np.diff(rb)
     coded = pc.list_value_length(values).to_numpy(zero_copy_only=False) > 1  # else every code is 0
@@ -89,7 +91,7 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
         pa.FixedSizeBinaryArray.from_buffers(pa.binary(BITS // 8), n_chunks, [None, pa.py_buffer(sigs.tobytes())])
         .cast(pa.binary()),
         pa.array(np.full(n_chunks, unit, np.int64)),
-        _fixed_blobs(deltas.astype(f"<i{twidth}"), rb, twidth),
+        _fixed_blobs(deltas.astype(f"<u{twidth}"), rb, twidth),
         values,
         _fixed_blobs(local[np.repeat(coded, rows)].astype(f"<u{width}"),
                      np.concatenate([[0], np.cumsum(np.where(coded, rows, 0))]), width),
