@@ -134,17 +134,19 @@ def _local_codes(meta: pa.Array, rb: np.ndarray) -> tuple[pa.Array, np.ndarray, 
 
 
 def _chunk_bounds(codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Row bounds of the chunks: one stream each, about CHUNK_BYTES of lines, MAX_CHUNK_ROWS at most."""
+    """Row bounds of the chunks: one stream each, a new chunk where a stream's lines pass the
+    next multiple of CHUNK_BYTES or of MAX_CHUNK_ROWS since its first line (no loop per chunk)."""
     n = len(codes)
-    runs = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), n]
-    out = [0]
-    for a, b in zip(runs[:-1], runs[1:], strict=True):
-        r = a
-        while r < b:
-            nxt = int(np.searchsorted(offsets, offsets[r] + CHUNK_BYTES, "left"))
-            r = min(b, r + MAX_CHUNK_ROWS, max(nxt, r + 1))
-            out.append(r)
-    return np.asarray(out, dtype=np.int64)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    new_run = np.ones(n, dtype=bool)
+    new_run[1:] = codes[1:] != codes[:-1]
+    first = np.flatnonzero(new_run)[np.cumsum(new_run) - 1]  # each row's stream run's first row
+    by_bytes = (offsets[:-1] - offsets[first]) // CHUNK_BYTES
+    by_rows = (np.arange(n) - first) // MAX_CHUNK_ROWS
+    cut = new_run.copy()
+    cut[1:] |= (by_bytes[1:] != by_bytes[:-1]) | (by_rows[1:] != by_rows[:-1])
+    return np.append(np.flatnonzero(cut), n).astype(np.int64)
 
 
 def _dictionary_chunks(chunk_streams: np.ndarray) -> np.ndarray:
