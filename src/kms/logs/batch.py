@@ -23,20 +23,41 @@ NO_LEVEL = -1  # the entry's metadata has its own detected_level
 _LEVEL_TEXTS = [labels_text([("detected_level", name)]) for name in LEVEL_NAMES] + [labels_text([])]
 
 
-@dataclass
 class LogStream:
     """One stream of a request: index labels and its entries (parallel lists; times unix ns).
 
+    Lines are a list of strings, or an Arrow string array when a decoder built one
+    (``of_columns``): ``lines`` then makes the list when first asked, ``line_array`` the array.
     ``levels``, when set (by ``enrich``), is the ``detected_level`` of each entry (int8 indexes
     of ``LEVEL_NAMES``, or NO_LEVEL), added to its structured metadata when the table is built
     (so ingest never copies a metadata dict)."""
 
-    labels: dict[str, str]
-    times: list[int] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    metadata: list = field(default_factory=list)  # a dict (or NO_METADATA) per entry
-    levels: np.ndarray | None = None
-    _lines: pa.Array | None = field(default=None, repr=False, compare=False)
+    __slots__ = ("labels", "times", "metadata", "levels", "_list", "_array")
+
+    def __init__(self, labels: dict[str, str], times: list[int] | None = None, lines: list[str] | None = None,
+                 metadata: list | None = None):
+        self.labels = labels
+        self.times: list[int] = times if times is not None else []
+        self.metadata: list = metadata if metadata is not None else []  # a dict (or NO_METADATA) per entry
+        self.levels: np.ndarray | None = None
+        self._list: list[str] | None = lines if lines is not None else []
+        self._array: pa.Array | None = None
+
+    @classmethod
+    def of_columns(cls, labels: dict[str, str], times: list[int], lines: pa.Array) -> LogStream:
+        """A stream of entries without structured metadata, its lines as a string array."""
+        s = cls(labels, times, None, [NO_METADATA] * len(times))
+        s._list, s._array = None, lines
+        return s
+
+    def __repr__(self) -> str:
+        return f"LogStream({self.labels!r}, {len(self.times)} entries)"
+
+    @property
+    def lines(self) -> list[str]:
+        if self._list is None:
+            self._list = self._array.to_pylist()
+        return self._list
 
     def add(self, time_ns: int, line: str, metadata: dict[str, str] | None = None) -> None:
         self.times.append(time_ns)
@@ -48,10 +69,14 @@ class LogStream:
         return labels_text(sorted(self.labels.items()))
 
     def line_array(self) -> pa.Array:
-        """``lines`` as an Arrow array, built once (the stream is not added to afterwards)."""
-        if self._lines is None or len(self._lines) != len(self.lines):
-            self._lines = pa.array(self.lines, pa.string())
-        return self._lines
+        """The lines as an Arrow string array, built once (and again after ``add``)."""
+        if self._array is None or len(self._array) != len(self.times):
+            self._array = pa.array(self.lines, pa.string())
+        return self._array
+
+    def line_bytes(self) -> np.ndarray:
+        """The UTF-8 size of each line."""
+        return pc.binary_length(self.line_array()).to_numpy(zero_copy_only=False)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kms.protoclasses import message_classes
 
-__all__ = ["PushRequest", "StreamAdapter", "EntryAdapter", "LabelPairAdapter"]
+__all__ = ["PushRequest", "StreamAdapter", "EntryAdapter", "LabelPairAdapter", "RawPushRequest"]
 
 # (name, number, type or ".Message", repeated)
 _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
@@ -23,6 +23,12 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
 
 
 _C = message_classes("kmslogproto", _MESSAGES)
+# The same wire format with each stream's entries left as bytes (``entry_wire`` reads them).
+_RAW = message_classes("kmslogprotoraw", {
+    "RawStream": [("labels", 1, "string", False), ("entries", 2, "bytes", True), ("hash", 3, "uint64", False)],
+    "RawPushRequest": [("streams", 1, ".RawStream", True), ("format", 2, "string", False)],
+})
+RawPushRequest = _RAW["RawPushRequest"]
 PushRequest = _C["PushRequest"]
 StreamAdapter = _C["StreamAdapter"]
 EntryAdapter = _C["EntryAdapter"]

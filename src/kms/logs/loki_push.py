@@ -17,7 +17,8 @@ from google.protobuf.message import DecodeError
 
 from kms.errors import BadInput, TooLarge
 from kms.logs.batch import NO_METADATA, LogBatch, LogStream
-from kms.logs.logproto import PushRequest
+from kms.logs.entry_wire import decode_uniform
+from kms.logs.logproto import PushRequest, RawPushRequest
 from kms.otlp.body import decompress
 
 __all__ = ["decode_push", "parse_stream_labels", "encode_push", "unquote"]
@@ -155,6 +156,34 @@ def _decode_json(data: bytes) -> LogBatch:
 
 
 def _decode_protobuf(data: bytes) -> LogBatch:
+    return _decode_columns(data) or _decode_entries(data)
+
+
+def _decode_columns(data: bytes) -> LogBatch | None:
+    """The request decoded with ``entry_wire`` (the entries of all streams at once), or None
+    when an entry is not of its usual shape."""
+    try:
+        req = RawPushRequest.FromString(data)
+    except (DecodeError, RuntimeError):
+        return None  # _decode_entries says what is wrong
+    streams = list(req.streams)
+    entries = [list(st.entries) for st in streams]
+    cols = decode_uniform([e for es in entries for e in es])
+    if cols is None:
+        return None
+    times, lines = cols
+    times = times.tolist()
+    batch = LogBatch()
+    at = 0
+    for st, es in zip(streams, entries, strict=True):
+        n = len(es)
+        batch.streams.append(LogStream.of_columns(parse_stream_labels(st.labels), times[at:at + n],
+                                                  lines.slice(at, n)))
+        at += n
+    return batch
+
+
+def _decode_entries(data: bytes) -> LogBatch:
     try:
         req = PushRequest.FromString(data)
     except (DecodeError, RuntimeError) as e:

@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from kms.errors import BadInput
 from kms.logs.batch import LogBatch
 
@@ -78,13 +80,13 @@ class Validator:
                     raise LogRejected(
                         f"entry too far behind, entry timestamp is: {_ts(lo)}, oldest acceptable timestamp is: "
                         f"{_ts(newest - window)}", reason="too_far_behind")
-            if lim.max_line_size and max(map(len, s.lines)) * 4 > lim.max_line_size:  # chars*4 >= UTF-8 bytes
-                for line in s.lines:
-                    n = len(line.encode())
-                    if n > lim.max_line_size:
-                        raise LogRejected(
-                            f"Max entry size '{lim.max_line_size}' bytes exceeded for stream '{text}' while adding "
-                            f"an entry with length '{n}' bytes", reason="line_too_long")
+            if lim.max_line_size:
+                sizes = s.line_bytes()
+                over = np.flatnonzero(sizes > lim.max_line_size)
+                if len(over):
+                    raise LogRejected(
+                        f"Max entry size '{lim.max_line_size}' bytes exceeded for stream '{text}' while adding "
+                        f"an entry with length '{int(sizes[over[0]])}' bytes", reason="line_too_long")
             for md in s.metadata:
                 if md:
                     self._check_metadata(md, text)
