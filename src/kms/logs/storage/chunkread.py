@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import pyarrow as pa
@@ -192,8 +193,8 @@ class LogChunkReader:
                 partial: np.ndarray, start_ns: int, end_ns: int) -> Iterator[pa.Table]:
         """The entries of chunks ``ids`` whose line holds one literal of every group of
         ``exact`` (and maybe a few others), so only those lines become Arrow strings. Frames
-        are decompressed one by one but searched together, about ``_SEARCH_BYTES`` at a time
-        (``_find``): per chunk there is one decompression call and no Python search loop. A
+        are decompressed and searched about ``_SEARCH_BYTES`` at a time (``_find``): per chunk
+        there is one decompression call and no Python search loop. A
         literal of the first group is looked for only in the frames whose signature may hold it
         (``first_masks``). Chunks stored with lengths (lines with newlines) are decoded whole."""
         zd = _Decompressors(self, f)
@@ -201,37 +202,37 @@ class LogChunkReader:
         by_dict = {c: zd.get(c).decompress for c in set(dicts)}
         decompress = [by_dict[c] for c in dicts]
         first, rest = exact[0], exact[1:]
-        may = [m[ids].tolist() for m in first_masks] if len(first) > 1 else None
+        masks = [m[ids] for m in first_masks] if len(first) > 1 else None
         hits: list[tuple[int, int, bytes]] = []  # (position in ids of the chunk, entry in it, line)
         whole: list[int] = []  # positions in ids of chunks decoded whole
         frames: list[bytes] = []
-        batches: list[tuple[list[bytes], list[int]]] = [([], []) for _ in first]  # per literal: frames, positions
-        held = 0
-        last = len(ids) - 1
+        # steps of about _SEARCH_BYTES of decompressed frames
+        mib = np.cumsum(self.size[ids]) // _SEARCH_BYTES
+        bounds = [0, *(np.flatnonzero(np.diff(mib)) + 1).tolist(), len(ids)]
+        stored = self._compressed(f, ids)
         try:
-            for k, src in enumerate(self._compressed(f, ids)):
-                fr = decompress[k](src, max_output_size=size[k])
-                if not sep[k]:
-                    if all(any(x in fr for x in g) for g in exact):
-                        whole.append(k)
-                        frames.append(fr)
-                else:
-                    for j, (bf, bk) in enumerate(batches):
-                        if may is None or may[j][k]:
-                            bf.append(fr)
-                            bk.append(k)
-                    held += len(fr)
-                if held >= _SEARCH_BYTES or k == last:
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+                ks = list(range(lo, hi))
+                fs = [decompress[k](src, max_output_size=size[k])
+                      for k, src in zip(ks, islice(stored, hi - lo), strict=True)]
+                if not all(sep[lo:hi]):
+                    lone = [(k, fr) for k, fr in zip(ks, fs, strict=True) if not sep[k]]
+                    ks, fs = [k for k in ks if sep[k]], [fr for k, fr in zip(ks, fs, strict=True) if sep[k]]
+                    for k, fr in lone:
+                        if all(any(x in fr for x in g) for g in exact):
+                            whole.append(k)
+                            frames.append(fr)
+                if masks is None:
+                    hits += _find(fs, ks, first[0], rest)
+                else:  # each literal in the frames whose signature may hold it
                     found: list[tuple[int, int, bytes]] = []
-                    for x, (bf, bk) in zip(first, batches, strict=True):
-                        found += _find(bf, bk, x, rest)
-                        bf.clear()
-                        bk.clear()
-                    hits += sorted(set(found)) if len(first) > 1 else found  # block order, each line once
-                    held = 0
-                    if len(hits) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
-                        yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
-                        hits, whole, frames = [], [], []
+                    for x, m in zip(first, masks, strict=True):
+                        sel = np.flatnonzero(m[ks]).tolist()
+                        found += _find([fs[i] for i in sel], [ks[i] for i in sel], x, rest)
+                    hits += sorted(set(found))  # block order, each line once
+                if len(hits) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
+                    yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
+                    hits, whole, frames = [], [], []
         except zstandard.ZstdError as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
         yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
