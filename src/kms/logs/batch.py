@@ -32,7 +32,7 @@ class LogStream:
     of ``LEVEL_NAMES``, or NO_LEVEL), added to its structured metadata when the table is built
     (so ingest never copies a metadata dict)."""
 
-    __slots__ = ("labels", "times", "metadata", "levels", "_list", "_array")
+    __slots__ = ("labels", "times", "metadata", "levels", "texts", "meta_counts", "meta_sizes", "_list", "_array")
 
     def __init__(self, labels: dict[str, str], times: list[int] | None = None, lines: list[str] | None = None,
                  metadata: list | None = None):
@@ -40,14 +40,22 @@ class LogStream:
         self.times: list[int] = times if times is not None else []
         self.metadata: list = metadata if metadata is not None else []  # a dict (or NO_METADATA) per entry
         self.levels: np.ndarray | None = None
+        # structured metadata already as texts (with detected_level), their pair counts and sizes
+        self.texts: pa.Array | None = None
+        self.meta_counts: np.ndarray | None = None
+        self.meta_sizes: np.ndarray | None = None
         self._list: list[str] | None = lines if lines is not None else []
         self._array: pa.Array | None = None
 
     @classmethod
-    def of_columns(cls, labels: dict[str, str], times: list[int], lines: pa.Array) -> LogStream:
-        """A stream of entries without structured metadata, its lines as a string array."""
+    def of_columns(cls, labels: dict[str, str], times: list[int], lines: pa.Array, texts: pa.Array | None = None,
+                   meta_counts: np.ndarray | None = None, meta_sizes: np.ndarray | None = None) -> LogStream:
+        """A stream whose lines are a string array, its entries without structured metadata or
+        with theirs as final texts (``texts``, with the number of pairs and characters of each,
+        as ``Validator`` checks them)."""
         s = cls(labels, times, None, [NO_METADATA] * len(times))
         s._list, s._array = None, lines
+        s.texts, s.meta_counts, s.meta_sizes = texts, meta_counts, meta_sizes
         return s
 
     def __repr__(self) -> str:
@@ -95,15 +103,18 @@ class LogBatch:
         lines: list[pa.Array] = []
         texts = list(_LEVEL_TEXTS)  # level k alone is text k; no metadata and no level is the last
         index: dict[tuple, int] = {}
-        codes: list[np.ndarray] = []
+        meta: list[np.ndarray | pa.Array] = []  # per stream: indexes into texts, or its own texts
         for s in self.streams:
             n = len(s.times)
             times += s.times
             streams.append(pa.repeat(pa.scalar(s.text), n) if n else pa.array([], pa.string()))
             lines.append(s.line_array())
+            if s.texts is not None:
+                meta.append(s.texts)
+                continue
             levels = s.levels if s.levels is not None else np.full(n, NO_LEVEL, np.int8)
             if not any(s.metadata):  # the usual case: the text depends on the level alone
-                codes.append(np.where(levels == NO_LEVEL, len(LEVEL_NAMES), levels).astype(np.int32))
+                meta.append(np.where(levels == NO_LEVEL, len(LEVEL_NAMES), levels).astype(np.int32))
                 continue
             out: list[int] = []
             for md, lvl in zip(s.metadata, levels.tolist(), strict=True):
@@ -119,11 +130,13 @@ class LogBatch:
                     k = index[key] = len(texts)
                     texts.append(labels_text(sorted(pairs.items())))
                 out.append(k)
-            codes.append(np.array(out, np.int32))
-        meta = pa.array(texts, pa.string()).take(pa.array(np.concatenate(codes) if codes else np.zeros(0, np.int32)))
+            meta.append(np.array(out, np.int32))
+        known = pa.array(texts, pa.string())
+        parts = [m if isinstance(m, pa.Array) else known.take(pa.array(m)) for m in meta]
         return pa.Table.from_arrays(
             [pa.array(times, pa.int64()), pa.concat_arrays(streams) if streams else pa.array([], pa.string()),
-             pa.concat_arrays(lines) if lines else pa.array([], pa.string()), meta],
+             pa.concat_arrays(lines) if lines else pa.array([], pa.string()),
+             pa.concat_arrays(parts) if parts else pa.array([], pa.string())],
             schema=LOG_SCHEMA,
         )
 

@@ -134,7 +134,7 @@ def enrich(batch: LogBatch, *, service_name: bool = True, levels: bool = True) -
     for s in batch.streams:
         if service_name:
             discover_service_name(s.labels)
-        if levels and s.times and not any(k in s.labels for k in (*LEVEL_KEYS, DETECTED_LEVEL)):
+        if levels and s.times and s.texts is None and not any(k in s.labels for k in (*LEVEL_KEYS, DETECTED_LEVEL)):
             todo.append(s)
     if not todo:
         return

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["decode_uniform"]
+__all__ = ["decode_uniform", "varint", "optional_varint"]
 
 _TS, _LINE = 0x0A, 0x12  # EntryAdapter field 1 (timestamp), field 2 (line), both length-delimited
 _SECONDS, _NANOS = 0x08, 0x10  # Timestamp field 1 and 2, varints
@@ -41,13 +41,13 @@ def decode_uniform(entries: list[bytes]) -> tuple[np.ndarray, pa.Array] | None:
     if (size >= 128).any():
         return None
     at = starts + 2
-    seconds, at = _optional_varint(buf, at, _SECONDS, 9)
+    seconds, at = optional_varint(buf, at, _SECONDS, 9)
     if seconds is None:
         return None
-    nanos, at = _optional_varint(buf, at, _NANOS, 5)
+    nanos, at = optional_varint(buf, at, _NANOS, 5)
     if nanos is None or (at != starts + 2 + size).any() or (buf[at] != _LINE).any():
         return None
-    length, width = _varint(buf, at + 1, 3)
+    length, width = varint(buf, at + 1, 3)
     if length is None or (length == 0).any():
         return None
     first = at + 1 + width
@@ -70,19 +70,22 @@ def decode_uniform(entries: list[bytes]) -> tuple[np.ndarray, pa.Array] | None:
     return seconds * 1_000_000_000 + nanos, lines
 
 
-def _optional_varint(buf: np.ndarray, at: np.ndarray, tag: int, most: int) -> tuple[np.ndarray | None, np.ndarray]:
+def optional_varint(buf: np.ndarray, at: np.ndarray, tag: int, most: int) -> tuple[np.ndarray | None, np.ndarray]:
     """Per position, the varint after ``tag`` there (0 where another byte is), and the position
     after it; None if a varint is longer than ``most`` bytes."""
     has = buf[at] == tag
-    value, width = _varint(buf, at + 1, most)
-    if value is None:
-        if has.any():
+    value = np.zeros(len(at), np.int64)
+    after = at.copy()
+    if has.any():
+        v, width = varint(buf, at[has] + 1, most)
+        if v is None:
             return None, at
-        return np.zeros(len(at), np.int64), at
-    return np.where(has, value, 0), np.where(has, at + 1 + width, at)
+        value[has] = v
+        after[has] += 1 + width
+    return value, after
 
 
-def _varint(buf: np.ndarray, at: np.ndarray, most: int) -> tuple[np.ndarray | None, np.ndarray]:
+def varint(buf: np.ndarray, at: np.ndarray, most: int) -> tuple[np.ndarray | None, np.ndarray]:
     """(values, byte widths) of the unsigned varints at ``at``, None if one is longer than
     ``most`` bytes."""
     b = buf[at[:, None] + _BYTES[:most]].astype(np.int64)

@@ -87,6 +87,11 @@ class Validator:
                     raise LogRejected(
                         f"Max entry size '{lim.max_line_size}' bytes exceeded for stream '{text}' while adding "
                         f"an entry with length '{int(sizes[over[0]])}' bytes", reason="line_too_long")
+            if s.meta_counts is not None:  # metadata already as texts: their counts and sizes
+                bad = np.flatnonzero((s.meta_counts > (lim.max_structured_metadata_entries or 1 << 62))
+                                     | (s.meta_sizes > (lim.max_structured_metadata_size or 1 << 62)))
+                if len(bad):
+                    self._check_metadata_size(int(s.meta_counts[bad[0]]), int(s.meta_sizes[bad[0]]), text)
             for md in s.metadata:
                 if md:
                     self._check_metadata(md, text)
@@ -109,13 +114,16 @@ class Validator:
                 raise LogRejected(f"stream '{text}' has label value too long: '{v}'", reason="label_value_too_long")
 
     def _check_metadata(self, md: dict[str, str], text: str) -> None:
+        self._check_metadata_size(len(md), sum(map(len, md)) + sum(map(len, md.values())), text)
+
+    def _check_metadata_size(self, count: int, size: int, text: str) -> None:
+        """Loki's limits on an entry's structured metadata: ``count`` pairs of ``size`` characters."""
         lim = self.limits
-        if lim.max_structured_metadata_entries and len(md) > lim.max_structured_metadata_entries:
+        if lim.max_structured_metadata_entries and count > lim.max_structured_metadata_entries:
             raise LogRejected(
-                f"stream '{text}' has too many structured metadata labels: '{len(md)}', limit: "
+                f"stream '{text}' has too many structured metadata labels: '{count}', limit: "
                 f"'{lim.max_structured_metadata_entries}'. Please see `limits_config.max_structured_metadata_entries_count` "
                 "or contact your Loki administrator to increase it.", reason="structured_metadata_too_many")
-        size = sum(map(len, md)) + sum(map(len, md.values()))
         if lim.max_structured_metadata_size and size > lim.max_structured_metadata_size:
             raise LogRejected(
                 f"stream '{text}' has structured metadata too large: '{size}' bytes, limit: "

@@ -1,0 +1,91 @@
+"""OTLP log records decoded as columns (``kms.logs.record_wire``) give the rows, structured
+metadata and validation figures of the record-by-record mapping, and every other record shape
+falls back to it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from kms.logs import ingest
+from kms.logs.enrich import enrich
+
+NOW = 1_763_800_000_123_456_789
+TEXTS = ["INFO", "WARN", "error", 'odd "level"\\', "Fatal\nsecond line", "ünïcode", ""]
+BODIES = ["GET /api/cart 200", "", 'quoted "body"', "multi\nline", "é" * 300, "x" * 20_000]
+
+
+def request(rnd: random.Random, shape: str = "columns") -> bytes:
+    req = ExportLogsServiceRequest()
+    for r in range(3):
+        rl = req.resource_logs.add()
+        rl.resource.attributes.add(key="service.name").value.string_value = f"svc-{r % 2}"  # two share a stream
+        rl.resource.attributes.add(key="host.name").value.string_value = f"host-{r}"
+        for k in range(2):
+            sl = rl.scope_logs.add()
+            sl.scope.name, sl.scope.version = f"scope-{k}", "1.2" if k else ""
+            sl.scope.attributes.add(key="lib.kind").value.string_value = "logging"
+            for _ in range(rnd.randrange(0, 40)):
+                rec = sl.log_records.add()
+                if rnd.random() < 0.9:
+                    rec.time_unix_nano = NOW + rnd.randrange(10**9)
+                if rnd.random() < 0.7:
+                    rec.observed_time_unix_nano = NOW + rnd.randrange(10**9)
+                number = rnd.choice([0, 1, 5, 9, 13, 17, 21, 24, 30])
+                rec.severity_number = number
+                rec.severity_text = rnd.choice(TEXTS if number else TEXTS[:-1])
+                body = rnd.choice(BODIES)
+                if body or rnd.random() < 0.5:
+                    rec.body.string_value = body
+                if rnd.random() < 0.5:
+                    rec.trace_id = rnd.randbytes(16)
+                    rec.span_id = rnd.randbytes(8)
+                if rnd.random() < 0.3:
+                    rec.flags = rnd.choice([1, 257])
+                if shape == "attributes":
+                    rec.attributes.add(key="user.id").value.int_value = 7
+                elif shape == "int body":
+                    rec.body.int_value = 5
+                elif shape == "no severity":
+                    rec.severity_number, rec.severity_text = 0, ""
+                elif shape == "bad trace id":
+                    rec.trace_id = b"\x01" * 5
+                elif shape == "event":
+                    rec.event_name = "login"
+    return req.SerializeToString()
+
+
+def decoded(body: bytes, columns: bool, monkeypatch):
+    with monkeypatch.context() as m:
+        if not columns:
+            m.setattr(ingest, "_decode_columns", lambda body, now_ns: None)
+        d = ingest.decode_logs(body, NOW)
+    enrich(d.batch)
+    return d
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_columns_match_records(seed, monkeypatch):
+    body = request(random.Random(seed))
+    assert ingest._decode_columns(body, NOW) is not None  # every record of the handled shape
+    fast, slow = decoded(body, True, monkeypatch), decoded(body, False, monkeypatch)
+    assert fast.rejected == slow.rejected == 0
+    assert fast.batch.table().equals(slow.batch.table())
+    for f, s in zip(fast.batch.streams, slow.batch.streams, strict=True):
+        assert f.labels == s.labels
+        md = [m for m in s.metadata]
+        assert f.meta_counts.tolist() == [len(m) for m in md]
+        assert f.meta_sizes.tolist() == [sum(map(len, m)) + sum(map(len, m.values())) for m in md]
+
+
+@pytest.mark.parametrize("shape", ["attributes", "int body", "no severity", "bad trace id", "event"])
+def test_other_shapes_fall_back(shape, monkeypatch):
+    body = request(random.Random(9), shape)
+    assert ingest._decode_columns(body, NOW) is None
+    d = ingest.decode_logs(body, NOW)
+    if shape == "bad trace id":
+        assert d.rejected > 0 and d.batch.entries == 0
+    else:
+        assert d.batch.entries > 0 and all(s.texts is None for s in d.batch.streams)
