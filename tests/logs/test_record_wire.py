@@ -44,8 +44,12 @@ def request(rnd: random.Random, shape: str = "columns") -> bytes:
                     rec.span_id = rnd.randbytes(8)
                 if rnd.random() < 0.3:
                     rec.flags = rnd.choice([1, 257])
+                for name in rnd.sample(["user.id", "code.function", "http.route", "quote\"d"], rnd.randrange(3)):
+                    rec.attributes.add(key=name).value.string_value = rnd.choice(["42", 'a "b"\\', "é\n"])
+                if rnd.random() < 0.5:
+                    rec.attributes.add(key="code.lineno").value.int_value = rnd.choice([0, 7, 2**40])
                 if shape == "attributes":
-                    rec.attributes.add(key="user.id").value.int_value = 7
+                    rec.attributes.add(key="ratio").value.double_value = 0.5
                 elif shape == "int body":
                     rec.body.int_value = 5
                 elif shape == "no severity":
@@ -54,6 +58,8 @@ def request(rnd: random.Random, shape: str = "columns") -> bytes:
                     rec.trace_id = b"\x01" * 5
                 elif shape == "event":
                     rec.event_name = "login"
+                elif shape == "scope key":  # an attribute named like a scope attribute
+                    rec.attributes.add(key="lib.kind").value.string_value = "mine"
     return req.SerializeToString()
 
 
@@ -80,7 +86,7 @@ def test_columns_match_records(seed, monkeypatch):
         assert f.meta_sizes.tolist() == [sum(map(len, m)) + sum(map(len, m.values())) for m in md]
 
 
-@pytest.mark.parametrize("shape", ["attributes", "int body", "no severity", "bad trace id", "event"])
+@pytest.mark.parametrize("shape", ["attributes", "int body", "no severity", "bad trace id", "event", "scope key"])
 def test_other_shapes_fall_back(shape, monkeypatch):
     body = request(random.Random(9), shape)
     assert ingest._decode_columns(body, NOW) is None
@@ -89,3 +95,32 @@ def test_other_shapes_fall_back(shape, monkeypatch):
         assert d.rejected > 0 and d.batch.entries == 0
     else:
         assert d.batch.entries > 0 and all(s.texts is None for s in d.batch.streams)
+
+
+def test_the_sdk_records_take_the_columns(monkeypatch):
+    """What the OpenTelemetry SDK's logging handler sends (code attributes, an integer line
+    number, trace context, observed time) is decoded as columns, to the same rows."""
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    log = logging.getLogger("record-wire-test")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    log.addHandler(LoggingHandler(logger_provider=provider))
+    with TracerProvider().get_tracer("t").start_as_current_span("work"):
+        for i in range(20):
+            log.info('served "%s" %d', "/api/cart", i)
+            log.warning("slow\nsecond line")
+    log.error("outside a span")
+    body = encode_logs(exporter.get_finished_logs()).SerializeToString()
+    assert ingest._decode_columns(body, NOW) is not None
+    fast, slow = decoded(body, True, monkeypatch), decoded(body, False, monkeypatch)
+    assert fast.batch.entries == 41
+    assert fast.batch.table().equals(slow.batch.table())

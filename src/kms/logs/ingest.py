@@ -232,6 +232,8 @@ def _decode_columns(body: bytes, now_ns: int) -> DecodedLogs | None:
     c = decode_records([r for rs in records for r in rs])
     if c is None or (c.time >= 1 << 63).any() or (c.observed >= 1 << 63).any():
         return None
+    if c.attributes.keys() & (PER_RECORD_KEYS | set().union(*scope_mds)):
+        return None  # an attribute overriding a scope's pair or overridden by the record's own
     scope_of = np.repeat(np.arange(len(records)), counts)
     texts, n_pairs, size = metadata_texts(scope_mds, scope_of, c)
     times = np.where(c.time != 0, c.time, np.where(c.observed != 0, c.observed, now_ns)).astype(np.int64)

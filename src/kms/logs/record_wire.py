@@ -2,12 +2,12 @@
 numpy from the bytes, and each record's structured metadata text built with Arrow kernels,
 instead of a protobuf object, a dict and a text built in Python per record.
 
-Handled: records whose fields are among time, severity number and text, a string body, flags,
-trace and span ids and observed time, in field-number order (as the SDKs and the Collector
-write them), with a severity. ``decode_records`` answers None for any other record (attributes,
-an event name, dropped attributes, a body that is not a string, ids of the wrong length, no
-severity), and ``kms.logs.ingest`` maps the request record by record instead; the two give the
-same rows (``tests/logs/test_record_wire.py``).
+Handled: records whose fields are among time, severity number and text, a string body, string
+and integer attributes, flags, trace and span ids and observed time, in field-number order (as the SDKs and
+the Collector write them), with a severity. ``decode_records`` answers None for any other record
+(another kind of attribute, an event name, dropped attributes, a body that is not a
+string, ids of the wrong length, no severity), and ``kms.logs.ingest`` maps the request record
+by record instead; the two give the same rows (``tests/logs/test_record_wire.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ RawLogsRequest = _RAW["RawLogsRequest"]
 _TIME, _SEVERITY, _SEVERITY_TEXT, _BODY = 0x09, 0x10, 0x1A, 0x2A
 _FLAGS, _TRACE, _SPAN, _OBSERVED = 0x45, 0x4A, 0x52, 0x59
 _STRING_VALUE = 0x0A  # AnyValue.string_value
+_INT_VALUE = 0x18  # AnyValue.int_value
+_ATTRIBUTE, _KEY, _VALUE = 0x32, 0x0A, 0x12  # LogRecord.attributes; KeyValue.key, KeyValue.value
+_MOST_ATTRIBUTES = 64
 #: metadata keys a record sets itself (a scope or resource attribute of the same name: record by record)
 PER_RECORD_KEYS = frozenset({DETECTED_LEVEL, "flags", "observed_timestamp", "severity_number", "severity_text",
                              "span_id", "trace_id"})
@@ -55,6 +58,7 @@ class RecordColumns:
     flags: np.ndarray
     trace_id: pa.Array  # lower hex, null where unset
     span_id: pa.Array
+    attributes: dict[str, pa.Array]  # label name -> string value per record, null where unset
 
 
 def decode_records(records: list[bytes]) -> RecordColumns | None:
@@ -71,6 +75,9 @@ def decode_records(records: list[bytes]) -> RecordColumns | None:
         return None
     text, at = _delimited(buf, at, _SEVERITY_TEXT)
     body, at = _delimited(buf, at, _BODY)
+    attributes, at = _attributes(buf, at)
+    if attributes is None:
+        return None
     flags, at = _fixed(buf, at, _FLAGS, 4)
     trace, at = _delimited(buf, at, _TRACE)
     span, at = _delimited(buf, at, _SPAN)
@@ -95,7 +102,68 @@ def decode_records(records: list[bytes]) -> RecordColumns | None:
     if strings is None:
         return None
     return RecordColumns(time, observed, severity, strings[0], strings[1], flags,
-                         _hex(buf, trace_at, trace_len, 16), _hex(buf, span_at, span_len, 8))
+                         _hex(buf, trace_at, trace_len, 16), _hex(buf, span_at, span_len, 8), attributes)
+
+
+def _attributes(buf: np.ndarray, at: np.ndarray) -> tuple[dict[str, pa.Array] | None, np.ndarray]:
+    """The records' string and integer attributes, per label name (as ``ingest`` names them) a
+    string array with null where a record lacks it, and the position after them; None for an
+    attribute of another kind (or a negative integer), or two of a record with one name."""
+    rec, kv = [], []  # per attribute: its record, (start, length) of its KeyValue
+    for _ in range(_MOST_ATTRIBUTES + 1):
+        has = buf[at] == _ATTRIBUTE
+        if not has.any():
+            break
+        rows = np.flatnonzero(has)
+        (start, length), after = _delimited(buf, at[rows], _ATTRIBUTE)
+        if start is None:
+            return None, at
+        rec.append(rows)
+        kv.append((start, length))
+        at = at.copy()
+        at[rows] = after
+    else:
+        return None, at
+    if not rec:
+        return {}, at
+    r = np.concatenate(rec)
+    start = np.concatenate([k[0] for k in kv])
+    end = start + np.concatenate([k[1] for k in kv])
+    order = np.argsort(start, kind="stable")  # buffer order, for _strings
+    r, start, end = r[order], start[order], end[order]
+    key, after = _delimited(buf, start, _KEY)
+    if key is None or (after == start).any():
+        return None, at
+    value, v_end = _delimited(buf, after, _VALUE)
+    if value is None or (v_end != end).any() or (v_end == after).any():
+        return None, at
+    v_at, v_len = value  # an AnyValue: a string_value or a non-negative int_value alone
+    s_len, s_at = optional_varint(buf, v_at, _STRING_VALUE, 3)
+    number, n_end = optional_varint(buf, v_at, _INT_VALUE, 9)
+    if s_len is None or number is None:
+        return None, at
+    is_str = s_at != v_at
+    if (~is_str & (n_end == v_at)).any() or (is_str & (s_at + s_len != v_at + v_len)).any() \
+            or (~is_str & (n_end != v_at + v_len)).any():
+        return None, at
+    strings = _strings(buf, [key, (np.where(is_str, s_at, v_at), np.where(is_str, s_len, 0))])
+    if strings is None:
+        return None, at
+    if not is_str.all():  # as any_value_string writes an int
+        strings[1] = pc.if_else(pa.array(is_str), strings[1], pa.array(number).cast(pa.string()))
+    from kms.logs.ingest import label_name  # (ingest imports this module)
+
+    names = pa.array([label_name(k) for k in strings[0].to_pylist()], pa.string())
+    if len(np.unique(np.stack([r, pc.dictionary_encode(names).indices.to_numpy()]), axis=1)[0]) != len(r):
+        return None, at  # a name twice in a record: dict order decides, record by record
+    out = {}
+    n = len(at)
+    for name in pc.unique(names).to_pylist():
+        sel = np.flatnonzero(pc.equal(names, name).to_numpy(zero_copy_only=False))
+        index = np.full(n, -1, np.int64)
+        index[r[sel]] = np.arange(len(sel))
+        out[name] = strings[1].take(pa.array(sel)).take(pa.array(index, mask=index < 0))
+    return out, at
 
 
 def metadata_texts(scope_mds: list[dict[str, str]], scope_of: np.ndarray,
@@ -108,6 +176,8 @@ def metadata_texts(scope_mds: list[dict[str, str]], scope_of: np.ndarray,
     at = pa.array(scope_of)
     for k in sorted(set().union(*scope_mds)):
         pieces[k] = _pairs(k, pa.array([md.get(k) for md in scope_mds], pa.string()).take(at), None, escape=True)
+    for k, values in c.attributes.items():
+        pieces[k] = _pairs(k, values, None, escape=True)
     sev = c.severity
     level = _LEVELS.take(pa.array(np.minimum(sev, len(_LEVELS) - 1)))
     no_number = sev == 0
