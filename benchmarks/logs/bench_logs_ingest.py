@@ -5,6 +5,9 @@
 access-log-like line with some variety (paths, status codes, durations, ids). After the run,
 SIGTERM flushes the head into blocks and the blocks' size is compared with the raw lines.
 
+With ``--otlp`` the same lines go to ``/v1/logs`` as OTLP records shaped like the OpenTelemetry
+SDK's (trace context, observed time, code attributes); MB/s counts the lines alone.
+
 Usage: python benchmarks/logs/bench_logs_ingest.py [--lines 500000] [--batch 5000] [--streams 20] [--otlp]
 """
 
@@ -31,8 +34,10 @@ METHODS = ["GET", "GET", "GET", "POST", "PUT", "DELETE"]
 STATUS = [200] * 20 + [201, 204, 301, 304, 400, 404, 500, 503]
 
 
-def _otlp(streams: dict[int, LogStream]) -> bytes:
-    """The same entries as an OTLP ExportLogsServiceRequest (one resource per stream)."""
+def _otlp(streams: dict[int, LogStream], rnd: random.Random) -> bytes:
+    """The same entries as an OTLP ExportLogsServiceRequest (one resource per stream), each record
+    shaped like the OpenTelemetry SDK's logging handler's: severity, observed time, trace context
+    and code attributes (so each entry's structured metadata is its own)."""
     req = ExportLogsServiceRequest()
     for s in streams.values():
         rl = req.resource_logs.add()
@@ -42,8 +47,11 @@ def _otlp(streams: dict[int, LogStream]) -> bytes:
         sl = rl.scope_logs.add()
         sl.scope.name = "bench"
         for t, line in zip(s.times, s.lines, strict=True):
-            rec = sl.log_records.add(time_unix_nano=t, severity_number=9, severity_text="INFO")
+            rec = sl.log_records.add(time_unix_nano=t, observed_time_unix_nano=t + 1000, severity_number=9,
+                                     severity_text="INFO", trace_id=rnd.randbytes(16), span_id=rnd.randbytes(8), flags=1)
             rec.body.string_value = line
+            rec.attributes.add(key="code.function.name").value.string_value = "handle_request"
+            rec.attributes.add(key="code.line.number").value.int_value = 42
     return req.SerializeToString()
 
 
@@ -65,7 +73,7 @@ def make_requests(n_lines: int, batch: int, n_streams: int, start_ns: int, otlp:
             t += 1000
             s.add(t, line)
             raw += len(line) + 1  # + newline, as a flat file
-        reqs.append(_otlp(streams) if otlp else encode_push(LogBatch(list(streams.values()))))
+        reqs.append(_otlp(streams, rnd) if otlp else encode_push(LogBatch(list(streams.values()))))
     return reqs, raw
 
 

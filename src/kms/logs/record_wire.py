@@ -153,13 +153,16 @@ def _attributes(buf: np.ndarray, at: np.ndarray) -> tuple[dict[str, pa.Array] | 
         strings[1] = pc.if_else(pa.array(is_str), strings[1], pa.array(number).cast(pa.string()))
     from kms.logs.ingest import label_name  # (ingest imports this module)
 
-    names = pa.array([label_name(k) for k in strings[0].to_pylist()], pa.string())
-    if len(np.unique(np.stack([r, pc.dictionary_encode(names).indices.to_numpy()]), axis=1)[0]) != len(r):
+    keys = pc.dictionary_encode(strings[0])
+    names = [label_name(k) for k in keys.dictionary.to_pylist()]  # per distinct key
+    distinct = sorted(set(names))
+    code = np.array([distinct.index(x) for x in names], np.int64)[keys.indices.to_numpy(zero_copy_only=False)]
+    if len(np.unique(r * len(distinct) + code)) != len(r):
         return None, at  # a name twice in a record: dict order decides, record by record
     out = {}
     n = len(at)
-    for name in pc.unique(names).to_pylist():
-        sel = np.flatnonzero(pc.equal(names, name).to_numpy(zero_copy_only=False))
+    for j, name in enumerate(distinct):
+        sel = np.flatnonzero(code == j)
         index = np.full(n, -1, np.int64)
         index[r[sel]] = np.arange(len(sel))
         out[name] = strings[1].take(pa.array(sel)).take(pa.array(index, mask=index < 0))
