@@ -58,6 +58,8 @@ def request(rnd: random.Random, shape: str = "columns") -> bytes:
                     rec.trace_id = b"\x01" * 5
                 elif shape == "event":
                     rec.event_name = "login"
+                elif shape == "negative severity":
+                    rec.severity_number = -3
                 elif shape == "scope key":  # an attribute named like a scope attribute
                     rec.attributes.add(key="lib.kind").value.string_value = "mine"
     return req.SerializeToString()
@@ -86,7 +88,8 @@ def test_columns_match_records(seed, monkeypatch):
         assert f.meta_sizes.tolist() == [sum(map(len, m)) + sum(map(len, m.values())) for m in md]
 
 
-@pytest.mark.parametrize("shape", ["attributes", "int body", "no severity", "bad trace id", "event", "scope key"])
+@pytest.mark.parametrize("shape", ["attributes", "int body", "no severity", "bad trace id", "event", "scope key",
+                                   "negative severity"])
 def test_other_shapes_fall_back(shape, monkeypatch):
     body = request(random.Random(9), shape)
     assert ingest._decode_columns(body, NOW) is None

@@ -3,11 +3,12 @@ numpy from the bytes, and each record's structured metadata text built with Arro
 instead of a protobuf object, a dict and a text built in Python per record.
 
 Handled: records whose fields are among time, severity number and text, a string body, string
-and integer attributes, flags, trace and span ids and observed time, in field-number order (as the SDKs and
-the Collector write them), with a severity. ``decode_records`` answers None for any other record
-(another kind of attribute, an event name, dropped attributes, a body that is not a
-string, ids of the wrong length, no severity), and ``kms.logs.ingest`` maps the request record
-by record instead; the two give the same rows (``tests/logs/test_record_wire.py``).
+and integer attributes, flags, trace and span ids and observed time, in field-number order (as
+the SDKs and the Collector write them), with a severity. ``decode_records`` answers None for any
+other record (another kind of attribute, an event name, dropped attributes, a body that is not a
+string, ids of the wrong length, a negative number, no severity), and ``kms.logs.ingest`` maps
+the request record by record instead; the two give the same rows
+(``tests/logs/test_record_wire.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _RAW = message_classes("kmsotlplogsraw", {
 })
 RawLogsRequest = _RAW["RawLogsRequest"]
 
-# LogRecord fields, in number order: (tag, wire type)
+# LogRecord field tags (field number << 3 | wire type), in number order
 _TIME, _SEVERITY, _SEVERITY_TEXT, _BODY = 0x09, 0x10, 0x1A, 0x2A
 _FLAGS, _TRACE, _SPAN, _OBSERVED = 0x45, 0x4A, 0x52, 0x59
 _STRING_VALUE = 0x0A  # AnyValue.string_value
@@ -70,8 +71,8 @@ def decode_records(records: list[bytes]) -> RecordColumns | None:
     buf = np.frombuffer(b"".join([*records, bytes(32)]), np.uint8)  # zero padding: reads past the end see 0
     at = starts
     time, at = _fixed(buf, at, _TIME, 8)
-    severity, at = optional_varint(buf, at, _SEVERITY, 10)
-    if severity is None or (severity < 0).any():
+    severity, at = optional_varint(buf, at, _SEVERITY, 5)  # an enum: 5 bytes unless negative
+    if severity is None:
         return None
     text, at = _delimited(buf, at, _SEVERITY_TEXT)
     body, at = _delimited(buf, at, _BODY)
