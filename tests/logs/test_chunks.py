@@ -246,12 +246,14 @@ def test_select_lines_with_several_filters(tmp_path, small_chunks):
     assert got.num_rows and got.equals(base)
 
 
-def test_round_trip_with_distinct_metadata_per_entry(tmp_path, small_chunks):
-    # many distinct texts (ids in structured metadata): per-chunk dictionaries built by sorting
+@pytest.mark.parametrize("repeated_first", [0, 5000])
+def test_round_trip_with_distinct_metadata_per_entry(tmp_path, small_chunks, repeated_first):
+    # many distinct texts (ids in structured metadata): taken as distinct when the first rows
+    # say so, else dictionary-encoded, the per-chunk dictionaries built by sorting
     rnd = random.Random(8)
     table = random_table(rnd, 10_000, newlines=False)
-    table = table.set_column(3, "metadata", pa.array([f'{{trace_id="{rnd.getrandbits(64):016x}"}}'
-                                                      for _ in range(table.num_rows)]))
+    table = table.set_column(3, "metadata", pa.array(['{trace_id="0"}'] * repeated_first + [
+        f'{{trace_id="{rnd.getrandbits(64):016x}"}}' for _ in range(table.num_rows - repeated_first)]))
     b = block_of(tmp_path, table)
     assert len(b.reader().rows) * table.num_rows > 1 << 24
     assert b.reader().read_all().equals(sort_table(table, LOGS.sort_by))

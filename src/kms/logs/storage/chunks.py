@@ -58,6 +58,7 @@ MAX_CHUNK_ROWS = 4096
 #: the lazy strategies reach 22-23 at a third to a quarter of the speed.
 ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, chain_log=14, search_log=1, min_match=6,
                                                   strategy=zstandard.STRATEGY_FAST)
+_SAMPLE_ROWS = 4096  # metadata texts looked at to decide whether to dictionary-encode them
 _DIR_ROW_GROUP = 1024  # chunks: a filtered read decodes times and metadata of these row groups only
 
 
@@ -113,10 +114,24 @@ def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
                                                                   pa.py_buffer(values.tobytes())])
 
 
+def _metadata(table: pa.Table, take: pa.Array) -> pa.Array:
+    """The metadata texts in block order (``take``): dictionary-encoded, unless a sample of them
+    is mostly distinct (trace ids, times: OTLP records), where hashing every text would find
+    nothing to share and cost ~1 us a row."""
+    col = pc.fill_null(table.column("metadata"), "{}")
+    sample = col.slice(0, _SAMPLE_ROWS)
+    if len(sample) >= 256 and 2 * len(pc.unique(sample)) > len(sample):
+        return col.take(take).combine_chunks()
+    return pc.dictionary_encode(col).combine_chunks().take(take)
+
+
 def _local_codes(meta: pa.Array, rb: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(distinct texts of each chunk concatenated, their offsets per chunk, each row's index
-    among its chunk's texts), of texts ``meta`` (a dictionary array or not)."""
-    d = meta if pa.types.is_dictionary(meta.type) else pc.dictionary_encode(meta)
+    among its chunk's texts), of texts ``meta``: a dictionary array, or plain texts taken as
+    distinct (each chunk's texts are its entries')."""
+    if not pa.types.is_dictionary(meta.type):
+        return meta, rb.copy(), np.arange(int(rb[-1]), dtype=np.int64) - np.repeat(rb[:-1], np.diff(rb))
+    d = meta
     g = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     n_chunks, n_values = len(rb) - 1, len(d.dictionary)
     chunk = np.repeat(np.arange(n_chunks, dtype=np.int64), np.diff(rb))
@@ -182,7 +197,7 @@ class LogChunkFormat:
         lines = pc.fill_null(table.column("line").take(take).combine_chunks(), "")
         if lines.nbytes + len(lines) >= 1 << 31:  # "\n" after each line must not overflow int32 offsets
             lines = lines.cast(pa.large_string())
-        meta = pc.dictionary_encode(pc.fill_null(table.column("metadata"), "{}")).combine_chunks().take(take)
+        meta = _metadata(table, take)
         offsets, data = string_parts(lines)
         rb = _chunk_bounds(codes, offsets)
         n_chunks = len(rb) - 1
