@@ -232,11 +232,11 @@ def scrape_targets(cfg: dict, cluster: list[dict]) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize("role", ["endpoints", "endpointslice"])
-def test_service_monitor_targets_and_labels_on_the_recorded_cluster(cluster, role):
+def test_service_monitor_targets_and_labels_on_the_recorded_cluster(cluster, role, tmp_path):
     sm = next(o for o in STACK if o["metadata"]["name"] == "shop-api")
     secrets = Secrets({("secret", "monitoring", "shop-api-token", "token"): "t0k3n",
                        ("secret", "monitoring", "shop-api-tls", "ca.crt"): "CA"})
-    http, side = translate(sm, MonitorOptions(default_role=role, secrets=secrets))
+    http, side = translate(sm, MonitorOptions(default_role=role, secrets=secrets, files_dir=str(tmp_path)))
     common = {"namespace": "shop", "service": "api", "container": "api", "job": "api", "team": "checkout",
               "app_kubernetes_io_part_of": "shop"}
     assert scrape_targets(http, cluster) == {

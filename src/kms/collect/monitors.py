@@ -7,6 +7,7 @@ place). A config that does not load is logged and left out; the others run.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from kms.collect.config import load_each
@@ -33,6 +34,7 @@ class MonitorJobs:
         creds = load_credentials(kubeconfig)
         # the generated kubernetes_sd_configs name the same file, so discovery uses the same credentials
         options = MonitorOptions(default_role=role, kubeconfig_file=str(Path(kubeconfig).resolve()) if kubeconfig else "")
+        self.options = options  # its files_dir (TLS material from secrets) is a temporary directory
         self.errors: dict[str, str] = {}  # job name -> why its config did not load
         self.watcher = MonitorWatcher(lambda: KubeClient(creds), self._on_configs, namespaces, label_selector, options,
                                       watch_timeout_s=watch_timeout_s)
@@ -50,3 +52,5 @@ class MonitorJobs:
 
     def stop(self) -> None:
         self.watcher.stop()
+        if self.options.files_dir:  # secrets written as files do not outlive the agent
+            shutil.rmtree(self.options.files_dir, ignore_errors=True)

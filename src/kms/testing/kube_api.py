@@ -14,6 +14,7 @@ import base64
 import datetime
 import json
 import re
+import shutil
 import ssl
 import tempfile
 import threading
@@ -168,6 +169,7 @@ class FakeKubeApi:
             self.cond.notify_all()
         self.server.shutdown()
         self.server.server_close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         doc = {
