@@ -40,6 +40,7 @@ from kms.logs.api import LokiApi
 from kms.logs.push import push_routes
 from kms.logs.schema import LOGS
 from kms.logs.storage import StoreLogSource
+from kms.logs.storage.linevars import warm as warm_log_kernels
 from kms.logs.validate import LogLimits, Validator
 from kms.metrics.admission import SampleAdmission
 from kms.metrics.api import PrometheusApi
@@ -305,6 +306,7 @@ class Stack:
             await asyncio.sleep(0.01)
 
         t_store = time.perf_counter()
+        await loop.run_in_executor(None, warm_log_kernels)
         await loop.run_in_executor(None, self.store.open)
         log.info("storage opened in %.2fs (backend %s, data dir %s)", time.perf_counter() - t_store,
                  self.cfg.storage.backend, Path(self.cfg.data_dir).resolve())

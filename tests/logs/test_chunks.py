@@ -24,7 +24,9 @@ from kms.storage.block import write_block
 from kms.storage.sort import sort_table
 
 WORDS = ["upstream", "timeout", "Refused", "GET", "/api/cart", "ok", "", "é", "ſtream", "\u212aelvin", "a\nb",
-         "0x1f", "deadbeef"]
+         "0x1f", "deadbeef",
+         # variable parts of split chunks (linevars): numbers, hex ids, and a control byte that keeps a chunk whole
+         "status=500", "12345", "4bf92f3577b34da6a3ce929d0e0e4736", "id=cafe0123456789ab,", "7", "\x01"]
 
 
 def random_table(rnd: random.Random, n: int, newlines: bool = True) -> pa.Table:
@@ -56,6 +58,7 @@ def test_round_trip(tmp_path, small_chunks, newlines):
     b = block_of(tmp_path, table)
     r = b.reader()
     assert (r.dict_of >= 0).any() and (r.dict_of < 0).sum() == len(r.stream_texts)  # a dictionary chunk a stream
+    assert (r.vlen > 0).any() and (r.vlen == 0).any()  # chunks split (linevars) and whole
     assert r.read_all().equals(sort_table(table, LOGS.sort_by))
 
 
@@ -114,7 +117,9 @@ def test_select_lines_keeps_every_hit(tmp_path, small_chunks, seed):
     r = block_of(tmp_path, table).reader()
     assert isinstance(r, LogChunkReader)
     filters = [("|=", "upstream time"), ("|=", "pstream"), ("|~", "(?i)timeout|refused"), ("|~", "(?i)KELVIN"),
-               ("|~", "(?i)stream"), ("|=", "Refused"), ("|=", "dead"), ("|~", "a.b"), ("!=", "ok"), ("|=", "é")]
+               ("|~", "(?i)stream"), ("|=", "Refused"), ("|=", "dead"), ("|~", "a.b"), ("!=", "ok"), ("|=", "é"),
+               ("|=", "500"), ("|=", "cafe"), ("|=", "ab, time"), ("|=", "=cafe"), ("|=", "0e4736 "), ("|~", "id=.*ok"),
+               ("|=", "status"), ("|=", "f2")]
     for op, value in filters:
         f = LineFilter(op, (FilterValue(value),))
         lits = required_literals(f)

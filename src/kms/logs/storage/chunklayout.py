@@ -13,7 +13,7 @@ __all__ = ["MAGIC", "TRAILER", "DIR_SCHEMA", "INDEX_COLS", "TIME_COLS", "META_CO
 MAGIC = b"KMSLOGS2"
 TRAILER = struct.Struct("<QQ8s")
 #: the directory's per-chunk columns (kept by readers), then its per-entry ones (read when needed)
-INDEX_COLS = ["stream", "min_time_ns", "max_time_ns", "rows", "length", "size", "sep", "grams", "dict"]
+INDEX_COLS = ["stream", "min_time_ns", "max_time_ns", "rows", "length", "size", "sep", "grams", "dict", "vlen"]
 TIME_COLS = ["time_unit", "deltas"]
 META_COLS = ["meta_values", "meta_codes"]
 DIR_SCHEMA = pa.schema([
@@ -29,13 +29,15 @@ DIR_SCHEMA = pa.schema([
     ("deltas", pa.binary()),  # rows x u1/u2/u4/u8 LE (one width a block): (time - previous) / unit, 0 first
     ("meta_values", pa.list_(pa.string())),  # the chunk's distinct metadata texts
     ("meta_codes", pa.binary()),  # rows x u8/u16/u32 LE (one width a block): index in meta_values; empty: all 0
-    ("dict", pa.int32()),  # chunk whose decompressed bytes are this frame's zstd dictionary, or -1
+    ("dict", pa.int32()),  # chunk whose first frame's decompressed bytes are its first frame's zstd dictionary, or -1
+    ("vlen", pa.int32()),  # > 0: the chunk is split (``linevars``): its template's frame, then its variables' frame of this length
 ])
 #: a frame with a dictionary chunk is compressed with that chunk's first DICT_BYTES bytes as zstd
 #: raw-content dictionary (more adds nothing on access logs and slows compression)
 DICT_BYTES = 4096
-#: the directory columns a block written before chunk dictionaries may lack (read as all -1)
-OPTIONAL_COLS = ["dict"]
+#: the directory columns a block written before chunk dictionaries (read as all -1) or split
+#: chunks (all 0) may lack
+OPTIONAL_COLS = ["dict", "vlen"]
 
 
 def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:

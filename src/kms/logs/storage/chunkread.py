@@ -30,6 +30,7 @@ from .chunklayout import (
     string_parts,
 )
 from .grams import BITS, may_contain, needle_buckets
+from .linevars import join, lines_at, on_templates
 
 __all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "local_starts"]
 
@@ -91,6 +92,7 @@ class LogChunkReader:
         self.length, self.size, self.sep = col["length"], col["size"], col["sep"]
         self.offset = len(MAGIC) + local_starts(self.length)  # frames follow the magic in chunk order
         self.dict_of = col["dict"].astype(np.int64) if "dict" in col else np.full(len(self.rows), -1, np.int64)
+        self.vlen = col["vlen"].astype(np.int64) if "vlen" in col else np.zeros(len(self.rows), np.int64)
         self._row_groups: dict[int, pa.Table] = {}  # directory row group -> times and metadata
         self.rg_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # first chunk of each
         self.row_start = np.concatenate([[0], np.cumsum(self.rows)])
@@ -198,9 +200,12 @@ class LogChunkReader:
         literal of the first group is looked for only in the frames whose signature may hold it
         (``first_masks``). Chunks stored with lengths (lines with newlines) are decoded whole."""
         zd = _Decompressors(self, f)
-        dicts, sep, size = self.dict_of[ids].tolist(), self.sep[ids].tolist(), self.size[ids].tolist()
+        dicts, sep, size, vlen = (self.dict_of[ids].tolist(), self.sep[ids].tolist(), self.size[ids].tolist(),
+                                  self.vlen[ids].tolist())
         by_dict = {c: zd.get(c).decompress for c in set(dicts)}
         decompress = [by_dict[c] for c in dicts]
+        # split chunks are searched in their templates alone when no literal could touch a variable part
+        templates = all(on_templates(x) for g in exact for x in g)
         first, rest = exact[0], exact[1:]
         masks = [m[ids] for m in first_masks] if len(first) > 1 else None
         hits: list[tuple[int, int, bytes]] = []  # (position in ids of the chunk, entry in it, line)
@@ -213,8 +218,12 @@ class LogChunkReader:
         try:
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
                 ks = list(range(lo, hi))
-                fs = [decompress[k](src, max_output_size=size[k])
-                      for k, src in zip(ks, islice(stored, hi - lo), strict=True)]
+                srcs = list(islice(stored, hi - lo))
+                if templates:
+                    fs = [decompress[k](src[:len(src) - vlen[k]], max_output_size=size[k])
+                          for k, src in zip(ks, srcs, strict=True)]
+                else:
+                    fs = [zd.text(i, src) for i, src in zip(ids[lo:hi].tolist(), srcs, strict=True)]
                 if not all(sep[lo:hi]):
                     lone = [(k, fr) for k, fr in zip(ks, fs, strict=True) if not sep[k]]
                     ks, fs = [k for k in ks if sep[k]], [fr for k, fr in zip(ks, fs, strict=True) if sep[k]]
@@ -223,17 +232,21 @@ class LogChunkReader:
                             whole.append(k)
                             frames.append(fr)
                 if masks is None:
-                    hits += _find(fs, ks, first[0], rest)
+                    found = _find(fs, ks, first[0], rest)
                 else:  # each literal in the frames whose signature may hold it
-                    found: list[tuple[int, int, bytes]] = []
+                    found = []
                     for x, m in zip(first, masks, strict=True):
                         sel = np.flatnonzero(m[ks]).tolist()
                         found += _find([fs[i] for i in sel], [ks[i] for i in sel], x, rest)
-                    hits += sorted(set(found))  # block order, each line once
+                    found = sorted(set(found))  # block order, each line once
+                if templates:
+                    hits += _joined(found, dict(zip(ks, fs, strict=True)), srcs, lo, vlen, size, zd.plain)
+                else:
+                    hits += [h[:3] for h in found]
                 if len(hits) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
                     yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
                     hits, whole, frames = [], [], []
-        except zstandard.ZstdError as e:
+        except (zstandard.ZstdError, ValueError) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
         yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
 
@@ -339,10 +352,9 @@ class LogChunkReader:
                 mv = memoryview(buf)
                 for i in ids[k:j + 1]:
                     a = int(self.offset[i]) - start
-                    out.append(zd.get(int(self.dict_of[i])).decompress(mv[a:a + int(self.length[i])],
-                                                                        max_output_size=int(self.size[i])))
+                    out.append(zd.text(int(i), mv[a:a + int(self.length[i])]))
                 k = j + 1
-        except (OSError, pa.ArrowException, zstandard.ZstdError) as e:
+        except (OSError, pa.ArrowException, zstandard.ZstdError, ValueError) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
         return out
 
@@ -415,8 +427,8 @@ class _RowGroup:
 
 
 class _Decompressors:
-    """zstd decompressors of one read: a plain one, and one per dictionary chunk (whose frame
-    is decompressed once, when a chunk first needs it)."""
+    """zstd decompressors of one read: a plain one, and one per dictionary chunk (whose first
+    frame is decompressed once, when a chunk first needs it)."""
 
     def __init__(self, reader: LogChunkReader, f):
         self.reader = reader
@@ -430,7 +442,7 @@ class _Decompressors:
         z = self._by_dict.get(dict_chunk)
         if z is None:
             r = self.reader
-            at, n = int(r.offset[dict_chunk]), int(r.length[dict_chunk])
+            at, n = int(r.offset[dict_chunk]), int(r.length[dict_chunk] - r.vlen[dict_chunk])
             try:
                 raw = self.plain.decompress(self.f.read_at(n, at), max_output_size=int(r.size[dict_chunk]))
             except (OSError, pa.ArrowException, zstandard.ZstdError) as e:
@@ -438,6 +450,17 @@ class _Decompressors:
             z = self._by_dict[dict_chunk] = zstandard.ZstdDecompressor(
                 dict_data=zstandard.ZstdCompressionDict(raw[:DICT_BYTES], dict_type=zstandard.DICT_TYPE_RAWCONTENT))
         return z
+
+    def text(self, chunk: int, stored) -> bytes:
+        """Chunk ``chunk``'s decompressed bytes from its ``stored`` bytes (joined, if split)."""
+        r = self.reader
+        vlen, size = int(r.vlen[chunk]), int(r.size[chunk])
+        z = self.get(int(r.dict_of[chunk]))
+        if not vlen:
+            return z.decompress(stored, max_output_size=size)
+        cut = len(stored) - vlen
+        return join(z.decompress(stored[:cut], max_output_size=size),
+                    self.plain.decompress(stored[cut:], max_output_size=size), size)
 
 
 class Directory:
@@ -563,8 +586,9 @@ class Directory:
         return times, (meta[0] if len(meta) == 1 else pa.concat_arrays(meta))
 
 
-def _find(frames: list[bytes], ks: list[int], literal: bytes, rest: list[list[bytes]]) -> list[tuple[int, int, bytes]]:
-    """``(ks[j], entry, line)`` of the lines of ``frames`` (newline-terminated lines; frame ``j``
+def _find(frames: list[bytes], ks: list[int], literal: bytes,
+          rest: list[list[bytes]]) -> list[tuple[int, int, bytes, int]]:
+    """``(ks[j], entry, line, its start in the frame)`` of the lines of ``frames`` (newline-terminated lines; frame ``j``
     is of chunk ``ks[j]``) holding ``literal`` and one literal of every group of ``rest``, in
     frame and line order. The frames are joined and searched with ``bytes.find``, which jumps
     from hit to hit; a literal holding a newline may find a line without it (callers filter
@@ -590,7 +614,26 @@ def _find(frames: list[bytes], ks: list[int], literal: bytes, rest: list[list[by
     j = np.searchsorted(ends, [s0 for s0, _ in found], "right").tolist()  # frame of each hit
     begin = (ends - sizes).tolist()
     # each hit's entry: the lines before it in its frame
-    return [(ks[jj], buf.count(b"\n", begin[jj], s0), line) for (s0, line), jj in zip(found, j, strict=True)]
+    return [(ks[jj], buf.count(b"\n", begin[jj], s0), line, s0 - begin[jj]) for (s0, line), jj in zip(found, j, strict=True)]
+
+
+def _joined(hits: list[tuple[int, int, bytes, int]], templates: dict[int, bytes], stored: list, lo: int,
+            vlen: list[int], size: list[int], plain: zstandard.ZstdDecompressor) -> list[tuple[int, int, bytes]]:
+    """``hits`` found in templates (``(k, entry, line, its start in the template)``), with the
+    lines of split chunks joined with their variables (``stored[k - lo]``: chunk ``k``'s stored
+    bytes, its variables' frame last)."""
+    split = sorted({k for k, *_ in hits if vlen[k]})
+    if not split:
+        return [h[:3] for h in hits]
+    variables = []
+    for k in split:
+        src = stored[k - lo]
+        variables.append(plain.decompress(src[len(src) - vlen[k]:], max_output_size=size[k]))
+    pos = {k: i for i, k in enumerate(split)}
+    picked = [h for h in hits if vlen[h[0]]]
+    joined = iter(lines_at([templates[k] for k in split], variables, [pos[h[0]] for h in picked],
+                           [h[3] for h in picked]))
+    return [(k, entry, next(joined) if vlen[k] else text) for k, entry, text, _ in hits]
 
 
 def _unjoin(buf: bytes, n: int) -> pa.Array:

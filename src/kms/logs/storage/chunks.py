@@ -3,13 +3,16 @@
 A block's rows (sorted by stream, then time) are cut into chunks of one stream and about
 ``CHUNK_BYTES`` of lines. Each chunk's lines are one zstd frame: each followed by ``\\n`` when
 none holds a newline (nearly free after compression), else ``rows`` little-endian u32 lengths
-followed by the bytes. A stream's first chunk is compressed alone; its later chunks use the
-first ``DICT_BYTES`` of its bytes as zstd dictionary, so small chunks (which a rare needle
-skips more of) compress about as well as large ones. Everything else lives in a small Parquet
-"directory", one row per chunk: its stream, time bounds, frame length and size, dictionary
-chunk, trigram signature (``grams.py``), its entries' time deltas (in the block's time unit,
-as narrow as they fit) and structured metadata (the chunk's distinct texts, and a code per
-entry unless it has one text). Frames follow the magic in chunk order. ``data.parquet`` is::
+followed by the bytes. A chunk of ``\\n``-terminated lines with numbers or hex ids is split
+(``linevars.py``): the frame of its template, then the frame of its variable parts (``vlen``
+bytes). A stream's first chunk is compressed alone; its later chunks use the first
+``DICT_BYTES`` of its (first frame's) bytes as zstd dictionary, so small chunks (which a rare
+needle skips more of) compress about as well as large ones. Everything else lives in a small
+Parquet "directory", one row per chunk: its stream, time bounds, frames' length, lines' size,
+dictionary chunk, variables' frame length, trigram signature (``grams.py``), its entries' time
+deltas (in the block's time unit, as narrow as they fit) and structured metadata (the chunk's
+distinct texts, and a code per entry unless it has one text). Frames follow the magic in chunk
+order. ``data.parquet`` is::
 
     "KMSLOGS2" | frames | directory (Parquet) | directory offset u64 | directory length u64 | "KMSLOGS2"
 
@@ -19,8 +22,9 @@ rebuilds only the directory: every line is compressed and indexed once.
 Why: in Parquet pages, a line filter spent its time in zstd and string decoding of every page.
 Here a filter with a literal (``|= "x"``, ``|~ "a|b"``, ``(?i)``) first drops the chunks whose
 signature lacks the literal's trigrams, then decompresses the rest and searches them, joined
-about a MiB at a time, with ``bytes.find``; only lines with a hit become Arrow strings. Readers of blocks of format 1
-(Parquet rows, ``block.ParquetBlockReaderV1``) are unchanged, so old blocks stay readable and
+about a MiB at a time, with ``bytes.find`` (in split chunks, only the templates, when no literal
+could touch a variable part); only lines with a hit become Arrow strings. Readers of blocks of
+format 1 (Parquet rows, ``block.ParquetBlockReaderV1``) are unchanged, so old blocks stay readable and
 compaction rewrites them in this layout.
 """
 
@@ -43,6 +47,7 @@ from kms.storage.types import SignalSpec
 from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER, string_parts
 from .chunkread import Directory, Literal, LogChunkReader, ReadCounter, local_starts
 from .grams import BITS, chunk_signatures
+from .linevars import split_chunks
 
 __all__ = ["LOG_CHUNKS", "LogChunkFormat", "LogChunkReader", "Literal", "ReadCounter", "CHUNK_BYTES"]
 
@@ -58,16 +63,20 @@ MAX_CHUNK_ROWS = 4096
 #: the lazy strategies reach 22-23 at a third to a quarter of the speed.
 ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, chain_log=14, search_log=1, min_match=6,
                                                   strategy=zstandard.STRATEGY_FAST)
+#: a split chunk's variables (digits, hex ids: few repeats) compressed alone, matches of 4 bytes or more
+VAR_ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, chain_log=14, search_log=1,
+                                                      min_match=4, strategy=zstandard.STRATEGY_FAST)
 _SAMPLE_ROWS = 4096  # metadata texts looked at to decide whether to dictionary-encode them
 _DIR_ROW_GROUP = 1024  # chunks: a filtered read decodes times and metadata of these row groups only
 
 
 def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarray,
               frame_size: np.ndarray, sep: np.ndarray, sigs: np.ndarray, tv: np.ndarray, values: pa.Array,
-              local: np.ndarray, dicts: np.ndarray) -> pa.Buffer:
+              local: np.ndarray, dicts: np.ndarray, vlen: np.ndarray) -> pa.Buffer:
     """The block file: ``out`` (magic and frames, in chunk order), then the directory of its chunks (row bounds
     ``rb``; ``values``: each chunk's metadata texts; ``local``: each entry's index in them, not
-    stored for chunks of one text; ``dicts``: each frame's dictionary chunk or -1)."""
+    stored for chunks of one text; ``dicts``: each frame's dictionary chunk or -1; ``vlen``: the
+    length of each chunk's variables' frame, 0 if not split)."""
     n_chunks = len(rb) - 1
     starts = rb[:-1]
     deltas = np.diff(tv, prepend=tv[:1])
@@ -97,6 +106,7 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
         _fixed_blobs(local[np.repeat(coded, rows)].astype(f"<u{width}"),
                      np.concatenate([[0], np.cumsum(np.where(coded, rows, 0))]), width),
         pa.array(dicts.astype(np.int32)),
+        pa.array(vlen.astype(np.int32)),
     ], schema=DIR_SCHEMA)
     dsink = pa.BufferOutputStream()
     pq.write_table(directory, dsink, row_group_size=_DIR_ROW_GROUP, compression="zstd", compression_level=3,
@@ -209,17 +219,21 @@ class LogChunkFormat:
                          for i in range(n_chunks)]
         # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
         term_off, term = string_parts(pc.binary_join_element_wise(lines, "", "\n"))
+        text_at = term_off[rb]
+        tmpl, t_at, var, v_at, split = split_chunks(term, text_at, ~has_nl)
         plain = cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS)
+        vctx = zstandard.ZstdCompressor(compression_params=VAR_ZSTD_PARAMS)
         dicts = _dictionary_chunks(codes[rb[:-1]])
         out: list[bytes] = [MAGIC]
         frame_len = np.empty(n_chunks, np.int64)
         frame_size = np.empty(n_chunks, np.int64)
+        vlen = np.zeros(n_chunks, np.int64)
         for i in range(n_chunks):
             if has_nl[i]:
                 lens = np.diff(offsets[rb[i]:rb[i + 1] + 1]).astype("<u4")
                 raw = b"".join([lens.tobytes(), mv[byte_bounds[i]:byte_bounds[i + 1]]])
-            else:
-                raw = memoryview(term[term_off[rb[i]]:term_off[rb[i + 1]]])
+            else:  # the template (the text itself when not split)
+                raw = memoryview(tmpl[t_at[i]:t_at[i + 1]])
             if dicts[i] < 0:
                 frame = plain.compress(raw)
                 if i + 1 < n_chunks and dicts[i + 1] == i:  # the stream's next chunks use these bytes
@@ -229,10 +243,16 @@ class LogChunkFormat:
                 frame = cctx.compress(raw)
             out.append(frame)
             frame_len[i], frame_size[i] = len(frame), len(raw)
+            if split[i]:
+                variables = vctx.compress(memoryview(var[v_at[i]:v_at[i + 1]]))
+                out.append(variables)
+                vlen[i] = len(variables)
+                frame_len[i] += len(variables)
+                frame_size[i] = text_at[i + 1] - text_at[i]
         values, value_offsets, local = _local_codes(meta, rb)
         return _assemble(out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frame_len, frame_size,
-                         ~has_nl, chunk_signatures(term, term_off[rb]), times.to_numpy(),
-                         pa.ListArray.from_arrays(pa.array(value_offsets.astype(np.int32)), values), local, dicts)
+                         ~has_nl, chunk_signatures(term, text_at), times.to_numpy(),
+                         pa.ListArray.from_arrays(pa.array(value_offsets.astype(np.int32)), values), local, dicts, vlen)
 
     def merge(self, blocks: Sequence) -> pa.Buffer | None:
         """One block of the chunks of ``blocks`` (all of this format, else None), ordered by
@@ -277,7 +297,8 @@ class LogChunkFormat:
         dicts = np.where(old[order] >= 0, new_at[np.maximum(old[order], 0)], -1)
         return _assemble(out, pa.array(stream[order], pa.string()), np.concatenate([[0], np.cumsum(rows)]),
                          frame_len, frame_size, np.concatenate([r.sep for r, *_ in parts])[order],
-                         np.stack(sigs), np.concatenate(times), values, np.concatenate(local), dicts)
+                         np.stack(sigs), np.concatenate(times), values, np.concatenate(local), dicts,
+                         np.concatenate([r.vlen for r, *_ in parts])[order])
 
     def reader(self, objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec) -> LogChunkReader:
         return LogChunkReader(objstore, meta, spec)
