@@ -62,6 +62,26 @@ def test_round_trip(tmp_path, small_chunks, newlines):
     assert r.read_all().equals(sort_table(table, LOGS.sort_by))
 
 
+def test_time_deltas_take_each_chunks_own_width(tmp_path, small_chunks):
+    """One long gap widens the deltas of its chunk alone; times read back exactly, whole and picked."""
+    table = random_table(random.Random(4), 400)
+    times = np.sort(np.array(table.column("time_ns").to_pylist()))
+    times[len(times) // 2:] += 10**12  # a gap past 4 bytes in one chunk of each stream
+    table = table.set_column(0, "time_ns", pa.array(times))
+    r = block_of(tmp_path, table).reader()
+    path = next((tmp_path / "blocks").rglob("data.parquet"))
+    data = path.read_bytes()
+    off, n, _ = chunks.TRAILER.unpack(data[-chunks.TRAILER.size:])
+    d = pq.read_table(pa.BufferReader(data[off:off + n]))
+    widths = {len(b) // k for b, k in zip(d.column("deltas").to_pylist(), d.column("rows").to_pylist(), strict=True)}
+    assert widths == {1, 8}
+    want = sort_table(table, LOGS.sort_by)
+    assert r.read_all().equals(want)
+    holds = pc.match_substring(pc.field("line"), "upstream")
+    got = pa.concat_tables(r.select_lines(lambda s: True, 0, 10**13, [[Literal("upstream")]])).filter(holds)
+    assert got.select(want.column_names).equals(want.filter(holds))
+
+
 def test_blocks_without_dictionaries_stay_readable(tmp_path, monkeypatch):
     """A block as written before chunk dictionaries: ``offset`` and ``first_ns`` columns, no
     ``dict`` column, a code per entry in every chunk."""

@@ -26,7 +26,7 @@ DIR_SCHEMA = pa.schema([
     ("sep", pa.bool_()),  # each line followed by "\n" (else: u32 lengths, then the bytes)
     ("grams", pa.binary()),  # BITS // 8 bytes
     ("time_unit", pa.int64()),  # the block's time deltas are multiples of this (their gcd)
-    ("deltas", pa.binary()),  # rows x u1/u2/u4/u8 LE (one width a block): (time - previous) / unit, 0 first
+    ("deltas", pa.binary()),  # rows x u1/u2/u4/u8 LE (a width a chunk; blocks before: a block): (time - previous) / unit, 0 first
     ("meta_values", pa.list_(pa.string())),  # the chunk's distinct metadata texts
     ("meta_codes", pa.binary()),  # rows x u8/u16/u32 LE (one width a block): index in meta_values; empty: all 0
     ("dict", pa.int32()),  # chunk whose first frame's decompressed bytes are its first frame's zstd dictionary, or -1

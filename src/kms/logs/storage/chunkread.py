@@ -409,9 +409,7 @@ class _RowGroup:
 
     def __init__(self, t: pa.Table, n: int, chunk_rows: np.ndarray):
         self.unit = int(t.column("time_unit")[0].as_py()) if t.num_rows else 1
-        _, raw = string_parts(t.column("deltas").combine_chunks())
-        # unsigned: older blocks wrote them signed, but never a negative one or one past the sign bit
-        self.deltas = np.frombuffer(raw.tobytes(), f"<u{len(raw) // max(1, n) or 1}")
+        self.deltas = _deltas(t.column("deltas").combine_chunks(), chunk_rows, n)
         off, raw = string_parts(t.column("meta_codes").combine_chunks())
         stored = np.diff(off) > 0  # chunks of one metadata text store no codes (all 0)
         width = len(raw) // max(1, int(chunk_rows[stored].sum())) or 1
@@ -584,6 +582,26 @@ class Directory:
         if not with_meta:
             return times, None
         return times, (meta[0] if len(meta) == 1 else pa.concat_arrays(meta))
+
+
+def _deltas(blobs: pa.Array, chunk_rows: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` time deltas of chunks of ``chunk_rows`` rows, from each chunk's blob of unsigned
+    integers of its own width (its length over its rows; older blocks: one width a block, some
+    of them written signed but never with a negative delta or one past the sign bit)."""
+    off, raw = string_parts(blobs)
+    sizes = np.diff(off)
+    width = sizes // np.maximum(chunk_rows, 1)
+    if n == 0 or (width == width[0]).all():
+        return np.frombuffer(raw.tobytes(), f"<u{int(width[0]) if n else 1}")
+    out = np.empty(n, np.int64)
+    starts = local_starts(chunk_rows)
+    for w in np.unique(width).tolist():
+        sel = np.flatnonzero(width == w)
+        at = np.repeat(off[sel] - local_starts(sizes[sel]), sizes[sel]) + np.arange(int(sizes[sel].sum()))
+        entries = np.repeat(starts[sel] - local_starts(chunk_rows[sel]), chunk_rows[sel]) + np.arange(
+            int(chunk_rows[sel].sum()))
+        out[entries] = raw[at].view(f"<u{w}")
+    return out
 
 
 def _find(frames: list[bytes], ks: list[int], literal: bytes,
