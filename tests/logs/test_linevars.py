@@ -13,6 +13,7 @@ from kms.logs.storage.linevars import (
     HEX16,
     HEX32,
     MAX_DIGITS,
+    hex_bytes,
     join,
     lines_at,
     on_templates,
@@ -29,9 +30,10 @@ def _line(rnd: random.Random) -> str:
     return "".join(rnd.choice(TOKENS) + rnd.choice(["", " ", "=", "/"]) for _ in range(rnd.randrange(8)))
 
 
-def _split(text: bytes) -> tuple[bytes, bytes, bool]:
-    tmpl, _, var, _, split = split_chunks(np.frombuffer(text, np.uint8), np.array([0, len(text)]), np.array([True]))
-    return tmpl.tobytes(), var.tobytes(), bool(split[0])
+def _split(text: bytes) -> tuple[bytes, bytes, bytes, bool]:
+    tmpl, _, digits, _, hexes, _, split = split_chunks(np.frombuffer(text, np.uint8), np.array([0, len(text)]),
+                                                       np.array([True]))
+    return tmpl.tobytes(), digits.tobytes(), hexes.tobytes(), bool(split[0])
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -42,14 +44,16 @@ def test_split_chunks_join_back(seed):
     buf = b"".join(texts)
     bounds = np.cumsum([0, *map(len, texts)])
     eligible = np.array([rnd.random() < 0.9 for _ in texts])
-    tmpl, t_at, var, v_at, split = split_chunks(np.frombuffer(buf, np.uint8), bounds, eligible)
+    tmpl, t_at, digits, d_at, hexes, h_at, split = split_chunks(np.frombuffer(buf, np.uint8), bounds, eligible)
     assert split.any() and not split.all()
     for c, text in enumerate(texts):
-        t, v = tmpl[t_at[c]:t_at[c + 1]].tobytes(), var[v_at[c]:v_at[c + 1]].tobytes()
+        t, d, h = (tmpl[t_at[c]:t_at[c + 1]].tobytes(), digits[d_at[c]:d_at[c + 1]].tobytes(),
+                   hexes[h_at[c]:h_at[c + 1]].tobytes())
         if split[c]:
-            assert eligible[c] and len(t) < len(text) and join(t, v, len(text)) == text
+            assert eligible[c] and len(t) < len(text) and join(t, d, h, len(text)) == text
+            assert hex_bytes(t) == len(h)
         else:
-            assert t == text and v == b""
+            assert t == text and d == h == b""
 
 
 def test_lines_at_joins_single_lines():
@@ -65,30 +69,36 @@ def test_lines_at_joins_single_lines():
             frame.append(f)
             at.append(starts[entry])
             want.append(text.split(b"\n")[entry])
-    assert lines_at([p[0] for p in parts], [p[1] for p in parts], frame, at) == want
+    assert lines_at([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts], frame, at) == want
     with pytest.raises(ValueError):  # a template naming more variables than there are
-        lines_at([b"took " + bytes([DIGIT_CODES[3]]) + b" ms\n"], [b"12"], [0], [0])
+        lines_at([b"took " + bytes([DIGIT_CODES[3]]) + b" ms\n"], [b"12"], [b""], [0], [0])
+    with pytest.raises(ValueError):
+        lines_at([b"id " + bytes([HEX16]) + b"\n"], [b""], [b"1234567"], [0], [0])
 
 
 def test_what_becomes_a_variable():
-    t, v, split = _split(b"id=0123456789abcdef x0123456789abcdef 4bf92f3577b34da6a3ce929d0e0e4736 7 42ms " +
-                         b"9" * (MAX_DIGITS + 3) + b"\n")
+    t, d, h, split = _split(b"id=0123456789abcdef x0123456789abcdef 4bf92f3577b34da6a3ce929d0e0e4736 7 42ms " +
+                            b"9" * (MAX_DIGITS + 3) + b"\n")
     assert split
     # a hex id is a whole word; digits anywhere; a run past MAX_DIGITS goes on in a second run
     assert t == (b"id=" + bytes([HEX16]) + b" x" + bytes([DIGIT_CODES[10]]) + b"abcdef " + bytes([HEX32]) + b" 7 " +
                  bytes([DIGIT_CODES[2]]) + b"ms " + bytes([DIGIT_CODES[MAX_DIGITS], DIGIT_CODES[3]]) + b"\n")
-    assert v == (b"0123456789abcdef0123456789" + b"4bf92f3577b34da6a3ce929d0e0e4736" + b"42" +
-                 b"9" * (MAX_DIGITS + 3))
-    assert _split(b"a \x01 12\n") == (b"a \x01 12\n", b"", False)  # a code byte keeps the chunk whole
-    assert _split(b"no numbers here\n") == (b"no numbers here\n", b"", False)
+    assert d == b"0123456789" + b"42" + b"9" * (MAX_DIGITS + 3)
+    assert h == bytes.fromhex("0123456789abcdef4bf92f3577b34da6a3ce929d0e0e4736")
+    assert _split(b"a \x01 12\n") == (b"a \x01 12\n", b"", b"", False)  # a code byte keeps the chunk whole
+    assert _split(b"no numbers here\n") == (b"no numbers here\n", b"", b"", False)
+    assert _split(b"id 0123456789abcdef\n") == (b"id " + bytes([HEX16]) + b"\n", b"", bytes.fromhex("0123456789abcdef"),
+                                                 True)
 
 
 def test_join_refuses_what_does_not_fit():
-    t, v, _ = _split(b"took 123 ms\n")
+    t, d, h, _ = _split(b"took 123 ms\n")
     with pytest.raises(ValueError):
-        join(t, v[:-1], 12)
+        join(t, d[:-1], h, 12)
     with pytest.raises(ValueError):
-        join(t, v + b"4", 13)
+        join(t, d + b"4", h, 13)
+    with pytest.raises(ValueError):
+        join(t, d, b"\x01", 12)
 
 
 @pytest.mark.parametrize("literal, ok", [

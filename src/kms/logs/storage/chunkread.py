@@ -30,7 +30,7 @@ from .chunklayout import (
     string_parts,
 )
 from .grams import BITS, may_contain, needle_buckets
-from .linevars import join, lines_at, on_templates
+from .linevars import hex_bytes, join, lines_at, on_templates
 
 __all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "local_starts"]
 
@@ -240,7 +240,7 @@ class LogChunkReader:
                         found += _find([fs[i] for i in sel], [ks[i] for i in sel], x, rest)
                     found = sorted(set(found))  # block order, each line once
                 if templates:
-                    hits += _joined(found, dict(zip(ks, fs, strict=True)), srcs, lo, vlen, size, zd.plain)
+                    hits += _joined(found, dict(zip(ks, fs, strict=True)), srcs, lo, vlen, size, zd)
                 else:
                     hits += [h[:3] for h in found]
                 if len(hits) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
@@ -456,9 +456,16 @@ class _Decompressors:
         z = self.get(int(r.dict_of[chunk]))
         if not vlen:
             return z.decompress(stored, max_output_size=size)
-        cut = len(stored) - vlen
-        return join(z.decompress(stored[:cut], max_output_size=size),
-                    self.plain.decompress(stored[cut:], max_output_size=size), size)
+        template = z.decompress(stored[:len(stored) - vlen], max_output_size=size)
+        return join(template, *self.variables(template, stored[len(stored) - vlen:], size), size)
+
+    def variables(self, template: bytes, stored, size: int) -> tuple[bytes, bytes]:
+        """(digits, hex id bytes) of a split chunk from its template and the ``stored`` bytes
+        after the template's frame."""
+        n = len(stored) - hex_bytes(template)
+        if n < 0:
+            raise ValueError("the template names more hex ids than are stored")
+        return (self.plain.decompress(stored[:n], max_output_size=size) if n else b""), bytes(stored[n:])
 
 
 class Directory:
@@ -636,20 +643,22 @@ def _find(frames: list[bytes], ks: list[int], literal: bytes,
 
 
 def _joined(hits: list[tuple[int, int, bytes, int]], templates: dict[int, bytes], stored: list, lo: int,
-            vlen: list[int], size: list[int], plain: zstandard.ZstdDecompressor) -> list[tuple[int, int, bytes]]:
+            vlen: list[int], size: list[int], zd: _Decompressors) -> list[tuple[int, int, bytes]]:
     """``hits`` found in templates (``(k, entry, line, its start in the template)``), with the
     lines of split chunks joined with their variables (``stored[k - lo]``: chunk ``k``'s stored
-    bytes, its variables' frame last)."""
+    bytes, its variables last)."""
     split = sorted({k for k, *_ in hits if vlen[k]})
     if not split:
         return [h[:3] for h in hits]
-    variables = []
+    digits, hexes = [], []
     for k in split:
         src = stored[k - lo]
-        variables.append(plain.decompress(src[len(src) - vlen[k]:], max_output_size=size[k]))
+        d, h = zd.variables(templates[k], src[len(src) - vlen[k]:], size[k])
+        digits.append(d)
+        hexes.append(h)
     pos = {k: i for i, k in enumerate(split)}
     picked = [h for h in hits if vlen[h[0]]]
-    joined = iter(lines_at([templates[k] for k in split], variables, [pos[h[0]] for h in picked],
+    joined = iter(lines_at([templates[k] for k in split], digits, hexes, [pos[h[0]] for h in picked],
                            [h[3] for h in picked]))
     return [(k, entry, next(joined) if vlen[k] else text) for k, entry, text, _ in hits]
 

@@ -4,8 +4,8 @@ A block's rows (sorted by stream, then time) are cut into chunks of one stream a
 ``CHUNK_BYTES`` of lines. Each chunk's lines are one zstd frame: each followed by ``\\n`` when
 none holds a newline (nearly free after compression), else ``rows`` little-endian u32 lengths
 followed by the bytes. A chunk of ``\\n``-terminated lines with numbers or hex ids is split
-(``linevars.py``): the frame of its template, then the frame of its variable parts (``vlen``
-bytes). A stream's first chunk is compressed alone; its later chunks use the first
+(``linevars.py``): the frame of its template, then (``vlen`` bytes) the frame of its digits, if
+any, and the bytes of its hex ids. A stream's first chunk is compressed alone; its later chunks use the first
 ``DICT_BYTES`` of its (first frame's) bytes as zstd dictionary, so small chunks (which a rare
 needle skips more of) compress about as well as large ones. Everything else lives in a small
 Parquet "directory", one row per chunk: its stream, time bounds, frames' length, lines' size,
@@ -63,7 +63,7 @@ MAX_CHUNK_ROWS = 4096
 #: the lazy strategies reach 22-23 at a third to a quarter of the speed.
 ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, chain_log=14, search_log=1, min_match=6,
                                                   strategy=zstandard.STRATEGY_FAST)
-#: a split chunk's variables (digits, hex ids: few repeats) compressed alone, matches of 4 bytes or more
+#: a split chunk's digits (few repeats) compressed alone, matches of 4 bytes or more
 VAR_ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, chain_log=14, search_log=1,
                                                       min_match=4, strategy=zstandard.STRATEGY_FAST)
 _SAMPLE_ROWS = 4096  # metadata texts looked at to decide whether to dictionary-encode them
@@ -239,7 +239,7 @@ class LogChunkFormat:
         # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
         term_off, term = string_parts(pc.binary_join_element_wise(lines, "", "\n"))
         text_at = term_off[rb]
-        tmpl, t_at, var, v_at, split = split_chunks(term, text_at, ~has_nl)
+        tmpl, t_at, digits, d_at, hexes, h_at, split = split_chunks(term, text_at, ~has_nl)
         plain = cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS)
         vctx = zstandard.ZstdCompressor(compression_params=VAR_ZSTD_PARAMS)
         dicts = _dictionary_chunks(codes[rb[:-1]])
@@ -262,11 +262,11 @@ class LogChunkFormat:
                 frame = cctx.compress(raw)
             out.append(frame)
             frame_len[i], frame_size[i] = len(frame), len(raw)
-            if split[i]:
-                variables = vctx.compress(memoryview(var[v_at[i]:v_at[i + 1]]))
-                out.append(variables)
-                vlen[i] = len(variables)
-                frame_len[i] += len(variables)
+            if split[i]:  # then the digits' frame (if any) and the hex ids' bytes
+                dframe = vctx.compress(memoryview(digits[d_at[i]:d_at[i + 1]])) if d_at[i + 1] > d_at[i] else b""
+                out += [dframe, hexes[h_at[i]:h_at[i + 1]].tobytes()]
+                vlen[i] = len(dframe) + h_at[i + 1] - h_at[i]
+                frame_len[i] += vlen[i]
                 frame_size[i] = text_at[i + 1] - text_at[i]
         values, value_offsets, local = _local_codes(meta, rb)
         return _assemble(out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frame_len, frame_size,
