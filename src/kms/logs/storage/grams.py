@@ -13,6 +13,7 @@ Signatures are ~4% full on access logs and cost ~0.03 bytes a line after compres
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__ = ["BITS", "chunk_signatures", "needle_buckets", "may_contain"]
 
@@ -45,29 +46,28 @@ def _codes(t0: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
     return code
 
 
-_V = np.arange(65536)
-_PAIR = (_LETTER[_V & 255].astype(np.uint16) * 729 + _LETTER[_V >> 8].astype(np.uint16) * 27).astype(np.uint16)
-_LOW = _LETTER[_V & 255].astype(np.uint16)
-_SLICE = 1 << 20
+@njit(cache=True, nogil=True)
+def _set_bits(data, bounds, bits):  # pragma: no cover
+    c = 0
+    n = len(bounds) - 1
+    for i in range(0, len(data) - 3, 2):  # trigrams at even offsets (those within the pairs of data)
+        while c < n - 1 and i >= bounds[c + 1]:
+            c += 1
+        b = _BUCKET[np.int64(_LETTER[data[i]]) * 729 + np.int64(_LETTER[data[i + 1]]) * 27 + _LETTER[data[i + 2]]]
+        if b != _SKIP:
+            bits[c, b >> 3] |= np.uint8(128 >> (b & 7))
 
 
 def chunk_signatures(data: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """(chunks, BITS // 8) packed signatures of ``data[bounds[i]:bounds[i + 1]]`` (uint8; each
     chunk ending with a non-letter, so no indexed trigram spans two chunks). Trigrams are taken
     at even offsets of ``data``, so at one parity of each chunk's own offsets: a needle is looked
-    for at both (``needle_buckets``). Byte pairs are read as uint16 (no copy), a slice of
-    ``_SLICE`` bytes at a time (bounded temporaries)."""
+    for at both (``needle_buckets``). One compiled pass (numba) over the bytes."""
     n = len(bounds) - 1
-    bits = np.zeros(n * BITS, dtype=bool)
-    m = len(data) // 2
-    pairs = data[:2 * m].view("<u2")
-    for lo in range(0, m - 1, _SLICE // 2):
-        hi = min(lo + _SLICE // 2, m - 1)
-        b = _BUCKET[_PAIR[pairs[lo:hi]] + _LOW[pairs[lo + 1:hi + 1]]]
-        at = np.flatnonzero(b != _SKIP)
-        chunk = np.searchsorted(bounds, 2 * (at + lo), "right") - 1
-        bits[chunk * BITS + b[at]] = True
-    return np.packbits(bits.reshape(n, BITS), axis=1)
+    bits = np.zeros((n, BITS // 8), dtype=np.uint8)
+    if n:
+        _set_bits(data, bounds.astype(np.int64), bits)
+    return bits
 
 
 def needle_buckets(needle: str, case_sensitive: bool) -> list[np.ndarray]:
