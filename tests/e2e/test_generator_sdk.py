@@ -89,7 +89,9 @@ def test_service_graph_and_span_metrics_from_sdk_spans(kms):
                         '{server="backend"}[1m])) by (le, client, server))')
         assert link and link[0]["metric"] == {"client": "frontend", "server": "backend"}
 
-        red = query(c, "sum by (service) (rate(traces_spanmetrics_calls_total[1m]))")
+        # each service's calls rise between two of its flushes (later for the backend's, on a loaded machine)
+        red = wait_for(c, "sum by (service) (rate(traces_spanmetrics_calls_total[1m]))",
+                       lambda r: {x["metric"]["service"] for x in r if float(x["value"][1]) > 0} == {"frontend", "backend"})
         assert {r["metric"]["service"] for r in red if float(r["value"][1]) > 0} == {"frontend", "backend"}
 
         now = time.time()

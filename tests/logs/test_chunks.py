@@ -16,7 +16,7 @@ from kms.logs.logql.ast import FilterValue, LineFilter
 from kms.logs.logql.linefilter import filter_mask, required_literals
 from kms.logs.schema import LOG_SCHEMA, LOGS
 from kms.logs.storage import StoreLogSource, chunks
-from kms.logs.storage.chunks import Literal, LogChunkReader, ReadCounter
+from kms.logs.storage.chunks import Literal, LogChunkReader, ReadCounter, exact_groups
 from kms.logs.storage.grams import chunk_signatures, may_contain, needle_buckets
 from kms.metrics.promql.model import Matcher
 from kms.storage import LocalObjectStore, Store, StoreConfig
@@ -154,6 +154,10 @@ def test_select_lines_keeps_every_hit(tmp_path, small_chunks, seed):
         want = base.filter(filter_mask(f, base.column("line").combine_chunks())).to_pylist()
         assert got_hits == want, (op, value)
         assert counter.lines == base.num_rows
+        if groups and exact_groups(groups):  # without lines: exactly the hits, nothing to filter again
+            bare = list(r.select_lines(lambda s, keep=keep: s in keep, 200, 700, groups, ReadCounter(), lines=False))
+            bare = pa.concat_tables(bare).to_pylist() if bare else []
+            assert [{**x, "line": ""} for x in want] == bare, (op, value)
         # chunks partly in the range count their bytes by the share of their entries in it
         assert counter.bytes == pytest.approx(sum(len(x.encode()) for x in base.column("line").to_pylist()), rel=0.1)
 

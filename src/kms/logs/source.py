@@ -49,7 +49,7 @@ LOG_BATCH_SCHEMA = pa.schema(
 class LogSource(Protocol):
     def select(
         self, matchers: list[Matcher], start_ns: int, end_ns: int, direction: Direction = "backward", *,
-        line_filters: Sequence[LineFilter] = (), stats: QueryStats | None = None,
+        line_filters: Sequence[LineFilter] = (), stats: QueryStats | None = None, lines: bool = True,
     ) -> Iterator[pa.Table]:
         """Entries of the streams matching every matcher with ``start_ns <= time_ns < end_ns``,
         as ``LOG_BATCH_SCHEMA`` tables in ``direction`` order (backward: newest first) across and
@@ -59,7 +59,9 @@ class LogSource(Protocol):
         Optional (a source without these keywords still works; the engine checks the signature):
         ``line_filters`` are line filters every returned entry must pass or may be dropped for
         failing (the source MAY apply any of them); when ``stats`` is given the engine counts
-        nothing itself, so the source adds the lines and bytes it read to it."""
+        nothing itself, so the source adds the lines and bytes it read to it. ``lines=False``:
+        the caller needs no line text (a count): the source MUST return exactly the entries
+        passing ``line_filters``, and MAY leave their lines empty."""
         ...
 
     def streams(self, matchers: list[Matcher], start_ns: int, end_ns: int) -> list[dict[str, str]]:

@@ -105,7 +105,7 @@ def _collect_fast(source: LogSource, e: RangeAggregation, start: int, end: int, 
     """Selectors with line filters only: series keyed by (stream, metadata) without Python per entry."""
     col = _Collector()
     want_bytes = e.op in ("bytes_over_time", "bytes_rate")
-    for b in scan_batches(source, e.range.selector, start, end, "forward", stats):
+    for b in scan_batches(source, e.range.selector, start, end, "forward", stats, lines=want_bytes):
         meta = pc.dictionary_encode(pc.fill_null(b.metadata, "{}"))
         meta_codes = meta.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         meta_texts = meta.dictionary.to_pylist()
@@ -131,7 +131,7 @@ def _collect_hinted(source: LogSource, e: RangeAggregation, start: int, end: int
     """Line filters plus ``| logfmt`` under ``sum by``: see ``hints``."""
     col = _Collector()
     want_bytes = e.op in ("bytes_over_time", "bytes_rate")
-    for b in scan_batches(source, e.range.selector, start, end, "forward", stats):
+    for b in scan_batches(source, e.range.selector, start, end, "forward", stats, lines=want_bytes):
         key, series = hinted_batch(b, *hint)
         vals = (
             pc.binary_length(b.line).to_numpy(zero_copy_only=False).astype(np.float64)

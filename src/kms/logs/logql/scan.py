@@ -63,19 +63,24 @@ class Batch:
 
 
 @cache
-def _pushes_filters(kind: type) -> bool:
-    """Whether ``kind.select`` takes the optional ``line_filters``/``stats`` keywords."""
-    params = inspect.signature(kind.select).parameters
-    return "line_filters" in params and "stats" in params
+def _keywords(kind: type) -> frozenset[str]:
+    """Which of the optional keywords ``line_filters``, ``stats`` and ``lines`` ``kind.select`` takes."""
+    return frozenset(inspect.signature(kind.select).parameters) & {"line_filters", "stats", "lines"}
 
 
 def scan_batches(
-    source: LogSource, sel: LogSelector, start_ns: int, end_ns: int, direction: Direction, stats: QueryStats
+    source: LogSource, sel: LogSelector, start_ns: int, end_ns: int, direction: Direction, stats: QueryStats,
+    lines: bool = True,
 ) -> Iterator[Batch]:
-    """Batches of ``sel``'s entries in ``[start_ns, end_ns)`` that pass the leading line filters."""
+    """Batches of ``sel``'s entries in ``[start_ns, end_ns)`` that pass the leading line filters.
+    ``lines=False``: the caller reads no line text (a count), which the source may then leave out."""
     prefix, _ = split_stages(sel)
-    pushed = bool(prefix) and _pushes_filters(type(source))
+    keywords = _keywords(type(source))
+    pushed = bool(prefix) and {"line_filters", "stats"} <= keywords
     kw = {"line_filters": prefix, "stats": stats} if pushed else {}
+    exact = pushed and not lines and "lines" in keywords  # the source answers exactly the passing entries
+    if exact:
+        kw["lines"] = False
     for table in source.select(list(sel.matchers), start_ns, end_ns, direction, **kw):
         if table.num_rows == 0:
             continue
@@ -83,7 +88,7 @@ def scan_batches(
         if not pushed:  # else the source counted what it read
             stats.lines_processed += table.num_rows
             stats.bytes_processed += int(pc.sum(pc.binary_length(lines)).as_py() or 0)
-        for f in prefix:  # each filter runs only on the lines the previous ones kept
+        for f in () if exact else prefix:  # each filter runs only on the lines the previous ones kept
             table = table.filter(filter_mask(f, lines))
             if table.num_rows == 0:
                 break

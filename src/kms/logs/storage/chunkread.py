@@ -32,7 +32,7 @@ from .chunklayout import (
 from .grams import BITS, may_contain, needle_buckets
 from .linevars import hex_bytes, join, lines_at, on_templates
 
-__all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "local_starts"]
+__all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "exact_groups", "local_starts"]
 
 #: decompressed bytes of frames searched together by ``_find``: a few hundred frames, in the CPU cache
 _SEARCH_BYTES = 1 << 20
@@ -157,10 +157,15 @@ class LogChunkReader:
 
     # -- the line-filter path --
     def select_lines(self, keep_stream: Callable[[str], bool], start_ns: int, end_ns: int,
-                     literals: Sequence[Sequence[Literal]], counter: ReadCounter | None = None) -> Iterator[pa.Table]:
+                     literals: Sequence[Sequence[Literal]], counter: ReadCounter | None = None,
+                     lines: bool = True) -> Iterator[pa.Table]:
         """Entries of the streams ``keep_stream`` accepts with ``start_ns <= time_ns <= end_ns``,
         of the chunks that may hold, for every group of ``literals``, one of its literals; a
-        superset of the entries passing the filters the literals came from (apply them after)."""
+        superset of the entries passing the filters the literals came from (apply them after).
+
+        ``lines=False`` (only with ``exact_groups``' groups): exactly the entries holding one
+        literal of every group, with empty lines: a count needs no line text, and the lines of
+        split chunks are then never joined."""
         verdict = np.fromiter((keep_stream(s) for s in self.stream_texts), dtype=bool, count=len(self.stream_texts))
         ok = verdict[self.stream_codes] & (self.max_ns >= start_ns) & (self.min_ns <= end_ns)
         if not ok.any():
@@ -177,7 +182,7 @@ class LogChunkReader:
             pick = bool(exact) and len(exact) == len(literals)  # only lines holding the literals are built
             ids_all = np.flatnonzero(ok)
             if pick:  # finds the hits itself: one search of each frame
-                yield from self._search(f, d, ids_all, masks[0], exact, partial, start_ns, end_ns)
+                yield from self._search(f, d, ids_all, masks[0], exact, partial, start_ns, end_ns, lines)
                 return
             for lo in range(0, len(ids_all), 256):  # bounded memory: 256 frames at a time
                 ids = ids_all[lo:lo + 256]
@@ -192,7 +197,7 @@ class LogChunkReader:
                 yield from self._in_range(t, partial[ids].any(), start_ns, end_ns)
 
     def _search(self, f, d: Directory, ids: np.ndarray, first_masks: list[np.ndarray], exact: list[list[bytes]],
-                partial: np.ndarray, start_ns: int, end_ns: int) -> Iterator[pa.Table]:
+                partial: np.ndarray, start_ns: int, end_ns: int, lines: bool = True) -> Iterator[pa.Table]:
         """The entries of chunks ``ids`` whose line holds one literal of every group of
         ``exact`` (and maybe a few others), so only those lines become Arrow strings. Frames
         are decompressed and searched about ``_SEARCH_BYTES`` at a time (``_find``): per chunk
@@ -239,42 +244,54 @@ class LogChunkReader:
                         sel = np.flatnonzero(m[ks]).tolist()
                         found += _find([fs[i] for i in sel], [ks[i] for i in sel], x, rest)
                     found = sorted(set(found))  # block order, each line once
-                if templates:
+                if not lines:
+                    hits += [(k, entry, b"") for k, entry, *_ in found]
+                elif templates:
                     hits += _joined(found, dict(zip(ks, fs, strict=True)), srcs, lo, vlen, size, zd)
                 else:
                     hits += [h[:3] for h in found]
                 if len(hits) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
-                    yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
+                    yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns, exact, lines)
                     hits, whole, frames = [], [], []
         except (zstandard.ZstdError, ValueError) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
-        yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns)
+        yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns, exact, lines)
 
     def _hits(self, d: Directory, ids: np.ndarray, hits: list[tuple[int, int, bytes]], whole: list[int],
-              frames: list[bytes], partial: np.ndarray, start_ns: int, end_ns: int) -> Iterator[pa.Table]:
+              frames: list[bytes], partial: np.ndarray, start_ns: int, end_ns: int, exact: list[list[bytes]],
+              lines: bool) -> Iterator[pa.Table]:
         """The table of the hits of ``_search`` (``(k, row, line)``: entry ``row`` of chunk
         ``ids[k]``, in block order) and of the entries of chunks ``ids[whole]`` (their
-        ``frames``), in block order."""
+        ``frames``; without ``lines``, only those holding a literal of each group of ``exact``),
+        in block order."""
         texts = pa.array(self.stream_texts, pa.string())
         parts: list[pa.Table] = []
         keys: list[np.ndarray] = []
         if hits:
-            hit_k, hit_row, lines = zip(*hits, strict=True)
+            hit_k, hit_row, hit_lines = zip(*hits, strict=True)
             k = np.asarray(hit_k, np.int64)
             row = np.asarray(hit_row, np.int64)
             ks = np.unique(k)
             cid = ids[ks]
             times, meta = d.columns(cid, True, local_starts(self.rows[cid])[np.searchsorted(ks, k)] + row)
             parts.append(pa.table({"time_ns": pa.array(times), "stream": texts.take(pa.array(self.stream_codes[ids[k]])),
-                                   "line": pa.array(lines, pa.binary()).cast(pa.string()), "metadata": meta}))
+                                   "line": (pa.array(hit_lines, pa.binary()).cast(pa.string()) if lines
+                                                 else _empty_strings(len(hit_lines))), "metadata": meta}))
             keys.append(k * (1 << 32) + row)
         if whole:
             w = np.asarray(whole, np.int64)
             wid = ids[w]
             rows = self.rows[wid]
-            parts.append(self._cheap(d, wid, True).append_column("line", self._decode(frames, wid))
-                         .select(["time_ns", "stream", "line", "metadata"]))
-            keys.append(np.repeat(w * (1 << 32), rows) + np.arange(int(rows.sum())) - np.repeat(local_starts(rows), rows))
+            t = self._cheap(d, wid, True).append_column("line", self._decode(frames, wid))
+            key = np.repeat(w * (1 << 32), rows) + np.arange(int(rows.sum())) - np.repeat(local_starts(rows), rows)
+            if not lines:  # exactly the lines holding the literals, then without their text
+                text = t.column("line")
+                keep = np.logical_and.reduce([np.logical_or.reduce(
+                    [pc.match_substring(text, x.decode()).to_numpy(zero_copy_only=False) for x in g]) for g in exact])
+                t, key = t.filter(pa.array(keep)), key[keep]
+                t = t.set_column(t.schema.get_field_index("line"), "line", _empty_strings(t.num_rows))
+            parts.append(t.select(["time_ns", "stream", "line", "metadata"]))
+            keys.append(key)
         if not parts:
             return
         t = parts[0] if len(parts) == 1 else pa.concat_tables(parts).take(pa.array(np.argsort(np.concatenate(keys))))
@@ -640,6 +657,17 @@ def _find(frames: list[bytes], ks: list[int], literal: bytes,
     begin = (ends - sizes).tolist()
     # each hit's entry: the lines before it in its frame
     return [(ks[jj], buf.count(b"\n", begin[jj], s0), line, s0 - begin[jj]) for (s0, line), jj in zip(found, j, strict=True)]
+
+
+def _empty_strings(n: int) -> pa.Array:
+    return pa.StringArray.from_buffers(n, pa.py_buffer(np.zeros(n + 1, np.int32)), pa.py_buffer(b""))
+
+
+def exact_groups(filters_literals: Sequence[Sequence[Literal]]) -> bool:
+    """Whether a line filter read of these literal groups finds exactly the lines holding one
+    literal of each group (``select_lines(lines=False)``): every literal case-sensitive and
+    without a newline."""
+    return bool(filters_literals) and all(x.case_sensitive and "\n" not in x.text for g in filters_literals for x in g)
 
 
 def _joined(hits: list[tuple[int, int, bytes, int]], templates: dict[int, bytes], stored: list, lo: int,

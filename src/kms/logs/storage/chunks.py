@@ -45,11 +45,11 @@ from kms.storage.sort import dense_ranks
 from kms.storage.types import SignalSpec
 
 from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER, string_parts
-from .chunkread import Directory, Literal, LogChunkReader, ReadCounter, local_starts
+from .chunkread import Directory, Literal, LogChunkReader, ReadCounter, exact_groups, local_starts
 from .grams import BITS, chunk_signatures
 from .linevars import split_chunks
 
-__all__ = ["LOG_CHUNKS", "LogChunkFormat", "LogChunkReader", "Literal", "ReadCounter", "CHUNK_BYTES"]
+__all__ = ["LOG_CHUNKS", "LogChunkFormat", "LogChunkReader", "Literal", "ReadCounter", "CHUNK_BYTES", "exact_groups"]
 
 _NEWLINE = re.compile(b"\n")
 #: Uncompressed line bytes a chunk aims at: small enough that a rare needle skips most chunks

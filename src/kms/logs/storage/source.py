@@ -42,7 +42,7 @@ from kms.logs.logql.ast import LineFilter
 from kms.logs.logql.linefilter import filter_mask, required_literals
 from kms.logs.schema import LOGS
 from kms.logs.source import LOG_BATCH_SCHEMA, Direction, QueryStats
-from kms.logs.storage.chunks import Literal, LogChunkReader, ReadCounter
+from kms.logs.storage.chunks import Literal, LogChunkReader, ReadCounter, exact_groups
 from kms.logs.storage.streamset import streams_of_block
 from kms.metrics.promql.model import Matcher
 from kms.metrics.storage.labels import labels_text, parse_labels_text
@@ -158,10 +158,10 @@ class StoreLogSource:
     # -- LogSource --
     def select(
         self, matchers: list[Matcher], start_ns: int, end_ns: int, direction: Direction = "backward", *,
-        line_filters: Sequence[LineFilter] = (), stats: QueryStats | None = None,
+        line_filters: Sequence[LineFilter] = (), stats: QueryStats | None = None, lines: bool = True,
     ) -> Iterator[pa.Table]:
         if line_filters and direction == "forward":
-            hits = self._filtered(list(matchers), start_ns, end_ns, tuple(line_filters), stats)
+            hits = self._filtered(list(matchers), start_ns, end_ns, tuple(line_filters), stats, lines)
             if hits is not None:
                 yield from _sorted_batches(hits, direction)
                 return
@@ -178,13 +178,15 @@ class StoreLogSource:
                 yield from _sorted_batches(parts, direction)
 
     def _filtered(self, matchers: list[Matcher], start_ns: int, end_ns: int, filters: tuple[LineFilter, ...],
-                  stats: QueryStats | None) -> list[pa.Table] | None:
+                  stats: QueryStats | None, lines: bool = True) -> list[pa.Table] | None:
         """The entries of the selected streams passing ``filters``, in one read of the range;
         None when they are more than ``MAX_WINDOW_ROWS`` (the caller reads windows instead).
         Adds the lines and bytes read to ``stats`` (the engine sees only the hits).
 
         Blocks of format 2 give only the chunks that may hold the filters' literals (their
-        trigram signatures, then a search of each frame); others are read whole."""
+        trigram signatures, then a search of each frame); others are read whole. Without
+        ``lines``, when the literals decide the filters (``exact_groups``), blocks of format 2
+        give exactly the passing entries, without their text."""
         federated = len(self.tenants) > 1
         groups: list[list[Literal]] = []
         for f in filters:
@@ -197,6 +199,8 @@ class StoreLogSource:
         last = end_ns - 1  # inclusive
         when = (pc.field("time_ns") >= pa.scalar(start_ns, pa.int64())) & (pc.field("time_ns") <= pa.scalar(last, pa.int64()))
         columns = ["time_ns", "stream", "line", "metadata"]
+        # the chunks' search decides every filter: their hits need no text, nor filtering again
+        textless = not lines and len(groups) == len(filters) and exact_groups(groups)
         for tenant in self.tenants:
             m = _Streams([matchers], {TENANT_LABEL: tenant} if federated else {})
             head, blocks = self.store.snapshot(tenant, LOGS.name)
@@ -205,7 +209,7 @@ class StoreLogSource:
                     continue
                 reader = b.reader()
                 if isinstance(reader, LogChunkReader):
-                    tables = reader.select_lines(m, start_ns, last, groups, counter)
+                    tables = reader.select_lines(m, start_ns, last, groups, counter, lines=not textless)
                     matched = True
                 else:
                     known = streams_of_block(tenant, b)
@@ -216,7 +220,7 @@ class StoreLogSource:
                     tables = reader.scan(flt, columns, False)
                     matched = False
                 for t in tables:
-                    kept = _keep_hits(t, m, filters, matched, counter, parts, kept)
+                    kept = _keep_hits(t, m, () if matched and textless else filters, matched, counter, parts, kept)
                     if kept > MAX_WINDOW_ROWS:
                         return None
             t = scan_head(head, start_ns, last, None, columns)
