@@ -47,6 +47,9 @@ PER_RECORD_KEYS = frozenset({DETECTED_LEVEL, "flags", "observed_timestamp", "sev
 # detected_level by severity number (0: none; above 24: fatal, as level_of_severity says)
 _LEVELS = pa.array([None, *(level_of_severity(i) for i in range(1, 26))], pa.string())
 _HEX = np.array([int.from_bytes(f"{i:02x}".encode(), "little") for i in range(256)], np.uint16)
+_BYTE_KIND = np.zeros(256, np.uint8)  # 1: part of a multi-byte UTF-8 character; 2: escaped in a label text
+_BYTE_KIND[0x80:] = 1
+_BYTE_KIND[[ord("\\"), ord('"'), ord("\n")]] = 2
 
 
 @dataclass
@@ -158,7 +161,7 @@ def _attributes(buf: np.ndarray, at: np.ndarray) -> tuple[dict[str, pa.Array] | 
     names = [label_name(k) for k in keys.dictionary.to_pylist()]  # per distinct key
     distinct = sorted(set(names))
     code = np.array([distinct.index(x) for x in names], np.int64)[keys.indices.to_numpy(zero_copy_only=False)]
-    if len(np.unique(r * len(distinct) + code)) != len(r):
+    if np.bincount(r * len(distinct) + code).max() > 1:
         return None, at  # a name twice in a record: dict order decides, record by record
     out = {}
     n = len(at)
@@ -216,8 +219,14 @@ def _pairs(key: str, values: pa.Array, present: np.ndarray | None,
     """(``key="value"`` per record, null where absent; the value's characters, -1 where absent)."""
     if present is not None:
         values = pc.if_else(pa.array(present), values, pa.scalar(None, pa.string()))
-    chars = pc.fill_null(pc.utf8_length(values), -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    if escape:
+    data = values.buffers()[2]
+    kinds = _BYTE_KIND[np.frombuffer(data, np.uint8)] if data is not None else np.zeros(0, np.uint8)
+    if (kinds & 1).any():  # a multi-byte character somewhere: characters are not bytes
+        chars = pc.utf8_length(values)
+    else:
+        chars = pc.binary_length(values)
+    chars = pc.fill_null(chars, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    if escape and (kinds & 2).any():  # (the buffer may hold more than the values: a false alarm costs time only)
         for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n")):
             values = pc.replace_substring(values, a, b)
     return pc.binary_join_element_wise(f'{key}="', values, '"', ""), chars
