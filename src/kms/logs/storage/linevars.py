@@ -125,24 +125,26 @@ def _split(buf, bounds, eligible, tmpl, digits, hexes, t_at, d_at, h_at, split):
 
 
 @njit(cache=True, nogil=True)
-def _join(tmpl, digits, hexes, out):  # pragma: no cover
-    o = 0
-    d = 0
-    h = 0
-    for i in range(len(tmpl)):
+def _expand(tmpl, i, hi, line_only, digits, d, d_hi, hexes, h, h_hi, out, o):  # pragma: no cover
+    """Template bytes ``i`` .. ``hi`` (to the first newline if ``line_only``) into ``out`` at
+    ``o``, their variables from ``digits[d:d_hi]`` and ``hexes[h:h_hi]``: (the position in
+    ``out`` after them, ``d``, ``h``), the position -1 if they do not fit."""
+    while i < hi:
         b = tmpl[i]
+        if line_only and b == 10:
+            break
         nd = _DIGITS[b]
         nh = _HEX_BYTES[b]
         if nd:
-            if d + nd > len(digits) or o + nd > len(out):
-                return -1
-            for q in range(nd):
+            if d + nd > d_hi or o + nd > len(out):
+                return -1, d, h
+            for q in range(nd):  # (loops: a slice costs more than a short copy)
                 out[o + q] = digits[d + q]
             o += nd
             d += nd
         elif nh:
-            if h + nh > len(hexes) or o + 2 * nh > len(out):
-                return -1
+            if h + nh > h_hi or o + 2 * nh > len(out):
+                return -1, d, h
             for q in range(nh):
                 x = hexes[h + q]
                 out[o] = _HEX_CHAR[x >> 4]
@@ -151,17 +153,24 @@ def _join(tmpl, digits, hexes, out):  # pragma: no cover
             h += nh
         else:
             if o >= len(out):
-                return -1
+                return -1, d, h
             out[o] = b
             o += 1
-    if d != len(digits) or h != len(hexes):
+        i += 1
+    return o, d, h
+
+
+@njit(cache=True, nogil=True)
+def _join(tmpl, digits, hexes, out):  # pragma: no cover
+    o, d, h = _expand(tmpl, 0, len(tmpl), False, digits, 0, len(digits), hexes, 0, len(hexes), out, 0)
+    if o < 0 or d != len(digits) or h != len(hexes):
         return -1
     return o
 
 
 @njit(cache=True, nogil=True)
 def _lines(tmpl, t_at, digits, d_at, hexes, h_at, frame, at, out, out_at):  # pragma: no cover
-    """The lines starting at ``at[h]`` of templates ``frame[h]`` (``tmpl[t_at[f]:t_at[f + 1]]``,
+    """The lines starting at ``at[k]`` of templates ``frame[k]`` (``tmpl[t_at[f]:t_at[f + 1]]``,
     digits ``digits[d_at[f]:d_at[f + 1]]``, hex ids ``hexes[h_at[f]:h_at[f + 1]]``) joined, back
     to back in ``out`` (bounds ``out_at``); False if template and variables do not fit."""
     o = 0
@@ -186,31 +195,9 @@ def _lines(tmpl, t_at, digits, d_at, hexes, h_at, frame, at, out, out_at):  # pr
         if d < d_at[f] or h < h_at[f]:
             return False
         out_at[k] = o
-        i = s
-        while i < hi and tmpl[i] != 10:
-            b = tmpl[i]
-            nd = _DIGITS[b]
-            nh = _HEX_BYTES[b]
-            if nd:
-                if d + nd > d_at[f + 1]:
-                    return False
-                for q in range(nd):
-                    out[o + q] = digits[d + q]
-                o += nd
-                d += nd
-            elif nh:
-                if h + nh > h_at[f + 1]:
-                    return False
-                for q in range(nh):
-                    x = hexes[h + q]
-                    out[o] = _HEX_CHAR[x >> 4]
-                    out[o + 1] = _HEX_CHAR[x & 15]
-                    o += 2
-                h += nh
-            else:
-                out[o] = b
-                o += 1
-            i += 1
+        o, d, h = _expand(tmpl, s, hi, True, digits, d, d_at[f + 1], hexes, h, h_at[f + 1], out, o)
+        if o < 0:
+            return False
     out_at[len(frame)] = o
     return True
 
