@@ -6,7 +6,9 @@ access-log-like line with some variety (paths, status codes, durations, ids). Af
 SIGTERM flushes the head into blocks and the blocks' size is compared with the raw lines.
 
 With ``--otlp`` the same lines go to ``/v1/logs`` as OTLP records shaped like the OpenTelemetry
-SDK's (trace context, observed time, code attributes); MB/s counts the lines alone.
+SDK's (trace context, observed time, code attributes); MB/s counts the lines alone, and then the
+request bodies as sent (OTLP: uncompressed protobuf, also carrying each record's ids, times and
+attributes; Loki push: snappy-compressed).
 
 Usage: python benchmarks/logs/bench_logs_ingest.py [--lines 500000] [--batch 5000] [--streams 20] [--otlp]
 """
@@ -113,6 +115,8 @@ def main() -> None:
     print(f"push ingest, lines/s          {a.lines / secs:,.0f}")
     print(f"push ingest, MB/s raw         {raw / secs / 1e6:.1f}")
     print(f"server CPU, s per 100k lines  {cpu / a.lines * 1e5:.2f} ({a.lines / cpu:,.0f} lines/s per busy core)")
+    print(f"MB/s per busy core            {raw / cpu / 1e6:.1f} of lines, {sum(map(len, reqs)) / cpu / 1e6:.1f} of "
+          f"request bodies as sent")
     print(f"bytes per line on disk        {blocks / a.lines:.1f} (raw {raw / a.lines:.1f}; {blocks / raw:.2f}x raw)")
     print(f"peak RSS, MiB                 {peak / 2**20:.0f}")
 
