@@ -96,6 +96,7 @@ class LogChunkReader:
         self.dict_of = col["dict"].astype(np.int64) if "dict" in col else np.full(len(self.rows), -1, np.int64)
         self.vlen = col["vlen"].astype(np.int64) if "vlen" in col else np.zeros(len(self.rows), np.int64)
         self._row_groups: dict[int, pa.Table] = {}  # directory row group -> times and metadata
+        self._dicts: dict[int, zstandard.ZstdCompressionDict] = {}  # dictionary chunk -> its dictionary
         self.rg_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # first chunk of each
         self.row_start = np.concatenate([[0], np.cumsum(self.rows)])
         grams = idx.column("grams").combine_chunks()
@@ -444,8 +445,9 @@ class _RowGroup:
 
 
 class _Decompressors:
-    """zstd decompressors of one read: a plain one, and one per dictionary chunk (whose first
-    frame is decompressed once, when a chunk first needs it)."""
+    """zstd decompressors of one read (not shared between threads): a plain one, and one per
+    dictionary chunk. The dictionaries themselves (a chunk's first frame, decompressed when a
+    read first needs it) are kept by the reader for later reads: ~4 KiB a stream."""
 
     def __init__(self, reader: LogChunkReader, f):
         self.reader = reader
@@ -459,13 +461,16 @@ class _Decompressors:
         z = self._by_dict.get(dict_chunk)
         if z is None:
             r = self.reader
-            at, n = int(r.offset[dict_chunk]), int(r.length[dict_chunk] - r.vlen[dict_chunk])
-            try:
-                raw = self.plain.decompress(self.f.read_at(n, at), max_output_size=int(r.size[dict_chunk]))
-            except (OSError, pa.ArrowException, zstandard.ZstdError) as e:
-                raise Unavailable(f"cannot read block {r.key}: {e}", reason="objstore") from e
-            z = self._by_dict[dict_chunk] = zstandard.ZstdDecompressor(
-                dict_data=zstandard.ZstdCompressionDict(raw[:DICT_BYTES], dict_type=zstandard.DICT_TYPE_RAWCONTENT))
+            d = r._dicts.get(dict_chunk)
+            if d is None:
+                at, n = int(r.offset[dict_chunk]), int(r.length[dict_chunk] - r.vlen[dict_chunk])
+                try:
+                    raw = self.plain.decompress(self.f.read_at(n, at), max_output_size=int(r.size[dict_chunk]))
+                except (OSError, pa.ArrowException, zstandard.ZstdError) as e:
+                    raise Unavailable(f"cannot read block {r.key}: {e}", reason="objstore") from e
+                d = r._dicts[dict_chunk] = zstandard.ZstdCompressionDict(raw[:DICT_BYTES],
+                                                                          dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+            z = self._by_dict[dict_chunk] = zstandard.ZstdDecompressor(dict_data=d)
         return z
 
     def text(self, chunk: int, stored) -> bytes:
