@@ -49,6 +49,11 @@ class ObjectStore(ABC):
         with self._errors(key):
             return self.filesystem.open_input_file(self.path(key))
 
+    def map(self, key: str) -> memoryview | None:
+        """The whole object as a read-only view without reading it (a file mapped into memory),
+        or None where objects are not files."""
+        return None
+
     def list(self, prefix: str = "") -> list[str]:
         """Keys starting with ``prefix``, sorted."""
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
@@ -112,6 +117,12 @@ class LocalObjectStore(ObjectStore):
 
     def path(self, key: str) -> str:
         return str(self.root / key) if key else str(self.root)
+
+    def map(self, key: str) -> memoryview | None:
+        # objects are written whole and renamed into place, never changed in place: a mapping of
+        # one stays valid while it is held, even after the object is deleted
+        with self._errors(key):
+            return memoryview(pa.memory_map(self.path(key)).read_buffer())
 
     def put(self, key: str, data: bytes | pa.Buffer) -> None:
         target = self.root / key
