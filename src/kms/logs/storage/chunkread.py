@@ -359,25 +359,12 @@ class LogChunkReader:
             yield ids[lo:]
 
     def _frames(self, f, ids: np.ndarray) -> list[bytes]:
-        """Decompressed frames of chunks ``ids`` (adjacent frames read together)."""
+        """Decompressed frames of chunks ``ids`` (split chunks joined)."""
         zd = _Decompressors(self, f)
-        out: list[bytes] = []
         try:
-            k = 0
-            while k < len(ids):
-                j = k
-                while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1 and j - k < 255:
-                    j += 1
-                start = int(self.offset[ids[k]])
-                buf = f.read_at(int(self.offset[ids[j]] + self.length[ids[j]]) - start, start)
-                mv = memoryview(buf)
-                for i in ids[k:j + 1]:
-                    a = int(self.offset[i]) - start
-                    out.append(zd.text(int(i), mv[a:a + int(self.length[i])]))
-                k = j + 1
-        except (OSError, pa.ArrowException, zstandard.ZstdError, ValueError) as e:
+            return [zd.text(i, src) for i, src in zip(ids.tolist(), self._compressed(f, ids), strict=True)]
+        except (zstandard.ZstdError, ValueError) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
-        return out
 
     def _compressed(self, f, ids: np.ndarray) -> Iterator[memoryview]:
         """The frames of chunks ``ids`` as stored, one at a time: slices of the block file mapped

@@ -116,7 +116,7 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
 def _delta_blobs(deltas: np.ndarray, rb: np.ndarray) -> pa.Array:
     """Each chunk's time deltas (never negative: a chunk's entries are in time order) as
     unsigned integers of the chunk's own width, 1, 2, 4 or 8 bytes (its blob's length over its
-    rows): one long gap widens its chunk only, not the block (0.92 -> 0.7 bytes a line on the
+    rows): one long gap widens its chunk only, not the block (0.92 -> 0.74 bytes a line on the
     bench lines, whose gaps are random)."""
     n = len(rb) - 1
     if n == 0:
