@@ -36,11 +36,11 @@ from kms.errors import KmsError
 from kms.generator import Generator, GeneratorSettings
 from kms.generator.remote import RemoteWriter
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
+from kms.logs import bytecopy, record_wire
 from kms.logs.api import LokiApi
 from kms.logs.push import push_routes
 from kms.logs.schema import LOGS
-from kms.logs.storage import StoreLogSource
-from kms.logs.storage.linevars import warm as warm_log_kernels
+from kms.logs.storage import StoreLogSource, linevars
 from kms.logs.validate import LogLimits, Validator
 from kms.metrics.admission import SampleAdmission
 from kms.metrics.api import PrometheusApi
@@ -306,7 +306,8 @@ class Stack:
             await asyncio.sleep(0.01)
 
         t_store = time.perf_counter()
-        await loop.run_in_executor(None, warm_log_kernels)
+        for warm in (linevars.warm, record_wire.warm, bytecopy.warm):  # compiled kernels, loaded before the first use
+            await loop.run_in_executor(None, warm)
         await loop.run_in_executor(None, self.store.open)
         log.info("storage opened in %.2fs (backend %s, data dir %s)", time.perf_counter() - t_store,
                  self.cfg.storage.backend, Path(self.cfg.data_dir).resolve())

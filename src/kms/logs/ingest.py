@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
-import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
@@ -29,7 +28,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from kms.errors import BadInput
 from kms.logs.batch import LogBatch, LogStream
 from kms.logs.enrich import DETECTED_LEVEL, level_of_severity, normalise
-from kms.logs.record_wire import PER_RECORD_KEYS, RawLogsRequest, decode_records, metadata_texts
+from kms.logs.record_wire import PER_RECORD_KEYS, R_OBSERVED, R_SCOPE, R_TIME, record_columns, walk_request
 
 __all__ = ["DecodedLogs", "decode_logs", "INDEX_ATTRIBUTES", "label_name", "any_value_string"]
 
@@ -199,53 +198,45 @@ def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
 def _decode_columns(body: bytes, now_ns: int) -> DecodedLogs | None:
     """The request decoded with ``record_wire`` (the records of all its scopes as columns at
     once), or None when a record is not of the shape it handles."""
+    w = walk_request(body)
+    if w is None:
+        return None
     try:
-        req = RawLogsRequest.FromString(body)
-        resources = [(Resource.FromString(rl.resource), list(rl.scope_logs)) for rl in req.resource_logs]
+        resources = [_resource_labels(Resource.FromString(w.resource_bytes(i))) for i in range(len(w.resources))]
+        scope_mds = [_scope_metadata(resources[r][1], InstrumentationScope.FromString(w.scope_bytes(i)))
+                     for i, r in enumerate(w.scopes[:, 0].tolist())]
     except (DecodeError, RuntimeError):
         return None  # the record-by-record path says what is wrong
+    if any(PER_RECORD_KEYS & md.keys() for md in scope_mds):
+        return None
     streams: dict[tuple, int] = {}
     labels: list[dict[str, str]] = []
-    scope_mds: list[dict[str, str]] = []
-    stream_of: list[int] = []  # per scope
-    records: list[list[bytes]] = []  # per scope
-    for resource, scopes in resources:
-        index, res_md = _resource_labels(resource)
+    stream_of_resource = []
+    for index, _ in resources:
         s = streams.setdefault(tuple(sorted(index.items())), len(streams))
         if s == len(labels):
             labels.append(index)
-        for sl in scopes:
-            try:
-                scope_md = _scope_metadata(res_md, InstrumentationScope.FromString(sl.scope))
-            except (DecodeError, RuntimeError):
-                return None
-            if PER_RECORD_KEYS & scope_md.keys():
-                return None
-            scope_mds.append(scope_md)
-            stream_of.append(s)
-            records.append(list(sl.log_records))
-    counts = np.array([len(r) for r in records], np.int64)
+        stream_of_resource.append(s)
     batch = LogBatch()
-    if not counts.sum():
+    recs = w.records
+    if not len(recs):
         batch.streams = [LogStream(index) for index in labels]
         return DecodedLogs(batch)
-    c = decode_records([r for rs in records for r in rs])
-    if c is None or (c.time >= 1 << 63).any() or (c.observed >= 1 << 63).any():
-        return None
-    if c.attributes.keys() & (PER_RECORD_KEYS | set().union(*scope_mds)):
-        return None  # an attribute overriding a scope's pair or overridden by the record's own
-    scope_of = np.repeat(np.arange(len(records)), counts)
-    texts, n_pairs, size = metadata_texts(scope_mds, scope_of, c)
-    times = np.where(c.time != 0, c.time, np.where(c.observed != 0, c.observed, now_ns)).astype(np.int64)
-    stream = np.asarray(stream_of, np.int64)[scope_of]
+    scope_stream = np.asarray(stream_of_resource, np.int64)[w.scopes[:, 0]]
+    stream = scope_stream[recs[:, R_SCOPE]]
     order = np.argsort(stream, kind="stable")  # each stream's records in request order
-    bounds = np.searchsorted(stream[order], np.arange(len(labels) + 1))
+    columns = record_columns(w, scope_mds, order)
+    if columns is None:
+        return None
+    lines, texts, n_pairs, size = columns
+    t, observed = recs[order, R_TIME], recs[order, R_OBSERVED]
+    times = np.where(t != 0, t, np.where(observed != 0, observed, now_ns))
+    bounds = np.searchsorted(stream[order], np.arange(len(labels) + 1)).tolist()
     for k, index in enumerate(labels):
-        rows = order[bounds[k]:bounds[k + 1]]
-        if not len(rows):
+        lo, hi = bounds[k], bounds[k + 1]
+        if lo == hi:
             batch.streams.append(LogStream(index))
             continue
-        take = pa.array(rows)
-        batch.streams.append(LogStream.of_columns(index, times[rows].tolist(), c.body.take(take), texts.take(take),
-                                                  n_pairs[rows], size[rows]))
+        batch.streams.append(LogStream.of_columns(index, times[lo:hi].tolist(), lines.slice(lo, hi - lo),
+                                                  texts.slice(lo, hi - lo), n_pairs[lo:hi], size[lo:hi]))
     return DecodedLogs(batch)

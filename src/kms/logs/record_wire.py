@@ -1,14 +1,18 @@
-"""OTLP log records decoded as columns: the fields of serialized ``LogRecord`` messages read with
-numpy from the bytes, and each record's structured metadata text built with Arrow kernels,
-instead of a protobuf object, a dict and a text built in Python per record.
+"""OTLP logs requests decoded as columns: compiled kernels (numba) walk the serialized
+``ExportLogsServiceRequest`` once, read every record's fields where they lie in the bytes, and
+write each record's structured metadata text and line straight into Arrow buffers, instead of
+a protobuf object, a dict and a text built in Python per record.
 
-Handled: records whose fields are among time, severity number and text, a string body, string
-and integer attributes, flags, trace and span ids and observed time, in field-number order (as
-the SDKs and the Collector write them), with a severity. ``decode_records`` answers None for any
-other record (another kind of attribute, an event name, dropped attributes, a body that is not a
-string, ids of the wrong length, a negative number, no severity), and ``kms.logs.ingest`` maps
-the request record by record instead; the two give the same rows
+Handled: records whose fields are time, severity number (not negative) and text, a string body
+(or none), string, integer and boolean attributes, dropped attributes count, flags, trace and
+span ids (16 and 8 bytes, or none), observed time and event name, in any order, with a
+severity. Any other record (a double, bytes, map or array attribute; a body that is not a
+string; ids of another length; no severity at all; one label name twice in a record) or a
+malformed request makes ``walk_request`` or ``record_columns`` answer None, and
+``kms.logs.ingest`` maps the request record by record instead; the two give the same rows
 (``tests/logs/test_record_wire.py``).
+
+Resources and scopes (a few a request) are left as bytes for ``ingest`` to decode with protobuf.
 """
 
 from __future__ import annotations
@@ -17,268 +21,612 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from numba import njit
 
+from kms.logs.bytecopy import copy_bytes
 from kms.logs.enrich import DETECTED_LEVEL, level_of_severity, normalise
-from kms.logs.entry_wire import optional_varint
-from kms.protoclasses import message_classes
+from kms.metrics.storage.labels import labels_text
 
-__all__ = ["RawLogsRequest", "RecordColumns", "decode_records", "metadata_texts", "PER_RECORD_KEYS"]
+__all__ = ["WireRequest", "walk_request", "record_columns", "PER_RECORD_KEYS", "warm"]
 
-# ExportLogsServiceRequest with each scope's records (and the resource and scope) left as bytes
-_RAW = message_classes("kmsotlplogsraw", {
-    "RawScopeLogs": [("scope", 1, "bytes", False), ("log_records", 2, "bytes", True), ("schema_url", 3, "string", False)],
-    "RawResourceLogs": [("resource", 1, "bytes", False), ("scope_logs", 2, ".RawScopeLogs", True),
-                        ("schema_url", 3, "string", False)],
-    "RawLogsRequest": [("resource_logs", 1, ".RawResourceLogs", True)],
-})
-RawLogsRequest = _RAW["RawLogsRequest"]
-
-# LogRecord field tags (field number << 3 | wire type), in number order
-_TIME, _SEVERITY, _SEVERITY_TEXT, _BODY = 0x09, 0x10, 0x1A, 0x2A
-_FLAGS, _TRACE, _SPAN, _OBSERVED = 0x45, 0x4A, 0x52, 0x59
-_STRING_VALUE = 0x0A  # AnyValue.string_value
-_INT_VALUE = 0x18  # AnyValue.int_value
-_ATTRIBUTE, _KEY, _VALUE = 0x32, 0x0A, 0x12  # LogRecord.attributes; KeyValue.key, KeyValue.value
-_MOST_ATTRIBUTES = 64
 #: metadata keys a record sets itself (a scope or resource attribute of the same name: record by record)
-PER_RECORD_KEYS = frozenset({DETECTED_LEVEL, "flags", "observed_timestamp", "severity_number", "severity_text",
-                             "span_id", "trace_id"})
-# detected_level by severity number (0: none; above 24: fatal, as level_of_severity says)
-_LEVELS = pa.array([None, *(level_of_severity(i) for i in range(1, 26))], pa.string())
-_HEX = np.array([int.from_bytes(f"{i:02x}".encode(), "little") for i in range(256)], np.uint16)
-_BYTE_KIND = np.zeros(256, np.uint8)  # 1: part of a multi-byte UTF-8 character; 2: escaped in a label text
-_BYTE_KIND[0x80:] = 1
-_BYTE_KIND[[ord("\\"), ord('"'), ord("\n")]] = 2
+PER_RECORD_KEYS = frozenset({DETECTED_LEVEL, "dropped_attributes_count", "event_name", "flags",
+                             "observed_timestamp", "severity_number", "severity_text", "span_id", "trace_id"})
+
+# columns of WireRequest.records
+(R_SCOPE, R_TIME, R_OBSERVED, R_SEVERITY, R_FLAGS, R_TEXT_AT, R_TEXT_LEN, R_BODY_AT, R_BODY_LEN, R_TRACE_AT,
+ R_SPAN_AT, R_ATTR_FIRST, R_ATTR_COUNT, R_DROPPED, R_EVENT_AT, R_EVENT_LEN) = range(16)
+_RECORD_COLS = 16
+# columns of WireRequest.attributes: the key's bytes, the value's kind and where or what it is, the key's hash
+A_KEY_AT, A_KEY_LEN, A_KIND, A_VALUE, A_VALUE_LEN, A_HASH = range(6)
+_ATTR_COLS = 6
+_STRING, _INT, _BOOL, _OTHER = 0, 1, 2, 3  # AnyValue kinds (an empty AnyValue is the empty string)
+
+# where a metadata pair's value comes from (per key, in the order the keys sort)
+(_FROM_SCOPE, _FROM_ATTRIBUTE, _FROM_LEVEL, _FROM_FLAGS, _FROM_OBSERVED, _FROM_SEVERITY, _FROM_SEVERITY_TEXT,
+ _FROM_SPAN, _FROM_TRACE, _FROM_DROPPED, _FROM_EVENT) = range(11)
+_BUILTIN = {DETECTED_LEVEL: _FROM_LEVEL, "flags": _FROM_FLAGS, "observed_timestamp": _FROM_OBSERVED,
+            "severity_number": _FROM_SEVERITY, "severity_text": _FROM_SEVERITY_TEXT, "span_id": _FROM_SPAN,
+            "trace_id": _FROM_TRACE, "dropped_attributes_count": _FROM_DROPPED, "event_name": _FROM_EVENT}
+assert _BUILTIN.keys() == PER_RECORD_KEYS
+_HEX_CHARS = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
+_TRUE_FALSE = np.frombuffer(b"truefalse", np.uint8).copy()  # a boolean attribute, as pdata's AsString writes it
+_LEVELS = [level_of_severity(i) for i in range(26)]  # by severity number, 25 standing for all above 24
 
 
 @dataclass
-class RecordColumns:
-    time: np.ndarray  # uint64, 0 where unset
-    observed: np.ndarray
-    severity: np.ndarray  # int64
-    severity_text: pa.Array  # string ("" where unset)
-    body: pa.Array  # string
-    flags: np.ndarray
-    trace_id: pa.Array  # lower hex, null where unset
-    span_id: pa.Array
-    attributes: dict[str, pa.Array]  # label name -> string value per record, null where unset
+class WireRequest:
+    buf: np.ndarray  # the request's bytes (uint8)
+    resources: np.ndarray  # per ResourceLogs: (start, length) of its resource, start -1 if none
+    scopes: np.ndarray  # per ScopeLogs: its ResourceLogs, (start, length) of its scope (-1: none)
+    records: np.ndarray  # per record, the R_* columns (int64)
+    attributes: np.ndarray  # per record attribute, the A_* columns (int64)
+
+    def resource_bytes(self, i: int) -> bytes:
+        at, n = self.resources[i]
+        return bytes(self.buf[at:at + n]) if at >= 0 else b""
+
+    def scope_bytes(self, i: int) -> bytes:
+        _, at, n = self.scopes[i]
+        return bytes(self.buf[at:at + n]) if at >= 0 else b""
 
 
-def decode_records(records: list[bytes]) -> RecordColumns | None:
-    """The records as columns, or None if one of them is not of the handled shape."""
-    n = len(records)
-    lens = np.fromiter(map(len, records), np.int64, n)
-    ends = np.cumsum(lens)
-    starts = ends - lens
-    buf = np.frombuffer(b"".join([*records, bytes(32)]), np.uint8)  # zero padding: reads past the end see 0
-    at = starts
-    time, at = _fixed(buf, at, _TIME, 8)
-    severity, at = optional_varint(buf, at, _SEVERITY, 5)  # an enum: 5 bytes unless negative
-    if severity is None:
+def walk_request(body: bytes) -> WireRequest | None:
+    """The request's resources, scopes, records and attributes, or None if it is malformed or
+    holds a record of a shape not handled."""
+    buf = np.frombuffer(body, np.uint8)
+    empty = np.zeros((0, 1), np.int64)
+    status, n_res, n_scopes, n_recs, _ = _walk(buf, False, empty, empty, empty, empty)
+    if status:
         return None
-    text, at = _delimited(buf, at, _SEVERITY_TEXT)
-    body, at = _delimited(buf, at, _BODY)
-    attributes, at = _attributes(buf, at)
-    if attributes is None:
-        return None
-    flags, at = _fixed(buf, at, _FLAGS, 4)
-    trace, at = _delimited(buf, at, _TRACE)
-    span, at = _delimited(buf, at, _SPAN)
-    observed, at = _fixed(buf, at, _OBSERVED, 8)
-    if any(x is None for x in (text, body, trace, span)) or (at != ends).any():
-        return None
-    # the body: empty, or an AnyValue holding only a string
-    b_at, b_len = body
-    has_body = b_len > 0
-    if has_body.any():
-        s_len, s_at = optional_varint(buf, b_at, _STRING_VALUE, 3)
-        if s_len is None or (has_body & (s_at == b_at)).any() or (has_body & (s_at + s_len != b_at + b_len)).any():
-            return None
-        body = (np.where(has_body, s_at, b_at), np.where(has_body, s_len, 0))
-    trace_at, trace_len = trace
-    span_at, span_len = span
-    if (~np.isin(trace_len, (0, 16))).any() or (~np.isin(span_len, (0, 8))).any():
-        return None
-    if ((severity == 0) & (text[1] == 0)).any():
-        return None  # no severity: the level comes from the line (record by record)
-    strings = _strings(buf, [text, body])
-    if strings is None:
-        return None
-    return RecordColumns(time, observed, severity, strings[0], strings[1], flags,
-                         _hex(buf, trace_at, trace_len, 16), _hex(buf, span_at, span_len, 8), attributes)
-
-
-def _attributes(buf: np.ndarray, at: np.ndarray) -> tuple[dict[str, pa.Array] | None, np.ndarray]:
-    """The records' string and integer attributes, per label name (as ``ingest`` names them) a
-    string array with null where a record lacks it, and the position after them; None for an
-    attribute of another kind (or a negative integer), or two of a record with one name."""
-    rec, kv = [], []  # per attribute: its record, (start, length) of its KeyValue
-    for _ in range(_MOST_ATTRIBUTES + 1):
-        has = buf[at] == _ATTRIBUTE
-        if not has.any():
+    resources, scopes = np.zeros((n_res, 2), np.int64), np.zeros((n_scopes, 3), np.int64)
+    records = np.zeros((n_recs, _RECORD_COLS), np.int64)
+    room = 4 * n_recs + 16  # attributes: records seldom have more; if they do, again with room for all
+    while True:
+        attrs = np.empty((room, _ATTR_COLS), np.int64)
+        status, _, _, _, n_attrs = _walk(buf, True, resources, scopes, records, attrs)
+        if status != 2:
             break
-        rows = np.flatnonzero(has)
-        (start, length), after = _delimited(buf, at[rows], _ATTRIBUTE)
-        if start is None:
-            return None, at
-        rec.append(rows)
-        kv.append((start, length))
-        at = at.copy()
-        at[rows] = after
-    else:
-        return None, at
-    if not rec:
-        return {}, at
-    r = np.concatenate(rec)
-    start = np.concatenate([k[0] for k in kv])
-    end = start + np.concatenate([k[1] for k in kv])
-    order = np.argsort(start, kind="stable")  # buffer order, for _strings
-    r, start, end = r[order], start[order], end[order]
-    key, after = _delimited(buf, start, _KEY)
-    if key is None or (after == start).any():
-        return None, at
-    value, v_end = _delimited(buf, after, _VALUE)
-    if value is None or (v_end != end).any() or (v_end == after).any():
-        return None, at
-    v_at, v_len = value  # an AnyValue: a string_value or a non-negative int_value alone
-    s_len, s_at = optional_varint(buf, v_at, _STRING_VALUE, 3)
-    number, n_end = optional_varint(buf, v_at, _INT_VALUE, 9)
-    if s_len is None or number is None:
-        return None, at
-    is_str = s_at != v_at
-    if (~is_str & (n_end == v_at)).any() or (is_str & (s_at + s_len != v_at + v_len)).any() \
-            or (~is_str & (n_end != v_at + v_len)).any():
-        return None, at
-    strings = _strings(buf, [key, (np.where(is_str, s_at, v_at), np.where(is_str, s_len, 0))])
-    if strings is None:
-        return None, at
-    if not is_str.all():  # as any_value_string writes an int
-        strings[1] = pc.if_else(pa.array(is_str), strings[1], pa.array(number).cast(pa.string()))
+        room = len(buf) // 2
+    return None if status else WireRequest(buf, resources, scopes, records, attrs[:n_attrs])
+
+
+def record_columns(w: WireRequest, scope_mds: list[dict[str, str]],
+                   order: np.ndarray) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray] | None:
+    """(lines, structured metadata texts as ``labels_text`` writes them, the number of pairs of
+    each and their size in characters as ``Validator`` counts it) of the records taken in
+    ``order``, each record's pairs its scope's (``scope_mds``) and its own; None where the
+    record-by-record mapping decides (see the module doc) or a string is not UTF-8."""
+    recs, attrs, buf = w.records, w.attributes, w.buf
+    names = _attribute_names(w)
+    if names is None:
+        return None
+    attr_names, attr_name_of = names
+    scope_keys = set().union(*scope_mds)
+    if set(attr_names) & (PER_RECORD_KEYS | scope_keys):
+        return None  # an attribute overriding a scope's pair or overridden by the record's own
+    keys = sorted(scope_keys | set(attr_names) | PER_RECORD_KEYS)
+    slot = {k: j for j, k in enumerate(keys)}
+    kind = np.array([_BUILTIN.get(k, _FROM_ATTRIBUTE if k in attr_names else _FROM_SCOPE) for k in keys], np.int64)
+    prefixes = [labels_text([(k, "")])[1:-2] for k in keys]  # 'name="' (quoted as labels_text would)
+    key_buf, key_off = _concat([p.encode() for p in prefixes])
+    key_chars = np.array([len(k) for k in keys], np.int64)
+    attr_slot = np.array([slot[attr_names[i]] for i in range(len(attr_names))], np.int64)[attr_name_of] \
+        if len(attrs) else np.zeros(0, np.int64)
+    # scope pairs: their values escaped, per (scope, key) where (-1: the scope has no such pair)
+    values, value_at = [], np.full((len(scope_mds), len(keys)), -1, np.int64)
+    value_len, value_chars = np.zeros_like(value_at), np.zeros_like(value_at)
+    pos = 0
+    for s, md in enumerate(scope_mds):
+        for k, v in md.items():
+            b = labels_text([("a", v)])[4:-2].encode()
+            value_at[s, slot[k]], value_len[s, slot[k]], value_chars[s, slot[k]] = pos, len(b), len(v)
+            values.append(b)
+            pos += len(b)
+    scope_buf = np.frombuffer(b"".join(values) or b"\0", np.uint8)
+    levels = _levels(w)
+    if levels is None:
+        return None
+    level_names, level_of = levels
+    level_buf, level_off = _concat([x.encode() for x in level_names])
+    # at most: each key with its longest value (escaped strings twice their bytes, numbers 20)
+    n = len(order)
+    strings = 2 * int(recs[:, R_TEXT_LEN].sum() + recs[:, R_EVENT_LEN].clip(0).sum()
+                      + (attrs[:, A_VALUE_LEN] + 10).sum())
+    bound = n * int(2 + (key_off[1:] - key_off[:-1] + 2).sum() + value_len.max(initial=0, axis=0).sum() + 4 * 20
+                    + 48 + np.diff(level_off).max()) + strings
+    status, data, offsets, count, size = _texts(
+        buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars, scope_buf, value_at, value_len,
+        value_chars, level_buf, level_off, level_of, _HEX_CHARS, bound)
+    if status:
+        return None  # one name twice in a record
+    lines_data, line_offsets = _gather(buf, recs[:, R_BODY_AT], recs[:, R_BODY_LEN], order)
+    if offsets[-1] >= 1 << 31 or line_offsets[-1] >= 1 << 31:
+        return None
+    texts = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    lines = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(line_offsets.astype(np.int32)),
+                                                   pa.py_buffer(lines_data)])
+    try:  # strings in protobuf are UTF-8: as the protobuf decoder, refuse what is not
+        texts.validate(full=True)
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    return lines, texts, count, size
+
+
+def _attribute_names(w: WireRequest) -> tuple[list[str], np.ndarray] | None:
+    """(the distinct label names of the attributes' keys, each attribute's index into them)."""
     from kms.logs.ingest import label_name  # (ingest imports this module)
 
-    keys = pc.dictionary_encode(strings[0])
-    names = [label_name(k) for k in keys.dictionary.to_pylist()]  # per distinct key
+    attrs = w.attributes
+    if not len(attrs):
+        return [], np.zeros(0, np.int64)
+    _, first, inverse = np.unique(attrs[:, A_HASH], return_index=True, return_inverse=True)
+    if not _same_keys(w.buf, attrs, first[inverse]):
+        return None  # two keys of one hash
+    try:
+        keys = [bytes(w.buf[a:a + n]).decode() for a, n in attrs[first][:, [A_KEY_AT, A_KEY_LEN]].tolist()]
+    except UnicodeDecodeError:
+        return None
+    names = [label_name(k) for k in keys]
     distinct = sorted(set(names))
-    code = np.array([distinct.index(x) for x in names], np.int64)[keys.indices.to_numpy(zero_copy_only=False)]
-    if np.bincount(r * len(distinct) + code).max() > 1:
-        return None, at  # a name twice in a record: dict order decides, record by record
-    out = {}
-    n = len(at)
-    for j, name in enumerate(distinct):
-        sel = np.flatnonzero(code == j)
-        index = np.full(n, -1, np.int64)
-        index[r[sel]] = np.arange(len(sel))
-        out[name] = strings[1].take(pa.array(sel)).take(pa.array(index, mask=index < 0))
-    return out, at
+    code = np.array([distinct.index(x) for x in names], np.int64)
+    return distinct, code[inverse.reshape(-1)]
 
 
-def metadata_texts(scope_mds: list[dict[str, str]], scope_of: np.ndarray,
-                   c: RecordColumns) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """(each record's structured metadata as ``labels_text`` would write it, the number of its
-    pairs, their size in characters as ``Validator`` counts it), from its scope's pairs
-    (``scope_mds[scope_of[i]]``) and its own: as ``kms.logs.ingest`` builds them record by record."""
-    n = len(c.time)
-    pieces: dict[str, tuple[pa.Array, np.ndarray]] = {}  # key -> (pair texts, value characters, -1 absent)
-    at = pa.array(scope_of)
-    for k in sorted(set().union(*scope_mds)):
-        pieces[k] = _pairs(k, pa.array([md.get(k) for md in scope_mds], pa.string()).take(at), None, escape=True)
-    for k, values in c.attributes.items():
-        pieces[k] = _pairs(k, values, None, escape=True)
-    sev = c.severity
-    level = _LEVELS.take(pa.array(np.minimum(sev, len(_LEVELS) - 1)))
-    no_number = sev == 0
-    if no_number.any():
-        words = pc.unique(c.severity_text.filter(pa.array(no_number)))
-        norm = pa.array([normalise(w) for w in words.to_pylist()], pa.string())
-        level = pc.if_else(pa.array(no_number), norm.take(pc.index_in(c.severity_text, words)), level)
-    pieces[DETECTED_LEVEL] = _pairs(DETECTED_LEVEL, level, None)
-    pieces["flags"] = _pairs("flags", pa.array(c.flags).cast(pa.string()), c.flags != 0)
-    pieces["observed_timestamp"] = _pairs("observed_timestamp", pa.array(c.observed).cast(pa.string()),
-                                          (c.time != 0) & (c.observed != 0))
-    pieces["severity_number"] = _pairs("severity_number", pa.array(sev).cast(pa.string()), sev != 0)
-    pieces["severity_text"] = _pairs("severity_text", c.severity_text, pc.binary_length(c.severity_text)
-                                     .to_numpy(zero_copy_only=False) > 0, escape=True)
-    pieces["span_id"] = _pairs("span_id", c.span_id, None)
-    pieces["trace_id"] = _pairs("trace_id", c.trace_id, None)
-    keys = sorted(pieces)
-    joined = pc.binary_join_element_wise(*[pieces[k][0] for k in keys], ",", null_handling="skip")
-    texts = pc.binary_join_element_wise("{", joined, "}", "")
+def _levels(w: WireRequest) -> tuple[list[str], np.ndarray] | None:
+    """(level names, each record's index into them): by severity number, else by severity
+    text; None if a record has neither (its level comes from its line, record by record)."""
+    recs = w.records
+    sev = recs[:, R_SEVERITY]
+    names = list(_LEVELS)
+    of = np.minimum(sev, len(_LEVELS) - 1)
+    none = np.flatnonzero(sev == 0)
+    if len(none):
+        if (recs[none, R_TEXT_LEN] == 0).any():
+            return None
+        index: dict[str, int] = {}
+        for i, x in enumerate(names):
+            index.setdefault(x, i)
+        for r in none.tolist():
+            at, n = recs[r, R_TEXT_AT], recs[r, R_TEXT_LEN]
+            try:
+                word = normalise(bytes(w.buf[at:at + n]).decode())
+            except UnicodeDecodeError:
+                return None
+            if word not in index:
+                index[word] = len(names)
+                names.append(word)
+            of[r] = index[word]
+    return names, of
+
+
+def _concat(parts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    off = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum([len(p) for p in parts], out=off[1:])
+    return np.frombuffer(b"".join(parts) or b"\0", np.uint8), off
+
+
+def warm() -> None:
+    """Compile (or load from numba's cache) the kernels, so the first request does not wait."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    rec = sl.log_records.add(time_unix_nano=1, severity_number=9, trace_id=bytes(16), span_id=bytes(8), flags=1)
+    rec.body.string_value = "x"
+    rec.attributes.add(key="k").value.int_value = -1
+    w = walk_request(req.SerializeToString())
+    record_columns(w, [{"scope": "s"}], np.arange(len(w.records)))
+
+
+# -- kernels ------------------------------------------------------------------------------------
+# Each returns a status (0: handled) rather than raising: any surprise sends the request to the
+# record-by-record path, which says what is wrong with it. The small helpers are inlined: a call
+# between numba functions costs ~8 ns, more than most of them do.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _varint(buf, at, end):  # pragma: no cover
+    """(value as int64, wrapping as protobuf's int64 does; position after it), position -1 if it
+    runs past ``end`` or over 10 bytes. (int64 throughout: numba compares uint64 with int64 as floats.)"""
+    if at < end and buf[at] < 0x80:  # (most are one byte)
+        return np.int64(buf[at]), at + 1
+    v = np.uint64(0)
+    for k in range(10):
+        if at >= end:
+            return np.int64(0), -1
+        b = buf[at]
+        at += 1
+        v |= np.uint64(b & 0x7F) << np.uint64(7 * k)
+        if b < 0x80:
+            return np.int64(v), at
+    return np.int64(0), -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fixed(buf, at, width):  # pragma: no cover
+    v = np.uint64(0)
+    for k in range(width):
+        v |= np.uint64(buf[at + k]) << np.uint64(8 * k)
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _field(buf, at, end, tag):  # pragma: no cover
+    """(start, end) of the value of the field whose tag was read (a length-delimited field's
+    bytes, else its whole encoding), start -1 if it runs past ``end`` or is a group."""
+    wire = tag & 7
+    if wire == 0:
+        _, after = _varint(buf, at, end)
+        return (at, after) if after >= 0 else (-1, -1)
+    if wire == 1 or wire == 5:
+        after = at + (8 if wire == 1 else 4)
+        return (at, after) if after <= end else (-1, -1)
+    if wire == 2:
+        n, at = _varint(buf, at, end)
+        if at < 0 or n < 0 or n > end - at:
+            return -1, -1
+        return at, at + n
+    return -1, -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _any_value(buf, at, end):  # pragma: no cover
+    """(kind, value or start, length) of the AnyValue in ``buf[at:end]``."""
+    kind, value, length = _STRING, at, 0  # empty: the empty string
+    seen = False
+    while at < end:
+        tag, at = _varint(buf, at, end)
+        if at < 0 or seen:
+            return _OTHER, 0, 0
+        seen = True
+        lo, hi = _field(buf, at, end, tag)
+        if lo < 0:
+            return _OTHER, 0, 0
+        if tag == 0x0A:
+            kind, value, length = _STRING, lo, hi - lo
+        elif tag == 0x10 or tag == 0x18:
+            v, after = _varint(buf, lo, hi)
+            if after < 0:
+                return _OTHER, 0, 0
+            kind, value = (_BOOL, np.int64(v != 0)) if tag == 0x10 else (_INT, v)
+        else:
+            return _OTHER, 0, 0
+        at = hi
+    return kind, value, length
+
+
+@njit(cache=True, nogil=True)
+def _record(buf, at, end, recs, r, attrs, a):  # pragma: no cover
+    """Read the LogRecord in ``buf[at:end]`` into row ``r`` (attributes from row ``a``): the
+    next attribute row; -1 if the record is not handled, -2 if ``attrs`` is full."""
+    for c in range(_RECORD_COLS):
+        recs[r, c] = 0
+    recs[r, R_TRACE_AT] = -1
+    recs[r, R_SPAN_AT] = -1
+    recs[r, R_EVENT_LEN] = -1
+    recs[r, R_ATTR_FIRST] = a
+    first = a
+    while at < end:
+        tag, at = _varint(buf, at, end)
+        if at < 0:
+            return -1
+        lo, hi = _field(buf, at, end, tag)
+        if lo < 0:
+            return -1
+        at = hi
+        if tag == 0x09 or tag == 0x59:  # time, observed time
+            v = _fixed(buf, lo, 8)
+            if v >= np.uint64(1 << 63):
+                return -1
+            recs[r, R_TIME if tag == 0x09 else R_OBSERVED] = np.int64(v)
+        elif tag == 0x10 or tag == 0x38:  # severity number, dropped attributes count
+            v, _ = _varint(buf, lo, hi)
+            if v < 0 or v >= 1 << 31:  # a negative enum or a count beyond uint32
+                return -1
+            recs[r, R_SEVERITY if tag == 0x10 else R_DROPPED] = np.int64(v)
+        elif tag == 0x1A or tag == 0x62:  # severity text, event name
+            recs[r, R_TEXT_AT if tag == 0x1A else R_EVENT_AT] = lo
+            recs[r, R_TEXT_LEN if tag == 0x1A else R_EVENT_LEN] = hi - lo
+        elif tag == 0x2A:  # body
+            kind, value, length = _any_value(buf, lo, hi)
+            if kind != _STRING:
+                return -1
+            recs[r, R_BODY_AT] = value
+            recs[r, R_BODY_LEN] = length
+        elif tag == 0x32:  # an attribute: KeyValue
+            k_at, k_len, kind, value, length = lo, 0, _STRING, lo, 0
+            p = lo
+            while p < hi:
+                t, p = _varint(buf, p, hi)
+                if p < 0:
+                    return -1
+                f_lo, f_hi = _field(buf, p, hi, t)
+                if f_lo < 0:
+                    return -1
+                p = f_hi
+                if t == 0x0A:
+                    k_at, k_len = f_lo, f_hi - f_lo
+                elif t == 0x12:
+                    kind, value, length = _any_value(buf, f_lo, f_hi)
+                    if kind == _OTHER:
+                        return -1
+            if a == len(attrs):
+                return -2
+            h = np.uint64(14695981039346656037)  # FNV-1a of the key
+            for q in range(k_at, k_at + k_len):
+                h = (h ^ np.uint64(buf[q])) * np.uint64(1099511628211)
+            attrs[a, A_KEY_AT] = k_at
+            attrs[a, A_KEY_LEN] = k_len
+            attrs[a, A_KIND] = kind
+            attrs[a, A_VALUE] = value
+            attrs[a, A_VALUE_LEN] = length
+            attrs[a, A_HASH] = np.int64(h)
+            a += 1
+        elif tag == 0x45:  # flags
+            recs[r, R_FLAGS] = np.int64(_fixed(buf, lo, 4))
+        elif tag == 0x4A or tag == 0x52:  # trace id, span id
+            n = hi - lo
+            if n != 0 and n != (16 if tag == 0x4A else 8):
+                return -1
+            recs[r, R_TRACE_AT if tag == 0x4A else R_SPAN_AT] = lo if n else -1
+    recs[r, R_ATTR_COUNT] = a - first
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _walk(buf, fill, resources, scopes, recs, attrs):  # pragma: no cover
+    """Read the request's parts: (status, resources, scopes, records, attributes); status 1 if
+    the request is malformed or a record is not handled, 2 if ``attrs`` is too short. Not
+    ``fill``ing: count the resources, scopes and records only."""
+    end = len(buf)
+    n_res = n_scopes = n_recs = n_attrs = 0
+    at = 0
+    while at < end:
+        tag, at = _varint(buf, at, end)
+        if at < 0:
+            return 1, 0, 0, 0, 0
+        lo, hi = _field(buf, at, end, tag)
+        if lo < 0:
+            return 1, 0, 0, 0, 0
+        at = hi
+        if tag != 0x0A:  # not resource_logs: an unknown field
+            continue
+        if fill:
+            resources[n_res, 0] = -1
+            resources[n_res, 1] = 0
+        while lo < hi:  # ResourceLogs
+            t, lo = _varint(buf, lo, hi)
+            if lo < 0:
+                return 1, 0, 0, 0, 0
+            s_lo, s_hi = _field(buf, lo, hi, t)
+            if s_lo < 0:
+                return 1, 0, 0, 0, 0
+            lo = s_hi
+            if t == 0x0A:  # resource
+                if fill:
+                    if resources[n_res, 0] >= 0:
+                        return 1, 0, 0, 0, 0  # twice: protobuf would merge them
+                    resources[n_res, 0] = s_lo
+                    resources[n_res, 1] = s_hi - s_lo
+            elif t == 0x12:  # scope_logs
+                if fill:
+                    scopes[n_scopes, 0] = n_res
+                    scopes[n_scopes, 1] = -1
+                    scopes[n_scopes, 2] = 0
+                while s_lo < s_hi:  # ScopeLogs
+                    u, s_lo = _varint(buf, s_lo, s_hi)
+                    if s_lo < 0:
+                        return 1, 0, 0, 0, 0
+                    r_lo, r_hi = _field(buf, s_lo, s_hi, u)
+                    if r_lo < 0:
+                        return 1, 0, 0, 0, 0
+                    s_lo = r_hi
+                    if u == 0x0A:  # scope
+                        if fill:
+                            if scopes[n_scopes, 1] >= 0:
+                                return 1, 0, 0, 0, 0
+                            scopes[n_scopes, 1] = r_lo
+                            scopes[n_scopes, 2] = r_hi - r_lo
+                    elif u == 0x12:  # a log record
+                        if fill:
+                            n_attrs = _record(buf, r_lo, r_hi, recs, n_recs, attrs, n_attrs)
+                            if n_attrs < 0:
+                                return -n_attrs, 0, 0, 0, 0
+                            recs[n_recs, R_SCOPE] = n_scopes
+                        n_recs += 1
+                n_scopes += 1
+        n_res += 1
+    return 0, n_res, n_scopes, n_recs, n_attrs
+
+
+@njit(cache=True, nogil=True)
+def _same_keys(buf, attrs, first):  # pragma: no cover
+    """Whether each attribute's key is the same bytes as the key of the one at ``first``."""
+    for i in range(len(attrs)):
+        j = first[i]
+        n = attrs[i, A_KEY_LEN]
+        if n != attrs[j, A_KEY_LEN]:
+            return False
+        a, b = attrs[i, A_KEY_AT], attrs[j, A_KEY_AT]
+        for q in range(n):
+            if buf[a + q] != buf[b + q]:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy(out, o, src, at, n):  # pragma: no cover
+    copy_bytes(out, o, src, at, n)
+    return o + n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_escaped(out, o, src, at, n):  # pragma: no cover
+    """Write ``src[at:at+n]`` escaped as a label value: (position after it, its characters)."""
+    chars = 0
+    escapes = 0
+    for q in range(at, at + n):  # (no early exit: this loop vectorises)
+        c = src[q]
+        chars += (c & 0xC0) != 0x80
+        escapes += (c == 0x5C) | (c == 0x22) | (c == 0x0A)
+    if escapes == 0:
+        copy_bytes(out, o, src, at, n)
+        return o + n, chars
+    chars = 0
+    for q in range(at, at + n):
+        c = src[q]
+        chars += (c & 0xC0) != 0x80
+        if c == 0x5C or c == 0x22 or c == 0x0A:  # \ " newline
+            out[o] = 0x5C
+            out[o + 1] = 0x6E if c == 0x0A else c
+            o += 2
+        else:
+            out[o] = c
+            o += 1
+    return o, chars
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_int(out, o, v):  # pragma: no cover
+    """Write ``v`` in decimal: (position after it, its characters)."""
+    start = o
+    if v < 0:
+        out[o] = 0x2D
+        o += 1
+    m = np.uint64(v) if v >= 0 else np.uint64(0) - np.uint64(v)  # (|min int64| fits uint64)
+    digits = 1
+    x = m
+    while x >= np.uint64(10):
+        x //= np.uint64(10)
+        digits += 1
+    for k in range(digits - 1, -1, -1):
+        out[o + k] = 0x30 + np.uint8(m % np.uint64(10))
+        m //= np.uint64(10)
+    o += digits
+    return o, o - start
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_hex(out, o, buf, at, n, hex_chars):  # pragma: no cover
+    for q in range(n):
+        b = buf[at + q]
+        out[o + 2 * q] = hex_chars[b >> 4]
+        out[o + 2 * q + 1] = hex_chars[b & 15]
+    return o + 2 * n, 2 * n
+
+
+@njit(cache=True, nogil=True)
+def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars, scope_buf, value_at, value_len,
+           value_chars, level_buf, level_off, level_of, hex_chars, bound):  # pragma: no cover
+    """Each record's metadata text (records taken in ``order``), written into ``bound`` bytes:
+    (status, text bytes, offsets, pairs, characters). Scope values come escaped, with their
+    characters counted."""
+    n = len(order)
+    offsets = np.zeros(n + 1, np.int64)
     count = np.zeros(n, np.int64)
     size = np.zeros(n, np.int64)
-    for k in keys:
-        chars = pieces[k][1]
-        present = chars >= 0
-        count += present
-        size += np.where(present, len(k) + chars, 0)
-    return texts, count, size
+    own = np.full(len(kind), -1, np.int64)  # the record's attribute of each key
+    out = np.empty(bound, np.uint8)
+    o = 0
+    for i in range(n):
+        r = order[i]
+        s = recs[r, R_SCOPE]
+        a0 = recs[r, R_ATTR_FIRST]
+        a1 = a0 + recs[r, R_ATTR_COUNT]
+        for a in range(a0, a1):
+            if own[attr_slot[a]] >= 0:
+                return 1, out, offsets, count, size  # a name twice in the record
+            own[attr_slot[a]] = a
+        out[o] = 0x7B  # {
+        o += 1
+        pairs = 0
+        chars = 0
+        for j in range(len(kind)):
+            k = kind[j]
+            if k == _FROM_SCOPE:
+                present = value_at[s, j] >= 0
+            elif k == _FROM_ATTRIBUTE:
+                present = own[j] >= 0
+            elif k == _FROM_LEVEL:
+                present = True
+            elif k == _FROM_FLAGS:
+                present = recs[r, R_FLAGS] != 0
+            elif k == _FROM_OBSERVED:
+                present = recs[r, R_TIME] != 0 and recs[r, R_OBSERVED] != 0
+            elif k == _FROM_SEVERITY:
+                present = recs[r, R_SEVERITY] != 0
+            elif k == _FROM_SEVERITY_TEXT:
+                present = recs[r, R_TEXT_LEN] > 0
+            elif k == _FROM_SPAN:
+                present = recs[r, R_SPAN_AT] >= 0
+            elif k == _FROM_TRACE:
+                present = recs[r, R_TRACE_AT] >= 0
+            elif k == _FROM_DROPPED:
+                present = recs[r, R_DROPPED] != 0
+            else:
+                present = recs[r, R_EVENT_LEN] > 0
+            if not present:
+                continue
+            if pairs:
+                out[o] = 0x2C  # ,
+                o += 1
+            o = _copy(out, o, key_buf, key_off[j], key_off[j + 1] - key_off[j])
+            if k == _FROM_SCOPE:
+                o = _copy(out, o, scope_buf, value_at[s, j], value_len[s, j])
+                c = value_chars[s, j]
+            elif k == _FROM_ATTRIBUTE:
+                a = own[j]
+                if attrs[a, A_KIND] == _STRING:
+                    o, c = _put_escaped(out, o, buf, attrs[a, A_VALUE], attrs[a, A_VALUE_LEN])
+                elif attrs[a, A_KIND] == _INT:
+                    o, c = _put_int(out, o, attrs[a, A_VALUE])
+                else:  # true / false
+                    c = 4 if attrs[a, A_VALUE] else 5
+                    o = _copy(out, o, _TRUE_FALSE, 0 if c == 4 else 4, c)
+            elif k == _FROM_LEVEL:
+                lv = level_of[r]
+                c = level_off[lv + 1] - level_off[lv]
+                o = _copy(out, o, level_buf, level_off[lv], c)
+            elif k == _FROM_FLAGS:
+                o, c = _put_int(out, o, recs[r, R_FLAGS])
+            elif k == _FROM_OBSERVED:
+                o, c = _put_int(out, o, recs[r, R_OBSERVED])
+            elif k == _FROM_SEVERITY:
+                o, c = _put_int(out, o, recs[r, R_SEVERITY])
+            elif k == _FROM_SEVERITY_TEXT:
+                o, c = _put_escaped(out, o, buf, recs[r, R_TEXT_AT], recs[r, R_TEXT_LEN])
+            elif k == _FROM_SPAN:
+                o, c = _put_hex(out, o, buf, recs[r, R_SPAN_AT], 8, hex_chars)
+            elif k == _FROM_TRACE:
+                o, c = _put_hex(out, o, buf, recs[r, R_TRACE_AT], 16, hex_chars)
+            elif k == _FROM_DROPPED:
+                o, c = _put_int(out, o, recs[r, R_DROPPED])
+            else:
+                o, c = _put_escaped(out, o, buf, recs[r, R_EVENT_AT], recs[r, R_EVENT_LEN])
+            out[o] = 0x22  # "
+            o += 1
+            pairs += 1
+            chars += key_chars[j] + c
+        out[o] = 0x7D  # }
+        o += 1
+        for a in range(a0, a1):
+            own[attr_slot[a]] = -1
+        offsets[i + 1] = o
+        count[i] = pairs
+        size[i] = chars
+    return 0, out[:o].copy(), offsets, count, size
 
 
-def _pairs(key: str, values: pa.Array, present: np.ndarray | None,
-           escape: bool = False) -> tuple[pa.Array, np.ndarray]:
-    """(``key="value"`` per record, null where absent; the value's characters, -1 where absent)."""
-    if present is not None:
-        values = pc.if_else(pa.array(present), values, pa.scalar(None, pa.string()))
-    data = values.buffers()[2]
-    kinds = _BYTE_KIND[np.frombuffer(data, np.uint8)] if data is not None else np.zeros(0, np.uint8)
-    if (kinds & 1).any():  # a multi-byte character somewhere: characters are not bytes
-        chars = pc.utf8_length(values)
-    else:
-        chars = pc.binary_length(values)
-    chars = pc.fill_null(chars, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    if escape and (kinds & 2).any():  # (the buffer may hold more than the values: a false alarm costs time only)
-        for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n")):
-            values = pc.replace_substring(values, a, b)
-    return pc.binary_join_element_wise(f'{key}="', values, '"', ""), chars
-
-
-def _fixed(buf: np.ndarray, at: np.ndarray, tag: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The little-endian fixed-width field after ``tag`` at each position (0 where absent)."""
-    has = buf[at] == tag
-    raw = buf[(at + 1)[:, None] + np.arange(width)]
-    value = raw.copy().view(f"<u{width}").reshape(-1)
-    return np.where(has, value, 0).astype(np.uint64), np.where(has, at + 1 + width, at)
-
-
-def _delimited(buf: np.ndarray, at: np.ndarray, tag: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray]:
-    """((start, length) of the bytes of the length-delimited field after ``tag``, length 0 where
-    absent), the position after it; None if a length takes more than 3 bytes."""
-    length, after = optional_varint(buf, at, tag, 3)
-    if length is None:
-        return None, at
-    start = after  # where absent: at, with length 0
-    return (start, length), start + length
-
-
-def _strings(buf: np.ndarray, fields: list[tuple[np.ndarray, np.ndarray]]) -> list[pa.Array] | None:
-    """Each field's bytes as a string array (None on invalid UTF-8): its ranges of ``buf``
-    kept, field by field."""
-    out = []
-    for start, length in fields:  # ascending, apart: runs of skipped and kept bytes alternate
-        n = len(start)
-        runs = np.empty(2 * n, np.int64)
-        runs[0::2] = start - np.concatenate([[0], (start + length)[:-1]])
-        runs[1::2] = length
-        keep = np.repeat(np.tile(np.array([False, True]), n), runs)
-        data = buf[:len(keep)][keep]
-        offsets = np.zeros(len(start) + 1, np.int64)
-        np.cumsum(length, out=offsets[1:])
-        if offsets[-1] >= 1 << 31:
-            return None
-        arr = pa.Array.from_buffers(pa.binary(), len(start), [None, pa.py_buffer(offsets.astype(np.int32)),
-                                                              pa.py_buffer(data)])
-        try:
-            out.append(arr.cast(pa.string()))
-        except pa.ArrowInvalid:
-            return None
-    return out
-
-
-def _hex(buf: np.ndarray, start: np.ndarray, length: np.ndarray, width: int) -> pa.Array:
-    """Lower hex of the ``width``-byte ids at ``start``; null where ``length`` is 0."""
-    n = len(start)
-    chars = _HEX[buf[start[:, None] + np.arange(width)]].tobytes()
-    offsets = np.arange(n + 1, dtype=np.int32) * (2 * width)
-    valid = length > 0
-    return pa.Array.from_buffers(pa.string(), n, [pa.array(valid).buffers()[1] if not valid.all() else None,
-                                                  pa.py_buffer(offsets), pa.py_buffer(chars)])
+@njit(cache=True, nogil=True)
+def _gather(buf, at, length, order):  # pragma: no cover
+    """The byte ranges ``buf[at[r]:at[r]+length[r]]`` for r in ``order``, back to back, and their offsets."""
+    offsets = np.zeros(len(order) + 1, np.int64)
+    for i in range(len(order)):
+        offsets[i + 1] = offsets[i] + length[order[i]]
+    out = np.empty(offsets[-1], np.uint8)
+    for i in range(len(order)):
+        r = order[i]
+        copy_bytes(out, offsets[i], buf, at[r], length[r])
+    return out, offsets

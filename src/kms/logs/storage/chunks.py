@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
+from kms.logs.bytecopy import take_strings
 from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
 from kms.storage.sort import dense_ranks
@@ -105,8 +106,9 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
         pa.array(vlen.astype(np.int32)),
     ], schema=DIR_SCHEMA)
     dsink = pa.BufferOutputStream()
+    distinct = len(values.values) == len(tv)  # a text per entry (OTLP records): nothing for a dictionary to share
     pq.write_table(directory, dsink, row_group_size=_DIR_ROW_GROUP, compression="zstd", compression_level=3,
-                   use_dictionary=["stream", "meta_values.list.element"])
+                   use_dictionary=["stream"] if distinct else ["stream", "meta_values.list.element"])
     dbuf = dsink.getvalue()
     pos = len(MAGIC) + int(frame_len.sum())
     out += [dbuf.to_pybytes(), TRAILER.pack(pos, dbuf.size, MAGIC)]
@@ -143,15 +145,15 @@ def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
                                                                   pa.py_buffer(values.tobytes())])
 
 
-def _metadata(table: pa.Table, take: pa.Array) -> pa.Array:
-    """The metadata texts in block order (``take``): dictionary-encoded, unless a sample of them
+def _metadata(table: pa.Table, order: np.ndarray) -> pa.Array:
+    """The metadata texts in block ``order``: dictionary-encoded, unless a sample of them
     is mostly distinct (trace ids, times: OTLP records), where hashing every text would find
     nothing to share and cost ~1 us a row."""
     col = pc.fill_null(table.column("metadata"), "{}")
     sample = col.slice(0, _SAMPLE_ROWS)
     if len(sample) >= 256 and 2 * len(pc.unique(sample)) > len(sample):
-        return col.take(take).combine_chunks()
-    return pc.dictionary_encode(col).combine_chunks().take(take)
+        return take_strings(col, order)
+    return pc.dictionary_encode(col).combine_chunks().take(pa.array(order))
 
 
 def _local_codes(meta: pa.Array, rb: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
@@ -220,13 +222,12 @@ class LogChunkFormat:
         tv = table.column("time_ns").to_numpy()
         # sort_table's order: by stream text, then time, stably
         order = np.lexsort((tv, dense_ranks(stream.dictionary)[codes]))
-        take = pa.array(order)
         times = pa.array(tv[order])
         codes = codes[order]
-        lines = pc.fill_null(table.column("line").take(take).combine_chunks(), "")
+        lines = take_strings(pc.fill_null(table.column("line"), ""), order)
         if lines.nbytes + len(lines) >= 1 << 31:  # "\n" after each line must not overflow int32 offsets
             lines = lines.cast(pa.large_string())
-        meta = _metadata(table, take)
+        meta = _metadata(table, order)
         offsets, data = string_parts(lines)
         rb = _chunk_bounds(codes, offsets)
         n_chunks = len(rb) - 1

@@ -1,0 +1,90 @@
+"""Byte ranges moved with memcpy: ``copy_bytes`` (LLVM's memcpy inside numba kernels) and
+``take_strings`` (a string column's values in a given order).
+
+A byte loop over ranges of varying length does not vectorise (about 0.9 ns a byte here); memcpy
+moves the same ranges of ~100 bytes at ~0.04 ns a byte. An intrinsic rather than a ctypes call,
+so kernels using it stay cacheable. Arrow's ``take`` of a string column of many chunks costs
+about 4 ns a byte (a block cut of OTLP records: 0.4 s of its 0.9 s); ``take_strings`` ~0.3."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["copy_bytes", "copy_from_address", "take_strings", "warm"]
+
+
+@intrinsic
+def copy_bytes(typingctx, dst, dst_at, src, src_at, n):  # pragma: no cover (compiled)
+    """Copy ``n`` bytes from ``src[src_at:]`` to ``dst[dst_at:]`` (contiguous uint8 arrays, not
+    overlapping; no bounds checks)."""
+    sig = types.void(dst, dst_at, src, src_at, n)
+
+    def codegen(context, builder, signature, args):
+        d, d_at, s, s_at, count = args
+        to = builder.gep(context.make_array(signature.args[0])(context, builder, d).data, [d_at])
+        from_ = builder.gep(context.make_array(signature.args[2])(context, builder, s).data, [s_at])
+        cgutils.raw_memcpy(builder, to, from_, count, 1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def copy_from_address(typingctx, dst, dst_at, address, n):  # pragma: no cover (compiled)
+    """Copy ``n`` bytes from memory at ``address`` (uint64; memory the caller keeps alive) to
+    ``dst[dst_at:]``."""
+    sig = types.void(dst, dst_at, address, n)
+
+    def codegen(context, builder, signature, args):
+        d, d_at, a, count = args
+        to = builder.gep(context.make_array(signature.args[0])(context, builder, d).data, [d_at])
+        cgutils.raw_memcpy(builder, to, builder.inttoptr(a, to.type), count, 1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def take_strings(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> pa.Array:
+    """``col.take(order)`` as one array, for a string (or binary) column without nulls and
+    ``order`` a permutation or selection of its rows (no row twice). The values are copied from
+    where they lie in each chunk: no chunks combined first."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        return arr.take(pa.array(order))
+    address = np.empty(len(col), np.uint64)  # of each value's first byte
+    length = np.empty(len(col), np.int64)
+    at = 0
+    for c in chunks:
+        n = len(c)
+        if n == 0:
+            continue
+        _, offsets, data = c.buffers()
+        off = np.frombuffer(offsets, np.int32, n + 1, c.offset * 4)
+        address[at:at + n] = (data.address if data is not None else 0) + off[:-1].astype(np.uint64)
+        length[at:at + n] = np.diff(off)
+        at += n
+    out, out_offsets = _take(address, length, np.asarray(order, np.int64))
+    return pa.Array.from_buffers(col.type, len(order), [None, pa.py_buffer(out_offsets), pa.py_buffer(out)])
+
+
+@njit(cache=True, nogil=True)
+def _take(address, length, order):  # pragma: no cover
+    n = len(order)
+    offsets = np.zeros(n + 1, np.int32)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + length[order[i]]
+    out = np.empty(offsets[n], np.uint8)
+    for i in range(n):
+        r = order[i]
+        copy_from_address(out, offsets[i], address[r], length[r])
+    return out, offsets
+
+
+def warm() -> None:
+    """Compile (or load from numba's cache) the kernels before the first block cut needs them."""
+    take_strings(pa.array(["a", "b"]), np.array([1, 0]))
