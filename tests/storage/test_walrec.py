@@ -14,6 +14,7 @@ from kms.storage.walrec import (
     encode_record,
     find_intact_frame,
     frame,
+    framed_record,
     iter_frames,
     parse_segment_header,
     segment_header,
@@ -59,6 +60,10 @@ def test_record_round_trip(tenant, signal, times, host):
     rec = decode_record(encode_record(tenant, signal, table))
     assert (rec.tenant, rec.signal) == (tenant, signal)
     assert rec.table.equals(table)
+    framed = framed_record(tenant, signal, table)  # the same record, framed in place
+    [(_, payload)] = list(iter_frames(framed))
+    assert bytes(payload) == encode_record(tenant, signal, table).to_pybytes()
+    assert bytes(framed) == frame(payload)
 
 
 @given(st.binary(min_size=1, max_size=200), st.data())

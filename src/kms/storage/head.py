@@ -24,7 +24,14 @@ __all__ = ["HeadEntry", "Partition", "scan_head"]
 # filters a few large chunks instead of thousands of small ones: over 500k span rows, Acero
 # took 64 ms on 1000 chunks and 2.7 ms on 16 (benchmarks/storage/bench_store.py, head lookup).
 MERGE_EVERY = 64
-MERGE_MAX_ROWS = 16_384  # entries this large are left alone
+MERGE_MAX_ROWS = 16_384  # entries this large are left alone ...
+# ... and so are entries of this many bytes: already a large chunk to scan, and merging them
+# copies every byte once more (OTLP logs, 5,000 records of 2.3 MB a request: 11 ms per MB of lines)
+MERGE_MAX_BYTES = 1 << 20
+
+
+def _small(table: pa.Table) -> bool:
+    return table.num_rows < MERGE_MAX_ROWS and table.nbytes < MERGE_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,7 @@ class Partition:
         self.head_bytes = 0
         self.appended_rows = 0
         self.appended_bytes = 0
-        self._small = 0  # entries under MERGE_MAX_ROWS
+        self._small = 0  # entries merge_small would merge
         # Held by a merge and by a whole cut (candidates .. commit), so a merge never replaces
         # entries a cut has taken. Taken before ``lock``, never the other way round.
         self.merge_lock = threading.Lock()
@@ -80,7 +87,7 @@ class Partition:
             if record_bytes is not None:
                 self.appended_rows += entry.table.num_rows
                 self.appended_bytes += record_bytes
-            if entry.table.num_rows < MERGE_MAX_ROWS:
+            if _small(entry.table):
                 self._small += 1
             return self._small >= MERGE_EVERY
 
@@ -93,7 +100,7 @@ class Partition:
         try:
             with self.lock:
                 small = [
-                    e for e in self.entries if e.table.num_rows < MERGE_MAX_ROWS and e.end_pos < safe_point
+                    e for e in self.entries if _small(e.table) and e.end_pos < safe_point
                 ]
             if len(small) < 2:
                 return
@@ -115,7 +122,7 @@ class Partition:
                 rest.insert(min(first, len(rest)), merged)
                 self.entries = rest
                 self.head_bytes += table.nbytes - sum(e.table.nbytes for e in small)
-                self._small = sum(e.table.num_rows < MERGE_MAX_ROWS for e in rest)
+                self._small = sum(_small(e.table) for e in rest)
         finally:
             self.merge_lock.release()
 

@@ -37,7 +37,7 @@ from kms.storage.objstore import ObjectStore
 from kms.storage.retention import cutoff_ns, drop_expired_rows, expired_blocks, surplus_blocks
 from kms.storage.types import TIME_COLUMN, ScanRequest, SignalSpec
 from kms.storage.wal import Wal
-from kms.storage.walrec import encode_record
+from kms.storage.walrec import FRAME_HEADER_SIZE, framed_record
 
 __all__ = ["Store", "StoreConfig"]
 
@@ -214,11 +214,11 @@ class Store:
                 retry_after_s=self.config.background_interval_s,
             )
         lo, hi = pc.min_max(table.column(TIME_COLUMN)).values()
-        payload = encode_record(tenant, signal, table)
-        pos, end = self._wal.write(payload)
+        rec = framed_record(tenant, signal, table)
+        pos, end = self._wal.write_framed(rec)
         try:
             self._wal.sync(end)
-            merge = part.add(HeadEntry(pos, table, lo.as_py(), hi.as_py(), time.monotonic()), len(payload))
+            merge = part.add(HeadEntry(pos, table, lo.as_py(), hi.as_py(), time.monotonic()), rec.size - FRAME_HEADER_SIZE)
         finally:
             self._wal.done(pos)
         if merge:

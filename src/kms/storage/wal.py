@@ -211,8 +211,11 @@ class Wal:
     # -- appending ---------------------------------------------------------------------------
 
     def write(self, payload) -> tuple[int, int]:
-        """Append one framed record (not yet durable); returns ``(pos, end)``. Unavailable on failure."""
-        rec = frame(payload)
+        """Append one record (not yet durable); returns ``(pos, end)``. Unavailable on failure."""
+        return self.write_framed(frame(payload))
+
+    def write_framed(self, rec) -> tuple[int, int]:
+        """``write`` of a record already framed (``walrec.frame``, ``walrec.framed_record``)."""
         with self._lock:
             if self._failed or self._active is None:
                 raise Unavailable(

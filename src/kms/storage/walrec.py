@@ -36,6 +36,7 @@ __all__ = [
     "iter_frames",
     "find_intact_frame",
     "encode_record",
+    "framed_record",
     "decode_record",
     "decode_record_key",
     "DecodedRecord",
@@ -148,14 +149,32 @@ def find_intact_frame(buf: bytes | memoryview, start: int) -> int | None:
     return None
 
 
-def encode_record(tenant: str, signal: str, table: pa.Table) -> pa.Buffer | bytes:
+def encode_record(tenant: str, signal: str, table: pa.Table) -> pa.Buffer:
     """The payload of one data record: tenant, signal and the rows as an Arrow IPC stream."""
+    return framed_record(tenant, signal, table)[FRAME_HEADER_SIZE:]
+
+
+def framed_record(tenant: str, signal: str, table: pa.Table) -> pa.Buffer:
+    """One data record framed (``frame``) in a buffer of its exact size: the IPC stream is
+    measured first (no bytes copied), then written once in place, after room for the frame
+    header. A growing output buffer and a framing copy cost about as much again as the stream
+    itself on fresh memory (1.5 ms of a 2.3 MB record of OTLP logs)."""
     t, s = tenant.encode(), signal.encode()
-    sink = pa.BufferOutputStream()
-    sink.write(bytes([RECORD_DATA]) + _U16.pack(len(t)) + t + _U16.pack(len(s)) + s)
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+    head = bytes(FRAME_HEADER_SIZE) + bytes([RECORD_DATA]) + _U16.pack(len(t)) + t + _U16.pack(len(s)) + s
+    size = pa.MockOutputStream()
+    for sink in (size, None):
+        if sink is None:
+            buf = pa.allocate_buffer(size.size())
+            sink = pa.FixedSizeBufferWriter(buf)
+        sink.write(head)
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    n = buf.size - FRAME_HEADER_SIZE
+    if n > MAX_PAYLOAD:
+        raise ValueError(f"BUG: WAL payload of {n} bytes")
+    length_le = _LEN.pack(n)
+    pa.FixedSizeBufferWriter(buf).write(length_le + _LEN.pack(_crc(length_le, buf[FRAME_HEADER_SIZE:])))
+    return buf
 
 
 @dataclass(frozen=True, slots=True)

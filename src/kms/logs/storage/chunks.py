@@ -107,7 +107,7 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
     ], schema=DIR_SCHEMA)
     dsink = pa.BufferOutputStream()
     distinct = len(values.values) == len(tv)  # a text per entry (OTLP records): nothing for a dictionary to share
-    pq.write_table(directory, dsink, row_group_size=_DIR_ROW_GROUP, compression="zstd", compression_level=3,
+    pq.write_table(directory, dsink, row_group_size=_DIR_ROW_GROUP, compression="zstd", compression_level=1,
                    use_dictionary=["stream"] if distinct else ["stream", "meta_values.list.element"])
     dbuf = dsink.getvalue()
     pos = len(MAGIC) + int(frame_len.sum())
