@@ -134,11 +134,26 @@ class LogBatch:
         known = pa.array(texts, pa.string())
         parts = [m if isinstance(m, pa.Array) else known.take(pa.array(m)) for m in meta]
         return pa.Table.from_arrays(
-            [pa.array(times, pa.int64()), pa.concat_arrays(streams) if streams else pa.array([], pa.string()),
-             pa.concat_arrays(lines) if lines else pa.array([], pa.string()),
-             pa.concat_arrays(parts) if parts else pa.array([], pa.string())],
-            schema=LOG_SCHEMA,
-        )
+            [pa.array(times, pa.int64()), _concat(streams), _concat(lines), _concat(parts)], schema=LOG_SCHEMA)
+
+
+def _concat(arrays: list[pa.Array]) -> pa.Array:
+    """The string arrays as one: without a copy when they are consecutive slices of one array
+    (the streams of an OTLP request, decoded in stream order), else concatenated."""
+    if not arrays:
+        return pa.array([], pa.string())
+    first = arrays[0]
+    bufs = first.buffers()
+
+    def same(a: pa.Array) -> bool:
+        return all(x is not None and y is not None and x.address == y.address and x.size == y.size
+                   for x, y in zip(a.buffers()[1:], bufs[1:], strict=True))
+
+    if len(arrays) > 1 and len(bufs) == 3 and all(
+            a.null_count == 0 and same(a) and a.offset == b.offset + len(b)
+            for b, a in zip(arrays, arrays[1:], strict=False)) and first.null_count == 0:
+        return pa.Array.from_buffers(first.type, sum(map(len, arrays)), [None, *bufs[1:]], offset=first.offset)
+    return pa.concat_arrays(arrays)
 
 
 def line_bytes(table: pa.Table) -> int:
