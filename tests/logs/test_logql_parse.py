@@ -64,7 +64,7 @@ REFUSE = [
     ('{app="a"} |= ', "unexpected $end"),
     ('{app="a"} |= "x" offset 1m', "unexpected"),
     ('{app="a"} | json | x >= ip("1.2.3.4")', "unexpected"),
-    ('{app="a"} | x > 0x10', "invalid number"),
+    ('{app="a"} | x > 0x10', "unable to parse literal as a float"),
     ('count_over_time({app="a"}[5minutes])', "not a valid duration"),
     ('count_over_time({app="a"}[5m)', "missing closing"),
     ('count_over_time({app="a"}[5m] |= "x" offset 1m)', "unexpected offset"),

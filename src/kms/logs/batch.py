@@ -36,6 +36,8 @@ class LogStream:
 
     def __init__(self, labels: dict[str, str], times: list[int] | None = None, lines: list[str] | None = None,
                  metadata: list | None = None):
+        if "" in labels.values():  # an empty label is no label (Loki drops them on write)
+            labels = {k: v for k, v in labels.items() if v != ""}
         self.labels = labels
         self.times: list[int] = times if times is not None else []
         self.metadata: list = metadata if metadata is not None else []  # a dict (or NO_METADATA) per entry

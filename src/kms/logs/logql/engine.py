@@ -79,6 +79,8 @@ class LogQLEngine:
                     "zero or negative query resolution step widths are not accepted. "
                     "Try a positive integer"
                 )
+            if "approx_topk" in query and "approx_topk(" in str(expr):
+                raise LogQLError("approx_topk: count min sketches are only supported on instant queries")
             ts = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
             if len(ts) == 0:
                 raise LogQLError("end timestamp must not be before start time")

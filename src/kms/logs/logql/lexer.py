@@ -72,6 +72,7 @@ _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v
 _IDENT = re.compile(r"[^\W\d]\w*")  # Go identifiers: Unicode letters, digits and _
 _FLAG = re.compile(r"--[A-Za-z-]*")
 _DIGITS = "0123456789"
+_HEX_FLOAT = re.compile(r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][-+]?[0-9]+")
 _NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
@@ -214,9 +215,15 @@ class _Scanner:
     def _number(self, start: int) -> Token:
         s = self.s
         if re.compile(r"0[xXoObB]").match(s, start):
-            m = re.compile(r"0[xXoObB][0-9a-fA-F_]*").match(s, start)
+            hex_float = _HEX_FLOAT.match(s, start)  # Go's ParseFloat reads hex floats (with a p exponent)
+            if hex_float:
+                self.pos = hex_float.end()
+                return self.token("NUMBER", hex_float.group(), start)
+            m = re.compile(r"0[xXoObB][0-9a-fA-F_.]*").match(s, start)
             self.pos = m.end()  # type: ignore[union-attr]
-            raise self.error(start, f"syntax error: invalid number {s[start:self.pos]}")
+            text = s[start:self.pos]
+            raise self.error(start, f'unable to parse literal as a float: strconv.ParseFloat: parsing "{text}": '
+                                    "invalid syntax")
         m = _NUMBER.match(s, start)
         end = m.end()  # type: ignore[union-attr]
         number = s[start:end]

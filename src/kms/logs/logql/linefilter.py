@@ -48,7 +48,7 @@ class IPMatcher:
             else:
                 self._lo = self._hi = ipaddress.ip_address(pattern.strip())
         except ValueError:
-            raise LogQLError(f"invalid ip pattern {pattern!r}") from None
+            raise LogQLError(f"ip: invalid pattern: {pattern!r}") from None
 
     def contains(self, addr: str) -> bool:
         try:
@@ -63,6 +63,8 @@ class IPMatcher:
 
 def _value_mask(op: str, v: FilterValue, lines: pa.Array) -> pa.Array:
     if v.is_ip:
+        if op not in ("|=", "!="):
+            raise LogQLError(f"ip: invalid operation: {op} ip({v.value!r}); ip() takes |= and != only")
         ipm = IPMatcher(v.value)
         cand = pc.match_substring_regex(lines, _IP_CANDIDATE).to_numpy(zero_copy_only=False)
         vals = lines.to_pylist() if cand.any() else []
@@ -82,8 +84,11 @@ def _value_mask(op: str, v: FilterValue, lines: pa.Array) -> pa.Array:
         try:
             return pc.match_substring_regex(lines, v.value)
         except pa.ArrowInvalid as e:
-            raise LogQLError(f"invalid regex in line filter {v.value!r}: {e}") from None
-    return pc.match_substring_regex(lines, compile_pattern(v.value, need_capture=False).regex())
+            raise LogQLError(f"error parsing regexp: {e}: `{v.value}`") from None
+    pattern = compile_pattern(v.value, need_capture=False)
+    if pattern.names:
+        raise LogQLError(f"named captures are not allowed in a pattern line filter: {v.value!r}")
+    return pc.match_substring_regex(lines, pattern.regex())
 
 
 def _literal_alternatives(regex: str) -> list[str] | None:

@@ -10,6 +10,7 @@ millisecond times.
 from __future__ import annotations
 
 import math
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -121,6 +122,8 @@ class _Evaluator:
 
     def _binop(self, e: BinOp) -> Value:
         lhs, rhs = self.eval(e.lhs), self.eval(e.rhs)
+        if e.op in ("/", "%"):  # Loki: a zero divisor gives NaN, whatever the dividend
+            rhs = _zero_as_nan(rhs)
         m = e.matching
         matching = None
         if m.explicit:
@@ -132,8 +135,8 @@ class _Evaluator:
         node = SimpleNamespace(op=e.op, modifier=modifier, lhs=lhs, rhs=rhs)
         try:
             out = eval_binary(_GIVEN, node, self.ts)
-        except PromQLError as err:
-            raise LogQLError(err.message) from None
+        except PromQLError as err:  # (Loki's wording of the many-to-many error, without the series)
+            raise LogQLError(_DUPLICATES.sub(r"found duplicate series on the \1 hand-side;", err.message)) from None
         return out
 
     def _label_replace(self, e: LabelReplace) -> InstantVec:
@@ -159,6 +162,26 @@ class _Evaluator:
             else:
                 out[key] = VSeries(labels, s.v, s.ok)
         return InstantVec(list(out.values()))
+
+
+_DUPLICATES = re.compile(r"found duplicate series for the match group .*? on the (left|right) hand-side of the "
+                         r"operation: .*?;", re.DOTALL)
+
+
+def _zero_as_nan(v: Value) -> Value:
+    if isinstance(v, ScalarVal):
+        return ScalarVal(np.where(v.v == 0, np.nan, v.v))
+    return InstantVec([VSeries(s.labels, np.where(s.v == 0, np.nan, s.v), s.ok) for s in v.series])
+
+
+def _merged(series: list[VSeries]) -> list[VSeries]:
+    """Series of one label set as one (``a or b`` over a range: ``b`` fills the steps ``a`` lacks)."""
+    out: dict[tuple, VSeries] = {}
+    for s in series:
+        key = tuple(sorted(s.labels.items()))
+        prev = out.get(key)
+        out[key] = s if prev is None else VSeries(s.labels, np.where(prev.ok, prev.v, s.v), prev.ok | s.ok)
+    return list(out.values())
 
 
 def _go_template(repl: str) -> str:
@@ -209,6 +232,6 @@ def eval_metric(source: LogSource, expr: Expr, ts: np.ndarray, stats: QueryStats
         samples = [Sample(dict(s.labels), int(t_ms[0]), float(s.v[0])) for s in value.series if s.ok[0]]
         return Result(Vector(samples))
     series = [MatrixSeries(dict(s.labels), t_ms[s.ok], np.asarray(s.v, dtype=np.float64)[s.ok])
-              for s in value.series if s.ok.any()]
+              for s in _merged(value.series) if s.ok.any()]
     series.sort(key=lambda s: sorted(s.labels.items()))
     return Result(Matrix(series))

@@ -75,8 +75,7 @@ def _fold(op: str, a: float, b: float, return_bool: bool) -> float:
     if op == "*":
         return a * b
     if op == "/":
-        return a / b if b != 0 else (math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) *
-                                     math.copysign(1, b))
+        return a / b if b != 0 else math.nan  # (Loki: NaN for a zero divisor)
     if op == "%":
         return math.fmod(a, b) if b != 0 else math.nan
     if op == "^":
@@ -243,7 +242,7 @@ class _Builder(Transformer):
     def signed_number(self, c):
         tok = c[-1]
         try:
-            v = float(tok.value)
+            v = float.fromhex(tok.value) if tok.value[:2] in ("0x", "0X") else float(tok.value)
         except ValueError:
             raise _error_at(tok, f"syntax error: invalid number {tok.value}") from None
         return -v if c[0].type == "SUB" else v
@@ -362,7 +361,8 @@ class _Builder(Transformer):
             raise _error_at(tok, "bool modifier can only be used on comparison operators")
         if op in ("or", "and", "unless"):
             if isinstance(lhs, Literal) or isinstance(rhs, Literal):
-                raise _error_at(tok, f"unexpected literal for right leg of logical/set binary operation ({op})")
+                leg = "left" if isinstance(lhs, Literal) else "right"
+                raise _error_at(tok, f"unexpected literal for {leg} leg of logical/set binary operation ({op})")
         if isinstance(lhs, Literal) and isinstance(rhs, Literal):
             return Literal(_fold(op, lhs.value, rhs.value, return_bool))
         return BinOp(op, lhs, rhs, return_bool, matching)

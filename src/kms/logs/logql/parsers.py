@@ -61,7 +61,7 @@ def _flatten(obj: dict, prefix: str, out: dict[str, str]) -> None:
         name = f"{prefix}_{sanitize(k)}" if prefix else sanitize(k)
         if isinstance(v, dict):
             _flatten(v, name, out)
-        elif isinstance(v, list):
+        elif isinstance(v, list) or v is None:  # (Loki leaves arrays and nulls out)
             continue
         else:
             out.setdefault(name, _scalar_text(v) or "")
@@ -76,7 +76,7 @@ def _compile_path(path: str) -> list[str | int]:
     while pos < len(path):
         m = _PATH_PART.match(path, pos)
         if not m or m.end() == pos:
-            raise LogQLError(f"invalid json expression {path!r}")
+            raise LogQLError(f"cannot parse expression [{path}]: unexpected token at {pos}")
         if m.group(1) is not None:
             parts.append(m.group(1))
         elif m.group(2) is not None:
@@ -193,7 +193,9 @@ def _regexp_parser(p: Parser) -> Callable[[str], dict[str, str]]:
     try:
         rx = compile_go_regex(p.arg)
     except re.error as e:
-        raise LogQLError(f"invalid regexp {p.arg!r}: {e}") from None
+        if "redefinition of group name" in str(e):
+            raise LogQLError(f"duplicate extracted label name in regexp `{p.arg}`") from None
+        raise LogQLError(f"error parsing regexp: {e}: `{p.arg}`") from None
     if not rx.groupindex:
         raise LogQLError("at least one named capture must be supplied")
 

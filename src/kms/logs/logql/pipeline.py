@@ -2,11 +2,14 @@
 
 Rows reach this module only after the vectorised line filters (``linefilter``) dropped what
 they could. A row's labels stay split in three categories (stream, structured metadata,
-parsed) as Loki's ``categorize-labels`` reports them; lookups see parsed labels first, then
-structured metadata, then stream labels. Facts kept from Loki: a parsed label whose name is
-already a stream or metadata label is renamed ``<name>_extracted``; a parser that fails sets
-``__error__``/``__error_details__`` and keeps the line; numeric label filters pass a line
-that already has an error, and set ``LabelFilterErr`` on a value they cannot convert.
+parsed) as Loki's ``categorize-labels`` reports them. Where names clash, the name goes to the
+stream label, else to the metadata one, and ``<name>_extracted`` to the parsed one, else to the
+metadata one (Loki's precedence: a parsed label is renamed when it arrives, a metadata label
+that shares a stream label's name only when the labels are merged). A parser that fails sets
+``__error__``/``__error_details__`` and keeps the line. Number, duration, bytes and ip label
+filters drop a line without their label, keep a line whose value does not convert (setting
+``LabelFilterErr`` with Go's message, unless an error is already set) and otherwise compare,
+whatever error the line carries.
 """
 
 from __future__ import annotations
@@ -36,12 +39,12 @@ from .ast import (
     StringFilter,
 )
 from .errors import LogQLError
-from .lexer import parse_bytes, parse_duration
 from .linefilter import IPMatcher, filter_mask
 from .parsers import ParseFailure, make_parser
 from .template import compile_template
+from .values import go_duration_seconds, go_float, humanize_bytes
 
-__all__ = ["Row", "compile_stages", "compile_label_filter", "ERROR", "ERROR_DETAILS"]
+__all__ = ["Row", "compile_stages", "compile_label_filter", "merged", "ERROR", "ERROR_DETAILS"]
 
 ERROR, ERROR_DETAILS = "__error__", "__error_details__"
 _ANSI = re.compile(
@@ -62,11 +65,15 @@ class Row:
     parsed: dict[str, str]
 
     def get(self, name: str) -> str | None:
-        v = self.parsed.get(name)
+        v = self.parsed.get(name)  # (never a stream or metadata name: renamed when added)
         if v is None:
-            v = self.metadata.get(name)
+            v = self.stream.get(name)
             if v is None:
-                v = self.stream.get(name)
+                v = self.metadata.get(name)
+                if v is None and name.endswith("_extracted") and self.metadata:
+                    base = name[:-10]
+                    if base in self.stream:
+                        v = self.metadata.get(base)
         return v
 
     def has_error(self) -> bool:
@@ -104,27 +111,26 @@ class Row:
             self.stream = {k: v for k, v in self.stream.items() if k != name}
 
     def all_labels(self) -> dict[str, str]:
-        return {**self.stream, **self.metadata, **self.parsed}
+        out = merged(self.stream, self.metadata)
+        out.update(self.parsed)  # a parsed <name>_extracted wins over the metadata one
+        return out
+
+
+def merged(stream: dict[str, str], metadata: dict[str, str]) -> dict[str, str]:
+    """Stream and structured metadata labels as one set: a metadata label sharing a stream
+    label's name becomes ``<name>_extracted``."""
+    if not (metadata.keys() & stream.keys()):
+        return {**stream, **metadata}
+    out = dict(stream)
+    for k, v in metadata.items():
+        out[k + "_extracted" if k in stream else k] = v
+    return out
 
 
 RowsFn = Callable[[list[Row]], list[Row]]
 
 
 # ------------------------------------------------------------------------------ label filters
-
-
-def _number_value(f: NumberFilter, text: str) -> float:
-    if f.kind == "duration":
-        ns = parse_duration(text)
-        if ns is None:
-            raise ValueError(f"time: invalid duration {text!r}")
-        return ns / 1e9
-    if f.kind == "bytes":
-        b = parse_bytes(text)
-        if b is None:
-            raise ValueError(f"invalid bytes {text!r}")
-        return b
-    return float(text)
 
 
 _CMP = {
@@ -141,17 +147,16 @@ def compile_label_filter(f: LabelFilter) -> Callable[[Row], bool]:
         return lambda r: m.matches(r.get(name) or "")
     if isinstance(f, NumberFilter):
         cmp, name, want = _CMP[f.op], f.name, f.value
+        convert = {"duration": go_duration_seconds, "bytes": humanize_bytes}.get(f.kind, go_float)
 
         def number(r: Row) -> bool:
-            if r.has_error():
-                return True
-            text = r.get(name)
-            if text is None:  # a missing label only satisfies "!="
-                return f.op == "!="
+            text = None if name in (ERROR, ERROR_DETAILS) else r.get(name)  # errors are not numbers
+            if text is None:
+                return False
             try:
-                return cmp(_number_value(f, text), want)
+                return cmp(convert(text), want)
             except ValueError as e:
-                r.set_error("LabelFilterErr", str(e))
+                r.set_error("LabelFilterErr", str(e))  # (the first error stays)
                 return True
 
         return number
@@ -159,9 +164,12 @@ def compile_label_filter(f: LabelFilter) -> Callable[[Row], bool]:
         ipm, name, negate = IPMatcher(f.pattern), f.name, f.op == "!="
 
         def ip(r: Row) -> bool:
+            if r.has_error():
+                return True
             text = r.get(name)
-            hit = text is not None and ipm.contains(text.strip())
-            return hit != negate
+            if text is None:
+                return False
+            return ipm.in_line(text) != negate  # an address anywhere in the value
 
         return ip
     if isinstance(f, AndFilter):

@@ -26,9 +26,9 @@ from ..source import LogSource, QueryStats
 from .ast import Grouping, RangeAggregation, Unwrap
 from .errors import PipelineError
 from .hints import hinted_batch, logfmt_hint
-from .lexer import parse_bytes, parse_duration
-from .pipeline import ERROR, ERROR_DETAILS, Row, compile_label_filter, compile_stages
+from .pipeline import ERROR, Row, compile_label_filter, compile_stages, merged
 from .scan import batch_rows, scan_batches, split_stages
+from .values import go_duration_seconds, go_float, humanize_bytes
 
 __all__ = ["eval_range_agg"]
 
@@ -60,8 +60,10 @@ class _Collector:
 
 
 def _pipeline_error(row: Row, labels: dict[str, str]) -> PipelineError:
+    """Loki's error for a sample whose line failed a stage: its series, ``__error__`` and
+    ``__error_details__`` (Go's message: what failed to convert, and why) included."""
     err = row.parsed.get(ERROR, "")
-    shown = "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    shown = "{" + ", ".join(f'{k}="{_go_quoted(v)}"' for k, v in sorted(labels.items())) + "}"
     return PipelineError(
         f"pipeline error: '{err}' for series: '{shown}'.\n"
         f'Use a label filter to intentionally skip this error. (e.g | __error__!="{err}").\n'
@@ -70,26 +72,17 @@ def _pipeline_error(row: Row, labels: dict[str, str]) -> PipelineError:
     )
 
 
+def _go_quoted(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _converter(u: Unwrap) -> Callable[[str], float]:
+    """The unwrapped value's conversion, as Loki's (Go's parsers; ``values``)."""
     if u.conv == "bytes":
-
-        def conv_bytes(text: str) -> float:
-            b = parse_bytes(text)
-            if b is None:
-                raise ValueError(f"invalid bytes value {text!r}")
-            return b
-
-        return conv_bytes
+        return humanize_bytes
     if u.conv in ("duration", "duration_seconds"):
-
-        def conv_duration(text: str) -> float:
-            ns = parse_duration(text.strip())
-            if ns is None:
-                raise ValueError(f"time: invalid duration {text!r}")
-            return ns / 1e9
-
-        return conv_duration
-    return lambda text: float(text.strip())
+        return go_duration_seconds
+    return go_float
 
 
 def _regroup(labels: dict[str, str], g: Grouping | None) -> dict[str, str]:
@@ -120,8 +113,8 @@ def _collect_fast(source: LogSource, e: RangeAggregation, start: int, end: int, 
         cuts = np.flatnonzero(np.diff(skey)) + 1
         for idx in np.split(order, cuts):
             k = int(key[idx[0]])
-            labels = {**parse_labels_text(b.streams[k // len(meta_texts)]),
-                      **parse_labels_text(meta_texts[k % len(meta_texts)])}
+            labels = merged(parse_labels_text(b.streams[k // len(meta_texts)]),
+                            parse_labels_text(meta_texts[k % len(meta_texts)]))
             col.add(_regroup(labels, group), b.time_ns[idx], vals[idx])
     return col
 
@@ -161,26 +154,29 @@ def _collect_rows(source: LogSource, e: RangeAggregation, start: int, end: int, 
         groups: dict[_SeriesKey, tuple[dict[str, str], list[int], list[float]]] = {}
         for r in run(batch_rows(b)):
             value = 1.0
-            if conv is not None and not r.has_error():
+            if conv is not None:
                 text = r.get(u.name)  # type: ignore[union-attr]
-                try:
-                    value = conv(text if text is not None else "")
-                except ValueError as ex:
-                    r.set_error("SampleExtractionErr", str(ex))
+                if not text:
+                    continue  # as Loki: a line without the label gives no sample, and no error
+                if not r.has_error():
+                    try:
+                        value = conv(text)
+                    except ValueError as ex:
+                        r.set_error("SampleExtractionErr", str(ex))
             elif want_bytes:
                 value = float(len(r.line.encode()))
             if post and not all(f(r) for f in post):
                 continue
             if ERROR in r.parsed:
                 labels = r.all_labels()
-                raise _pipeline_error(r, {k: v for k, v in labels.items() if k not in (ERROR, ERROR_DETAILS)})
+                raise _pipeline_error(r, labels)
             if by is not None:  # only the grouping labels: no merged dict per row
-                key = tuple((k, v) for k in by if (v := r.get(k)))  # empty = absent
+                key = tuple((k, v) for k in by if (v := r.get(k)) is not None)  # (an empty value is a label)
             else:
                 labels = r.all_labels()
                 if u is not None:
                     labels.pop(u.name, None)
-                key = tuple(sorted((k, v) for k, v in _regroup(labels, group).items() if v))
+                key = tuple(sorted(_regroup(labels, group).items()))
             g = groups.get(key)
             if g is None:
                 g = groups[key] = (dict(key), [], [])
@@ -200,9 +196,10 @@ def _per_window(fn: Callable[[np.ndarray], float], v: np.ndarray, lo: np.ndarray
 
 def _rate_counter(t: np.ndarray, v: np.ndarray, lo: np.ndarray, hi: np.ndarray, ets: np.ndarray,
                   range_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Prometheus' extrapolated counter rate per window (resets add the value before them)."""
-    out = np.full(len(lo), np.nan)
-    ok = np.zeros(len(lo), dtype=bool)
+    """Prometheus' extrapolated counter rate per window (resets add the value before them); a
+    window of one sample is 0, as in Loki."""
+    out = np.where(hi - lo == 1, 0.0, np.nan)
+    ok = hi - lo == 1
     range_s = range_ns / 1e9
     for j in np.flatnonzero(hi - lo >= 2):
         tt, vv = t[lo[j] : hi[j]], v[lo[j] : hi[j]]
@@ -214,11 +211,14 @@ def _rate_counter(t: np.ndarray, v: np.ndarray, lo: np.ndarray, hi: np.ndarray, 
         if sampled <= 0:
             continue
         avg = sampled / (len(tt) - 1)
-        if result > 0 and vv[0] >= 0:
-            to_zero = sampled * (vv[0] / result)
-            to_start = min(to_start, to_zero)
         thresh = avg * 1.1
-        interval = sampled + (to_start if to_start < thresh else avg / 2) + (to_end if to_end < thresh else avg / 2)
+        if to_start >= thresh:  # a far edge: half an interval (this cap first, then the zero point's)
+            to_start = avg / 2
+        if to_end >= thresh:
+            to_end = avg / 2
+        if result > 0 and vv[0] >= 0:
+            to_start = min(to_start, sampled * (vv[0] / result))  # never back past the counter's zero
+        interval = sampled + to_start + to_end
         out[j] = result * (interval / sampled) / range_s
         ok[j] = True
     return out, ok
@@ -230,10 +230,13 @@ def _aggregate(op: str, param: float | None, t: np.ndarray, v: np.ndarray, ets: 
     hi = np.searchsorted(t, ets, "right")
     cnt = (hi - lo).astype(np.float64)
     ok = cnt > 0
-    csum = np.concatenate([[0.0], np.cumsum(v)])
-    wsum = csum[hi] - csum[lo]
     range_s = range_ns / 1e9
     with np.errstate(all="ignore"):
+        if np.isfinite(v).all():
+            csum = np.concatenate([[0.0], np.cumsum(v)])
+            wsum = csum[hi] - csum[lo]
+        else:  # (prefix sums would turn a window's +Inf - +Inf into NaN)
+            wsum = np.where(hi > lo, _per_window(lambda w: float(np.sum(w)), v, lo, hi), 0.0)
         if op == "count_over_time":
             return cnt, ok
         if op == "rate":

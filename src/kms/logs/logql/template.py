@@ -232,6 +232,8 @@ def _parse_pipeline(toks: list[tuple[str, str]], i: int = 0) -> tuple[list, int]
 
 def _compile(src: str) -> list:
     parts = re.split(r"(\{\{.*?\}\})", src, flags=re.DOTALL)
+    if any("{{" in part for part in parts[::2]):
+        raise LogQLError(f"template: {src!r}: unclosed action")
     # trim markers: "{{- " eats preceding space, " -}}" eats following space
     for k in range(1, len(parts), 2):
         a = parts[k]
