@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import orjson
 
+from kms.logs.logql.pipeline import merged
 from kms.logs.source import LogEntry, QueryStats
 from kms.metrics.http.encode import encode_result
 
@@ -20,13 +21,14 @@ def _key(d: dict[str, str]) -> tuple:
 
 def encode_streams(entries: list[LogEntry], categorize: bool) -> str:
     """``{"resultType":"streams","result":[...]}``. Without ``categorize`` an entry's stream is
-    the union of its stream labels, structured metadata and parsed labels (so entries with
-    different metadata land in different streams); with it, ``stream`` holds the stream labels
+    the union of its stream labels, structured metadata and parsed labels (clashes named as in
+    ``pipeline.merged``; entries with different metadata land in different streams); with it,
+    ``stream`` holds the stream labels
     and each value carries ``{"structuredMetadata":..,"parsed":..}``. Streams appear in the order
     of their first entry; values keep the entries' (direction) order."""
     groups: dict[tuple, tuple[dict[str, str], list[str]]] = {}
     for e in entries:
-        labels = e.stream if categorize else {**e.stream, **e.metadata, **e.parsed}
+        labels = e.stream if categorize else {**merged(e.stream, e.metadata), **e.parsed}
         k = _key(labels)
         g = groups.get(k)
         if g is None:
