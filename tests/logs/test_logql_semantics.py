@@ -52,8 +52,9 @@ def test_an_empty_value_is_a_label_but_an_absent_one_is_not():
     assert at(eng, 'count_over_time({app="p"} | logfmt [1m])') == {(("app", "p"), ("other", "1")): 1.0}
     assert at(eng, 'count_over_time({app="p"} | logfmt --keep-empty [1m])') == {
         (("app", "p"), ("name", ""), ("other", "1")): 1.0}
-    eng = engine(({"app": "j"}, [(20, '{"age": null, "user": {"name": "u"}}', None)]))
-    assert at(eng, 'count_over_time({app="j"} | json [1m])') == {(("app", "j"), ("user_name", "u")): 1.0}  # null: no label
+    eng = engine(({"app": "j"}, [(20, '{"age": null, "user": {"name": "u"}, "dup": 1, "dup": 2}', None)]))
+    assert at(eng, 'count_over_time({app="j"} | json [1m])') == {  # null: no label; a repeated key: the first
+        (("app", "j"), ("dup", "1"), ("user_name", "u")): 1.0}
     assert at(eng, 'count_over_time({app="j"} | json age="user.age" [1m])') == {(("age", ""), ("app", "j")): 1.0}
 
 

@@ -49,9 +49,19 @@ def _scalar_text(v: object) -> str | None:
     return None
 
 
+def _first_wins(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose key repeats keeps the first value, as Loki's parser does."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        d = {}
+        for k, v in pairs:
+            d.setdefault(k, v)
+    return d
+
+
 def _loads(line: str) -> object:
     try:
-        return json.loads(line, parse_float=str, parse_int=str)
+        return json.loads(line, parse_float=str, parse_int=str, object_pairs_hook=_first_wins)
     except ValueError as e:
         raise ParseFailure("JSONParserErr", str(e)) from None
 
@@ -104,7 +114,8 @@ def _lookup(obj: object, path: list[str | int], line: str) -> str:
     if text is not None:
         return text
     # an object or array: its JSON, numbers as numbers (decode again without the text hooks)
-    return json.dumps(_walk(json.loads(line), path), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(_walk(json.loads(line, object_pairs_hook=_first_wins), path), separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def _json_parser(p: Parser) -> Callable[[str], dict[str, str]]:
