@@ -272,18 +272,25 @@ def _field(buf, at, end, tag):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _next(buf, at, end):  # pragma: no cover
+    """(tag, start, end) of the field at ``at`` (``_field``'s bounds); start -1 if malformed."""
+    tag, at = _varint(buf, at, end)
+    if at < 0:
+        return tag, -1, -1
+    lo, hi = _field(buf, at, end, tag)
+    return tag, lo, hi
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _any_value(buf, at, end):  # pragma: no cover
     """(kind, value or start, length) of the AnyValue in ``buf[at:end]``."""
     kind, value, length = _STRING, at, 0  # empty: the empty string
     seen = False
     while at < end:
-        tag, at = _varint(buf, at, end)
-        if at < 0 or seen:
+        tag, lo, hi = _next(buf, at, end)
+        if lo < 0 or seen:  # (one field at most: a oneof)
             return _OTHER, 0, 0
         seen = True
-        lo, hi = _field(buf, at, end, tag)
-        if lo < 0:
-            return _OTHER, 0, 0
         if tag == 0x0A:
             kind, value, length = _STRING, lo, hi - lo
         elif tag == 0x10 or tag == 0x18:
@@ -309,10 +316,7 @@ def _record(buf, at, end, recs, r, attrs, a):  # pragma: no cover
     recs[r, R_ATTR_FIRST] = a
     first = a
     while at < end:
-        tag, at = _varint(buf, at, end)
-        if at < 0:
-            return -1
-        lo, hi = _field(buf, at, end, tag)
+        tag, lo, hi = _next(buf, at, end)
         if lo < 0:
             return -1
         at = hi
@@ -339,10 +343,7 @@ def _record(buf, at, end, recs, r, attrs, a):  # pragma: no cover
             k_at, k_len, kind, value, length = lo, 0, _STRING, lo, 0
             p = lo
             while p < hi:
-                t, p = _varint(buf, p, hi)
-                if p < 0:
-                    return -1
-                f_lo, f_hi = _field(buf, p, hi, t)
+                t, f_lo, f_hi = _next(buf, p, hi)
                 if f_lo < 0:
                     return -1
                 p = f_hi
@@ -375,6 +376,17 @@ def _record(buf, at, end, recs, r, attrs, a):  # pragma: no cover
     return a
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _span_once(parts, row, col, lo, hi):  # pragma: no cover
+    """Note a message's (start, length) in ``parts[row, col:col + 2]``; False if it was already
+    there (a message field twice: protobuf would merge them, the record-by-record path does)."""
+    if parts[row, col] >= 0:
+        return False
+    parts[row, col] = lo
+    parts[row, col + 1] = hi - lo
+    return True
+
+
 @njit(cache=True, nogil=True)
 def _walk(buf, fill, resources, scopes, recs, attrs):  # pragma: no cover
     """Read the request's parts: (status, resources, scopes, records, attributes); status 1 if
@@ -384,10 +396,7 @@ def _walk(buf, fill, resources, scopes, recs, attrs):  # pragma: no cover
     n_res = n_scopes = n_recs = n_attrs = 0
     at = 0
     while at < end:
-        tag, at = _varint(buf, at, end)
-        if at < 0:
-            return 1, 0, 0, 0, 0
-        lo, hi = _field(buf, at, end, tag)
+        tag, lo, hi = _next(buf, at, end)
         if lo < 0:
             return 1, 0, 0, 0, 0
         at = hi
@@ -397,38 +406,26 @@ def _walk(buf, fill, resources, scopes, recs, attrs):  # pragma: no cover
             resources[n_res, 0] = -1
             resources[n_res, 1] = 0
         while lo < hi:  # ResourceLogs
-            t, lo = _varint(buf, lo, hi)
-            if lo < 0:
-                return 1, 0, 0, 0, 0
-            s_lo, s_hi = _field(buf, lo, hi, t)
+            t, s_lo, s_hi = _next(buf, lo, hi)
             if s_lo < 0:
                 return 1, 0, 0, 0, 0
             lo = s_hi
             if t == 0x0A:  # resource
-                if fill:
-                    if resources[n_res, 0] >= 0:
-                        return 1, 0, 0, 0, 0  # twice: protobuf would merge them
-                    resources[n_res, 0] = s_lo
-                    resources[n_res, 1] = s_hi - s_lo
+                if fill and not _span_once(resources, n_res, 0, s_lo, s_hi):
+                    return 1, 0, 0, 0, 0
             elif t == 0x12:  # scope_logs
                 if fill:
                     scopes[n_scopes, 0] = n_res
                     scopes[n_scopes, 1] = -1
                     scopes[n_scopes, 2] = 0
                 while s_lo < s_hi:  # ScopeLogs
-                    u, s_lo = _varint(buf, s_lo, s_hi)
-                    if s_lo < 0:
-                        return 1, 0, 0, 0, 0
-                    r_lo, r_hi = _field(buf, s_lo, s_hi, u)
+                    u, r_lo, r_hi = _next(buf, s_lo, s_hi)
                     if r_lo < 0:
                         return 1, 0, 0, 0, 0
                     s_lo = r_hi
                     if u == 0x0A:  # scope
-                        if fill:
-                            if scopes[n_scopes, 1] >= 0:
-                                return 1, 0, 0, 0, 0
-                            scopes[n_scopes, 1] = r_lo
-                            scopes[n_scopes, 2] = r_hi - r_lo
+                        if fill and not _span_once(scopes, n_scopes, 1, r_lo, r_hi):
+                            return 1, 0, 0, 0, 0
                     elif u == 0x12:  # a log record
                         if fill:
                             n_attrs = _record(buf, r_lo, r_hi, recs, n_recs, attrs, n_attrs)
