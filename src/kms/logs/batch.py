@@ -101,7 +101,6 @@ class LogBatch:
         """The ``logs`` rows (request order; the store sorts blocks). Metadata texts are built
         once per distinct (metadata, level) and taken by index."""
         times: list[int] = []
-        streams: list[pa.Array] = []
         lines: list[pa.Array] = []
         texts = list(_LEVEL_TEXTS)  # level k alone is text k; no metadata and no level is the last
         index: dict[tuple, int] = {}
@@ -109,7 +108,6 @@ class LogBatch:
         for s in self.streams:
             n = len(s.times)
             times += s.times
-            streams.append(pa.repeat(pa.scalar(s.text), n) if n else pa.array([], pa.string()))
             lines.append(s.line_array())
             if s.texts is not None:
                 meta.append(s.texts)
@@ -133,10 +131,18 @@ class LogBatch:
                     texts.append(labels_text(sorted(pairs.items())))
                 out.append(k)
             meta.append(np.array(out, np.int32))
+        # each column in one piece: the stream texts and the known metadata texts taken by code
+        # (a text per stream, not per row, until this take)
+        counts = np.fromiter((len(s.times) for s in self.streams), np.int64, len(self.streams))
+        stream_texts = pa.array([s.text for s in self.streams], pa.string())
+        streams = stream_texts.take(pa.array(np.repeat(np.arange(len(counts), dtype=np.int32), counts)))
         known = pa.array(texts, pa.string())
-        parts = [m if isinstance(m, pa.Array) else known.take(pa.array(m)) for m in meta]
+        if meta and all(not isinstance(m, pa.Array) for m in meta):
+            metadata = known.take(pa.array(np.concatenate(meta).astype(np.int32)))
+        else:
+            metadata = _concat([m if isinstance(m, pa.Array) else known.take(pa.array(m)) for m in meta])
         return pa.Table.from_arrays(
-            [pa.array(times, pa.int64()), _concat(streams), _concat(lines), _concat(parts)], schema=LOG_SCHEMA)
+            [pa.array(times, pa.int64()), streams, _concat(lines), metadata], schema=LOG_SCHEMA)
 
 
 def _concat(arrays: list[pa.Array]) -> pa.Array:

@@ -275,7 +275,7 @@ def _field(buf, at, end, tag):  # pragma: no cover
 def _next(buf, at, end):  # pragma: no cover
     """(tag, start, end) of the field at ``at`` (``_field``'s bounds); start -1 if malformed."""
     tag, at = _varint(buf, at, end)
-    if at < 0:
+    if at < 0 or tag < 8 or tag >= 1 << 32:  # (no field number 0, tags are 32-bit: protobuf refuses these)
         return tag, -1, -1
     lo, hi = _field(buf, at, end, tag)
     return tag, lo, hi
