@@ -9,7 +9,7 @@ import numpy as np
 from kms.metrics.promql.values import Result
 
 from ..source import Direction, LogSource, QueryStats, StreamsResult
-from .ast import Expr, LogSelector
+from .ast import BinOp, Expr, LabelReplace, LogSelector, VectorAggregation
 from .errors import LogQLError, LogQLParseError
 from .logquery import eval_log_query
 from .metric import eval_metric
@@ -79,7 +79,7 @@ class LogQLEngine:
                     "zero or negative query resolution step widths are not accepted. "
                     "Try a positive integer"
                 )
-            if "approx_topk" in query and "approx_topk(" in str(expr):
+            if _uses_approx_topk(expr):
                 raise LogQLError("approx_topk: count min sketches are only supported on instant queries")
             ts = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
             if len(ts) == 0:
@@ -99,3 +99,14 @@ class LogQLEngine:
         res = eval_metric(self.source, expr, np.array([time_ns], dtype=np.int64), stats, instant=True)
         stats.exec_time_s = time.perf_counter() - t0
         return res, stats
+
+
+def _uses_approx_topk(e: Expr) -> bool:
+    """Whether ``approx_topk`` appears in ``e`` (Loki runs it on instant queries only)."""
+    if isinstance(e, VectorAggregation):
+        return e.op == "approx_topk" or _uses_approx_topk(e.expr)
+    if isinstance(e, BinOp):
+        return _uses_approx_topk(e.lhs) or _uses_approx_topk(e.rhs)
+    if isinstance(e, LabelReplace):
+        return _uses_approx_topk(e.expr)
+    return False
