@@ -40,7 +40,7 @@ from kms.logs import bytecopy, record_wire
 from kms.logs.api import LokiApi
 from kms.logs.push import push_routes
 from kms.logs.schema import LOGS
-from kms.logs.storage import StoreLogSource, linevars
+from kms.logs.storage import StoreLogSource, chunkread, linevars
 from kms.logs.validate import LogLimits, Validator
 from kms.metrics.admission import SampleAdmission
 from kms.metrics.api import PrometheusApi
@@ -306,7 +306,7 @@ class Stack:
             await asyncio.sleep(0.01)
 
         t_store = time.perf_counter()
-        for warm in (linevars.warm, record_wire.warm, bytecopy.warm):  # compiled kernels, loaded before the first use
+        for warm in (linevars.warm, record_wire.warm, bytecopy.warm, chunkread.warm):  # compiled kernels, loaded before the first use
             await loop.run_in_executor(None, warm)
         await loop.run_in_executor(None, self.store.open)
         log.info("storage opened in %.2fs (backend %s, data dir %s)", time.perf_counter() - t_store,

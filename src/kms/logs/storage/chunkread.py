@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
+from numba import njit
 
 from kms.errors import Unavailable
 from kms.storage import layout
@@ -19,6 +20,7 @@ from kms.storage.block import YIELD_ROWS, BlockMeta, referenced_columns
 from kms.storage.objstore import ObjectStore
 from kms.storage.types import SignalSpec
 
+from . import linefind
 from .chunklayout import (
     DICT_BYTES,
     INDEX_COLS,
@@ -30,11 +32,12 @@ from .chunklayout import (
     string_parts,
 )
 from .grams import BITS, may_contain, needle_buckets
+from .linefind import find_lines
 from .linevars import hex_bytes, join, lines_at, on_templates
 
-__all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "exact_groups", "local_starts"]
+__all__ = ["LogChunkReader", "Literal", "ReadCounter", "Directory", "exact_groups", "local_starts", "warm"]
 
-#: decompressed bytes of frames searched together by ``_find``: a few hundred frames, in the CPU cache
+#: decompressed bytes of frames searched together by ``find_lines``: a few hundred frames, in the CPU cache
 _SEARCH_BYTES = 1 << 20
 
 
@@ -55,6 +58,24 @@ class ReadCounter:
     bytes: int = 0
 
 
+@dataclass(slots=True)
+class _Hits:
+    """Hits of ``_search`` not yet turned into a table: per searched step, their chunks (positions
+    in the read's ids), entries in those chunks and (with lines) the lines."""
+
+    k: list[np.ndarray] = field(default_factory=list)
+    row: list[np.ndarray] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    n: int = 0
+
+    def add(self, k: np.ndarray, row: np.ndarray, lines: list[bytes] | None) -> None:
+        if len(k):
+            self.k.append(k)
+            self.row.append(row)
+            self.lines += lines or []
+            self.n += len(k)
+
+
 class LogChunkReader:
     """Reads format-2 log blocks. The directory's per-chunk columns are kept in memory from the
     start, its times and metadata (~3 bytes an entry, as numpy arrays per directory row group)
@@ -62,11 +83,11 @@ class LogChunkReader:
 
     The line-filter read (``_search``) decompresses the frames one by one (with their stream's
     dictionary; of split chunks, the templates only, when the literals allow) and searches them
-    about a MiB at a time; the hit lines of split chunks are joined with their variables in one
-    compiled pass (not at all for a count), and the times and metadata of the few hits are
-    computed without arrays of every entry of their chunks (``Directory._picked``). What is
-    left is mostly zstd (~1.2 GB/s of templates here), ``bytes.find`` and a few microseconds of
-    Python per frame and per hit."""
+    about a MiB at a time in one compiled pass (``linefind``); the hit lines of split chunks are
+    joined with their variables in one compiled pass (not at all for a count), and the times and
+    metadata of the few hits are computed without arrays of every entry of their chunks
+    (``Directory._picked``). What is left is mostly zstd (~1.4 GB/s of templates here): a count
+    over ``|= "upstream timeout"`` in 10M lines spends ~22 ms decompressing of ~50."""
 
     def __init__(self, objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec):
         self.objstore = objstore
@@ -186,7 +207,7 @@ class LogChunkReader:
             pick = bool(exact) and len(exact) == len(literals)  # only lines holding the literals are built
             ids_all = np.flatnonzero(ok)
             if pick:  # finds the hits itself: one search of each frame
-                yield from self._search(f, d, ids_all, masks[0], exact, partial, start_ns, end_ns, lines)
+                yield from self._search(f, d, ids_all, exact, np.array(masks[0])[:, ids_all], partial, start_ns, end_ns, lines)
                 return
             for lo in range(0, len(ids_all), 256):  # bounded memory: 256 frames at a time
                 ids = ids_all[lo:lo + 256]
@@ -200,14 +221,14 @@ class LogChunkReader:
                 t = self._cheap(d, ids, True).append_column("line", self._decode(frames, ids))
                 yield from self._in_range(t, partial[ids].any(), start_ns, end_ns)
 
-    def _search(self, f, d: Directory, ids: np.ndarray, first_masks: list[np.ndarray], exact: list[list[bytes]],
+    def _search(self, f, d: Directory, ids: np.ndarray, exact: list[list[bytes]], may: np.ndarray,
                 partial: np.ndarray, start_ns: int, end_ns: int, lines: bool = True) -> Iterator[pa.Table]:
         """The entries of chunks ``ids`` whose line holds one literal of every group of
         ``exact`` (and maybe a few others), so only those lines become Arrow strings. Frames
-        are decompressed and searched about ``_SEARCH_BYTES`` at a time (``_find``): per chunk
-        there is one decompression call and no Python search loop. A
-        literal of the first group is looked for only in the frames whose signature may hold it
-        (``first_masks``). Chunks stored with lengths (lines with newlines) are decoded whole."""
+        are decompressed one call each and searched about ``_SEARCH_BYTES`` at a time by one
+        compiled pass (``find_lines``), a literal of the first group only in the chunks whose
+        signature may hold it (``may[i]`` over ``ids``). Chunks stored with lengths (lines with
+        newlines) are decoded whole."""
         zd = _Decompressors(self, f)
         dicts, sep, size, vlen = (self.dict_of[ids].tolist(), self.sep[ids].tolist(), self.size[ids].tolist(),
                                   self.vlen[ids].tolist())
@@ -215,9 +236,7 @@ class LogChunkReader:
         decompress = [by_dict[c] for c in dicts]
         # split chunks are searched in their templates alone when no literal could touch a variable part
         templates = all(on_templates(x) for g in exact for x in g)
-        first, rest = exact[0], exact[1:]
-        masks = [m[ids] for m in first_masks] if len(first) > 1 else None
-        hits: list[tuple[int, int, bytes]] = []  # (position in ids of the chunk, entry in it, line)
+        hits = _Hits()
         whole: list[int] = []  # positions in ids of chunks decoded whole
         frames: list[bytes] = []
         # steps of about _SEARCH_BYTES of decompressed frames
@@ -240,47 +259,51 @@ class LogChunkReader:
                         if all(any(x in fr for x in g) for g in exact):
                             whole.append(k)
                             frames.append(fr)
-                if masks is None:
-                    found = _find(fs, ks, first[0], rest)
-                else:  # each literal in the frames whose signature may hold it
-                    found = []
-                    for x, m in zip(first, masks, strict=True):
-                        sel = np.flatnonzero(m[ks]).tolist()
-                        found += _find([fs[i] for i in sel], [ks[i] for i in sel], x, rest)
-                    found = sorted(set(found))  # block order, each line once
-                if not lines:
-                    hits += [(k, entry, b"") for k, entry, *_ in found]
-                elif templates:
-                    hits += _joined(found, dict(zip(ks, fs, strict=True)), srcs, lo, vlen, size, zd)
-                else:
-                    hits += [h[:3] for h in found]
-                if len(hits) >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
+                if fs:
+                    hits.add(*self._found(fs, ks, exact, may[:, ks], lines, templates, srcs, lo, vlen, size, zd))
+                if hits.n >= YIELD_ROWS or len(whole) >= 256:  # bounded memory
                     yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns, exact, lines)
-                    hits, whole, frames = [], [], []
+                    hits, whole, frames = _Hits(), [], []
         except (zstandard.ZstdError, ValueError) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
         yield from self._hits(d, ids, hits, whole, frames, partial, start_ns, end_ns, exact, lines)
 
-    def _hits(self, d: Directory, ids: np.ndarray, hits: list[tuple[int, int, bytes]], whole: list[int],
-              frames: list[bytes], partial: np.ndarray, start_ns: int, end_ns: int, exact: list[list[bytes]],
-              lines: bool) -> Iterator[pa.Table]:
-        """The table of the hits of ``_search`` (``(k, row, line)``: entry ``row`` of chunk
-        ``ids[k]``, in block order) and of the entries of chunks ``ids[whole]`` (their
-        ``frames``; without ``lines``, only those holding a literal of each group of ``exact``),
-        in block order."""
+    @staticmethod
+    def _found(fs: list[bytes], ks: list[int], exact: list[list[bytes]], may: np.ndarray, lines: bool, templates: bool,
+               srcs: list, lo: int, vlen: list[int], size: list[int], zd: _Decompressors
+               ) -> tuple[np.ndarray, np.ndarray, list[bytes] | None]:
+        """(chunk positions, entries, lines or None) of the lines of frames ``fs`` (of chunks
+        ``ks``) holding a literal of every group of ``exact``: lines of split chunks' templates
+        joined with their variables."""
+        buf = fs[0] if len(fs) == 1 else b"".join(fs)
+        sizes = np.fromiter(map(len, fs), np.int64, len(fs))
+        frame, entry, begin, stop = find_lines(buf, sizes, exact, may)
+        k = np.asarray(ks, np.int64)[frame]
+        if not lines:
+            return k, entry, None
+        found = [buf[a:b] for a, b in zip(begin.tolist(), stop.tolist(), strict=True)]
+        if templates and any(vlen[j] for j in k.tolist()):
+            at = begin - (np.cumsum(sizes) - sizes)[frame]
+            found = _joined(k, at, found, dict(zip(ks, fs, strict=True)), srcs, lo, vlen, size, zd)
+        return k, entry, found
+
+    def _hits(self, d: Directory, ids: np.ndarray, hits: _Hits, whole: list[int], frames: list[bytes],
+              partial: np.ndarray, start_ns: int, end_ns: int, exact: list[list[bytes]], lines: bool
+              ) -> Iterator[pa.Table]:
+        """The table of the ``hits`` of ``_search`` (entry ``row`` of chunk ``ids[k]``, in block
+        order) and of the entries of chunks ``ids[whole]`` (their ``frames``; without ``lines``,
+        only those holding a literal of each group of ``exact``), in block order."""
         texts = pa.array(self.stream_texts, pa.string())
         parts: list[pa.Table] = []
         keys: list[np.ndarray] = []
-        if hits:
-            hit_k, hit_row, hit_lines = zip(*hits, strict=True)
-            k = np.asarray(hit_k, np.int64)
-            row = np.asarray(hit_row, np.int64)
+        if hits.n:
+            k, row = np.concatenate(hits.k), np.concatenate(hits.row)
             ks = np.unique(k)
             cid = ids[ks]
             times, meta = d.columns(cid, True, local_starts(self.rows[cid])[np.searchsorted(ks, k)] + row)
             parts.append(pa.table({"time_ns": pa.array(times), "stream": texts.take(pa.array(self.stream_codes[ids[k]])),
-                                   "line": (pa.array(hit_lines, pa.binary()).cast(pa.string()) if lines
-                                                 else _empty_strings(len(hit_lines))), "metadata": meta}))
+                                   "line": (pa.array(hits.lines, pa.binary()).cast(pa.string()) if lines
+                                            else _empty_strings(len(k))), "metadata": meta}))
             keys.append(k * (1 << 32) + row)
         if whole:
             w = np.asarray(whole, np.int64)
@@ -578,7 +601,7 @@ class Directory:
 
     def _picked(self, ids: np.ndarray, pick: np.ndarray, with_meta: bool) -> tuple[np.ndarray, pa.Array | None]:
         """``columns`` of a few entries: each time is its chunk's first time plus the sum of its
-        chunk's deltas up to it, summed in place (``reduceat``), with no array of every entry."""
+        chunk's deltas up to it, summed in place (``_range_sums``), with no array of every entry."""
         r = self.reader
         if not len(pick):
             return np.empty(0, np.int64), (pa.array([], pa.string()) if with_meta else None)
@@ -596,12 +619,8 @@ class Directory:
             g = self._row_group(rg)
             unit = g.unit  # one unit a block
             base = r.row_start[r.rg_start[rg]]
-            ss, ee = s[lo:hi] - base, e[lo:hi] - base
-            # sums of deltas[ss..ee] from the gathered deltas of those entries alone
-            n = ee - ss + 1
-            at = local_starts(n)
-            sums[lo:hi] = np.add.reduceat(g.deltas[np.repeat(ss - at, n) + np.arange(int(n.sum()))], at,
-                                          dtype=np.int64)
+            ee = e[lo:hi] - base
+            _range_sums(g.deltas, s[lo:hi] - base, ee, sums[lo:hi])
             if with_meta:
                 meta.append(g.values.take(pa.array(g.vstart[c[lo:hi] - r.rg_start[rg]] + g.codes[ee])))
         times = r.min_ns[c] + sums * unit
@@ -630,37 +649,6 @@ def _deltas(blobs: pa.Array, chunk_rows: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _find(frames: list[bytes], ks: list[int], literal: bytes,
-          rest: list[list[bytes]]) -> list[tuple[int, int, bytes, int]]:
-    """``(ks[j], entry, line, its start in the frame)`` of the lines of ``frames`` (newline-terminated lines; frame ``j``
-    is of chunk ``ks[j]``) holding ``literal`` and one literal of every group of ``rest``, in
-    frame and line order. The frames are joined and searched with ``bytes.find``, which jumps
-    from hit to hit; a literal holding a newline may find a line without it (callers filter
-    again)."""
-    if not frames:
-        return []
-    buf = frames[0] if len(frames) == 1 else b"".join(frames)
-    found: list[tuple[int, bytes]] = []  # (line start, line)
-    pos = buf.find(literal)
-    while pos >= 0:
-        s0 = buf.rfind(b"\n", 0, pos) + 1
-        e0 = buf.find(b"\n", pos)
-        if e0 < 0:  # only when the literal runs past the last line
-            e0 = len(buf)
-        line = buf[s0:e0]
-        if not rest or all(any(y in line for y in g) for g in rest):
-            found.append((s0, line))
-        pos = buf.find(literal, e0 + 1)
-    if not found:
-        return []
-    sizes = np.array([len(fr) for fr in frames])
-    ends = np.cumsum(sizes)
-    j = np.searchsorted(ends, [s0 for s0, _ in found], "right").tolist()  # frame of each hit
-    begin = (ends - sizes).tolist()
-    # each hit's entry: the lines before it in its frame
-    return [(ks[jj], buf.count(b"\n", begin[jj], s0), line, s0 - begin[jj]) for (s0, line), jj in zip(found, j, strict=True)]
-
-
 def _empty_strings(n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(np.zeros(n + 1, np.int32)), pa.py_buffer(b""))
 
@@ -672,25 +660,24 @@ def exact_groups(filters_literals: Sequence[Sequence[Literal]]) -> bool:
     return bool(filters_literals) and all(x.case_sensitive and "\n" not in x.text for g in filters_literals for x in g)
 
 
-def _joined(hits: list[tuple[int, int, bytes, int]], templates: dict[int, bytes], stored: list, lo: int,
-            vlen: list[int], size: list[int], zd: _Decompressors) -> list[tuple[int, int, bytes]]:
-    """``hits`` found in templates (``(k, entry, line, its start in the template)``), with the
-    lines of split chunks joined with their variables (``stored[k - lo]``: chunk ``k``'s stored
-    bytes, its variables last)."""
-    split = sorted({k for k, *_ in hits if vlen[k]})
-    if not split:
-        return [h[:3] for h in hits]
+def _joined(k: np.ndarray, at: np.ndarray, found: list[bytes], templates: dict[int, bytes], stored: list, lo: int,
+            vlen: list[int], size: list[int], zd: _Decompressors) -> list[bytes]:
+    """The lines ``found`` in the templates of chunks ``k`` (each at byte ``at`` of its
+    template), those of split chunks joined with their variables (``stored[j - lo]``: chunk
+    ``j``'s stored bytes, its variables last)."""
+    kl = k.tolist()
+    split = sorted({j for j in kl if vlen[j]})
     digits, hexes = [], []
-    for k in split:
-        src = stored[k - lo]
-        d, h = zd.variables(templates[k], src[len(src) - vlen[k]:], size[k])
-        digits.append(d)
-        hexes.append(h)
-    pos = {k: i for i, k in enumerate(split)}
-    picked = [h for h in hits if vlen[h[0]]]
-    joined = iter(lines_at([templates[k] for k in split], digits, hexes, [pos[h[0]] for h in picked],
-                           [h[3] for h in picked]))
-    return [(k, entry, next(joined) if vlen[k] else text) for k, entry, text, _ in hits]
+    for j in split:
+        src = stored[j - lo]
+        dg, hx = zd.variables(templates[j], src[len(src) - vlen[j]:], size[j])
+        digits.append(dg)
+        hexes.append(hx)
+    pos = {j: i for i, j in enumerate(split)}
+    picked = [i for i, j in enumerate(kl) if vlen[j]]
+    joined = iter(lines_at([templates[j] for j in split], digits, hexes, [pos[kl[i]] for i in picked],
+                           at[picked].tolist()))
+    return [next(joined) if vlen[j] else text for j, text in zip(kl, found, strict=True)]
 
 
 def _unjoin(buf: bytes, n: int) -> pa.Array:
@@ -715,6 +702,17 @@ def _unlength(buf: bytes, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf[4 * n:]))
 
 
+@njit(cache=True, nogil=True)
+def _range_sums(deltas, first, last, out):  # pragma: no cover (compiled)
+    """``out[i] = deltas[first[i]:last[i] + 1].sum()``: one call a row group, where numpy's
+    gather and ``reduceat`` took a dozen calls of a few microseconds each."""
+    for i in range(len(first)):
+        t = 0
+        for x in deltas[first[i]:last[i] + 1]:
+            t += np.int64(x)  # not mixed with uint64 (which numba would make a float)
+        out[i] = t
+
+
 def local_starts(rows: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
 
@@ -725,3 +723,11 @@ def _local_rows(rows: np.ndarray, row_start: np.ndarray, ids: np.ndarray) -> np.
     local_start = local_starts(np.diff(row_start)[ids])
     pos = np.searchsorted(ids, chunk)
     return local_start[pos] + (rows - row_start[chunk])
+
+
+def warm() -> None:
+    """Compile (or load from numba's cache) the line-filter read's kernels before the first query."""
+    linefind.warm()
+    may_contain(np.zeros((1, BITS // 8), np.uint8), needle_buckets("abc", True))
+    for width in (np.uint8, np.uint16, np.uint32, np.uint64):
+        _range_sums(np.zeros(2, width), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, np.int64))

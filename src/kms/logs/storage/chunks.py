@@ -22,8 +22,9 @@ rebuilds only the directory: every line is compressed and indexed once.
 Why: in Parquet pages, a line filter spent its time in zstd and string decoding of every page.
 Here a filter with a literal (``|= "x"``, ``|~ "a|b"``, ``(?i)``) first drops the chunks whose
 signature lacks the literal's trigrams, then decompresses the rest and searches them, joined
-about a MiB at a time, with ``bytes.find`` (in split chunks, only the templates, when no literal
-could touch a variable part); only lines with a hit become Arrow strings. Readers of blocks of
+about a MiB at a time, with glibc's ``memmem`` in a compiled pass (``linefind.py``; in split
+chunks, only the templates, when no literal could touch a variable part); only lines with a hit
+become Arrow strings. Readers of blocks of
 format 1 (Parquet rows, ``block.ParquetBlockReaderV1``) are unchanged, so old blocks stay readable and
 compaction rewrites them in this layout.
 """

@@ -96,6 +96,20 @@ def may_contain(signatures: np.ndarray, needle: list[np.ndarray]) -> np.ndarray:
     for buckets in needle:
         if not len(buckets):
             return np.ones(len(signatures), dtype=bool)
-        cols = signatures[:, buckets >> 3]
-        out |= ((cols >> (7 - (buckets & 7)).astype(np.uint8)) & 1).all(axis=1)
+        _holding(signatures, (buckets >> 3).astype(np.int64), (128 >> (buckets & 7)).astype(np.uint8), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _holding(signatures, byte, bit, out):  # pragma: no cover
+    """``out[i] |= `` every ``bit[j]`` set in ``signatures[i, byte[j]]``: a chunk stops at its
+    first missing bit (most do at the first), where numpy gathered every bucket of every chunk."""
+    for i in range(len(signatures)):
+        if out[i]:
+            continue
+        held = True
+        for j in range(len(byte)):
+            if not signatures[i, byte[j]] & bit[j]:
+                held = False
+                break
+        out[i] = held
