@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import dataclasses
 import logging
 from pathlib import Path
@@ -14,6 +13,7 @@ import yaml
 from kms.agent.agent import Agent, AgentSettings
 from kms.config import parse_duration
 from kms.errors import BadInput
+from kms.mallopt import release_large_buffers
 from kms.pipeline.config import PipelineConfig, is_collector_layout, load_pipeline_config
 
 __all__ = ["register", "settings_from"]
@@ -120,25 +120,10 @@ def settings_from(args: argparse.Namespace) -> tuple[AgentSettings, PipelineConf
     return AgentSettings(**kw, external_labels=labels, log_paths=paths), pipelines
 
 
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-
-
-def _release_large_buffers() -> None:
-    """Have glibc map every allocation of 64 KiB or more on its own, so it goes back to the
-    system when freed. By default the threshold follows the largest block freed (up to 32 MiB),
-    after which scrape bodies and their numpy temporaries come from the heap, which keeps the
-    freed space (bench_agent, 100 scraped targets: a peak of 131-132 MiB in five runs, 132-142
-    without). Not glibc: nothing changes."""
-    try:
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 64 << 10)
-    except (OSError, AttributeError):
-        pass
-
-
 def _run(args: argparse.Namespace) -> int:
     settings, pipelines = settings_from(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _release_large_buffers()
+    release_large_buffers()
     agent = Agent(settings, pipelines)  # a bad configuration fails here, before anything listens
     try:
         asyncio.run(agent.run())
