@@ -1,5 +1,6 @@
-"""Byte ranges moved with memcpy: ``copy_bytes`` (LLVM's memcpy inside numba kernels) and
-``take_strings`` (a string column's values in a given order).
+"""Byte ranges moved with memcpy: ``copy_bytes`` (LLVM's memcpy inside numba kernels),
+``take_strings`` (a string column's values in a given order) and ``take_lines`` (the same, each
+followed by a newline).
 
 A byte loop over ranges of varying length does not vectorise (about 0.9 ns a byte here); memcpy
 moves the same ranges of ~100 bytes at ~0.04 ns a byte. An intrinsic rather than a ctypes call,
@@ -14,7 +15,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["copy_bytes", "copy_from_address", "take_strings", "warm"]
+__all__ = ["copy_bytes", "copy_from_address", "take_lines", "take_strings", "warm"]
 
 
 @intrinsic
@@ -52,11 +53,29 @@ def take_strings(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> pa.Array
     """``col.take(order)`` as one array, for a string (or binary) column without nulls and
     ``order`` a permutation or selection of its rows (no row twice). The values are copied from
     where they lie in each chunk: no chunks combined first."""
-    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         return arr.take(pa.array(order))
-    address = np.empty(len(col), np.uint64)  # of each value's first byte
+    out, out_offsets = _take(*_values(col), np.asarray(order, np.int64))
+    return pa.Array.from_buffers(col.type, len(order), [None, pa.py_buffer(out_offsets), pa.py_buffer(out)])
+
+
+def take_lines(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of the values of a string column without nulls in ``order``, each
+    followed by a newline, in one pass: ``take_strings`` and then a join of each value with
+    ``"\n"`` wrote every byte twice, into buffers of a block's size (fresh memory here, ~10 µs a
+    page to fault in). Offsets are int64: no 2 GiB limit."""
+    if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        raise ValueError("take_lines takes a string column without nulls")
+    out, offsets = _take_lines(*_values(col), np.asarray(order, np.int64))
+    return offsets, out
+
+
+def _values(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(address of its first byte, length) of each value of a string or binary column."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    wide = pa.types.is_large_string(col.type) or pa.types.is_large_binary(col.type)
+    address = np.empty(len(col), np.uint64)
     length = np.empty(len(col), np.int64)
     at = 0
     for c in chunks:
@@ -64,12 +83,25 @@ def take_strings(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> pa.Array
         if n == 0:
             continue
         _, offsets, data = c.buffers()
-        off = np.frombuffer(offsets, np.int32, n + 1, c.offset * 4)
+        off = np.frombuffer(offsets, np.int64 if wide else np.int32, n + 1, c.offset * (8 if wide else 4))
         address[at:at + n] = (data.address if data is not None else 0) + off[:-1].astype(np.uint64)
         length[at:at + n] = np.diff(off)
         at += n
-    out, out_offsets = _take(address, length, np.asarray(order, np.int64))
-    return pa.Array.from_buffers(col.type, len(order), [None, pa.py_buffer(out_offsets), pa.py_buffer(out)])
+    return address, length
+
+
+@njit(cache=True, nogil=True)
+def _take_lines(address, length, order):  # pragma: no cover
+    n = len(order)
+    offsets = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + length[order[i]] + 1
+    out = np.empty(offsets[n], np.uint8)
+    for i in range(n):
+        r = order[i]
+        copy_from_address(out, offsets[i], address[r], length[r])
+        out[offsets[i + 1] - 1] = 10
+    return out, offsets
 
 
 @njit(cache=True, nogil=True)
@@ -88,3 +120,4 @@ def _take(address, length, order):  # pragma: no cover
 def warm() -> None:
     """Compile (or load from numba's cache) the kernels before the first block cut needs them."""
     take_strings(pa.array(["a", "b"]), np.array([1, 0]))
+    take_lines(pa.array(["a", "b"]), np.array([1, 0]))

@@ -31,7 +31,6 @@ compaction rewrites them in this layout.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,20 +39,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
-from kms.logs.bytecopy import take_strings
+from kms.logs.bytecopy import take_lines, take_strings
 from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
 from kms.storage.sort import dense_ranks
 from kms.storage.types import SignalSpec
 
-from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER, string_parts
+from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER
 from .chunkread import Directory, Literal, LogChunkReader, ReadCounter, exact_groups, local_starts
 from .grams import BITS, chunk_signatures
+from .linefind import newlines
 from .linevars import split_chunks
 
 __all__ = ["LOG_CHUNKS", "LogChunkFormat", "LogChunkReader", "Literal", "ReadCounter", "CHUNK_BYTES", "exact_groups"]
 
-_NEWLINE = re.compile(b"\n")
 #: Uncompressed line bytes a chunk aims at: small enough that a rare needle skips most chunks
 #: (10M bench lines, a needle in 1 line of 2,000: 40 MB decompressed, 141 MB with 32 KiB chunks);
 #: with the stream's dictionary they compress nearly as well as bigger frames (24.3 vs 24.2 bytes
@@ -73,12 +72,14 @@ _DIR_ROW_GROUP = 1024  # chunks: a filtered read decodes times and metadata of t
 
 
 def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarray,
-              frame_size: np.ndarray, sep: np.ndarray, sigs: np.ndarray, tv: np.ndarray, values: pa.Array,
+              frame_size: np.ndarray, sep: np.ndarray, sigs: np.ndarray, tv: np.ndarray, values: _Texts,
               local: np.ndarray, dicts: np.ndarray, vlen: np.ndarray) -> pa.Buffer:
     """The block file: ``out`` (magic and frames, in chunk order), then the directory of its chunks (row bounds
     ``rb``; ``values``: each chunk's metadata texts; ``local``: each entry's index in them, not
     stored for chunks of one text; ``dicts``: each frame's dictionary chunk or -1; ``vlen``: the
-    length of each chunk's variables' frame, 0 if not split)."""
+    length of each chunk's variables' frame, 0 if not split). The directory is written a row
+    group at a time, the metadata texts of its chunks taken then: a block of OTLP records holds
+    ~230 characters of them an entry, whose copy in block order was the cut's largest buffer."""
     n_chunks = len(rb) - 1
     starts = rb[:-1]
     deltas = np.diff(tv, prepend=tv[:1])
@@ -88,8 +89,8 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
     deltas //= unit
     width = 1 if len(local) == 0 or local.max() < 256 else 2 if local.max() < 65536 else 4
     rows = np.diff(rb)
-    coded = pc.list_value_length(values).to_numpy(zero_copy_only=False) > 1  # else every code is 0
-    directory = pa.Table.from_arrays([
+    coded = values.counts() > 1  # else every code is 0
+    columns = [
         streams,
         pa.array(np.minimum.reduceat(tv, starts) if n_chunks else tv[:0]),
         pa.array(np.maximum.reduceat(tv, starts) if n_chunks else tv[:0]),
@@ -100,16 +101,21 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
         .cast(pa.binary()),
         pa.array(np.full(n_chunks, unit, np.int64)),
         _delta_blobs(deltas, rb),
-        values,
+        None,  # the metadata texts, a row group at a time
         _fixed_blobs(local[np.repeat(coded, rows)].astype(f"<u{width}"),
                      np.concatenate([[0], np.cumsum(np.where(coded, rows, 0))]), width),
         pa.array(dicts.astype(np.int32)),
         pa.array(vlen.astype(np.int32)),
-    ], schema=DIR_SCHEMA)
+    ]
     dsink = pa.BufferOutputStream()
-    distinct = len(values.values) == len(tv)  # a text per entry (OTLP records): nothing for a dictionary to share
-    pq.write_table(directory, dsink, row_group_size=_DIR_ROW_GROUP, compression="zstd", compression_level=1,
-                   use_dictionary=["stream"] if distinct else ["stream", "meta_values.list.element"])
+    # a text per entry (OTLP records): nothing for a dictionary to share
+    with pq.ParquetWriter(dsink, DIR_SCHEMA, compression="zstd", compression_level=1,
+                          use_dictionary=["stream"] if values.distinct(len(tv)) else ["stream", "meta_values.list.element"]
+                          ) as w:
+        for c0 in range(0, max(n_chunks, 1), _DIR_ROW_GROUP):
+            c1 = min(c0 + _DIR_ROW_GROUP, n_chunks)
+            group = [c.slice(c0, c1 - c0) if c is not None else values.of(c0, c1) for c in columns]
+            w.write_table(pa.Table.from_arrays(group, schema=DIR_SCHEMA), row_group_size=_DIR_ROW_GROUP)
     dbuf = dsink.getvalue()
     pos = len(MAGIC) + int(frame_len.sum())
     out += [dbuf.to_pybytes(), TRAILER.pack(pos, dbuf.size, MAGIC)]
@@ -146,24 +152,52 @@ def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
                                                                   pa.py_buffer(values.tobytes())])
 
 
-def _metadata(table: pa.Table, order: np.ndarray) -> pa.Array:
-    """The metadata texts in block ``order``: dictionary-encoded, unless a sample of them
-    is mostly distinct (trace ids, times: OTLP records), where hashing every text would find
-    nothing to share and cost ~1 us a row."""
+class _Texts:
+    """The metadata texts of a block's chunks, handed out a few chunks at a time (``of``): either
+    a list array of each chunk's distinct texts, or, when every entry has a text of its own (OTLP
+    records), the entries' texts taken from the source rows (``col``, in block ``order``, chunk
+    row bounds ``rb``) only when asked for."""
+
+    def __init__(self, lists: pa.ListArray | None = None, col: pa.ChunkedArray | None = None,
+                 order: np.ndarray | None = None, rb: np.ndarray | None = None):
+        self.lists, self.col, self.order, self.rb = lists, col, order, rb
+
+    def distinct(self, entries: int) -> bool:
+        """Whether each of the block's ``entries`` has a text of its own."""
+        return self.lists is None or len(self.lists.values) == entries
+
+    def counts(self) -> np.ndarray:
+        """Texts of each chunk."""
+        if self.lists is None:
+            return np.diff(self.rb)
+        return pc.list_value_length(self.lists).to_numpy(zero_copy_only=False)
+
+    def of(self, c0: int, c1: int) -> pa.ListArray:
+        """The list array of chunks ``c0`` to ``c1 - 1``."""
+        if self.lists is not None:
+            return self.lists.slice(c0, c1 - c0)
+        lo, hi = int(self.rb[c0]), int(self.rb[c1])
+        return pa.ListArray.from_arrays(pa.array((self.rb[c0:c1 + 1] - lo).astype(np.int32)),
+                                        take_strings(self.col, self.order[lo:hi]))
+
+
+def _metadata(table: pa.Table, order: np.ndarray, rb: np.ndarray) -> tuple[_Texts, np.ndarray]:
+    """(each chunk's distinct metadata texts, each entry's index among its chunk's), of chunk
+    row bounds ``rb`` in block ``order``. The texts are dictionary-encoded, unless a sample of
+    them is mostly distinct (trace ids, times: OTLP records), where hashing every text would
+    find nothing to share and cost ~1 us a row: then each entry's text is its chunk's own."""
     col = pc.fill_null(table.column("metadata"), "{}")
     sample = col.slice(0, _SAMPLE_ROWS)
     if len(sample) >= 256 and 2 * len(pc.unique(sample)) > len(sample):
-        return take_strings(col, order)
-    return pc.dictionary_encode(col).combine_chunks().take(pa.array(order))
+        return _Texts(col=col, order=order, rb=rb), np.arange(int(rb[-1]), dtype=np.int64) - np.repeat(rb[:-1],
+                                                                                                        np.diff(rb))
+    values, offsets, local = _local_codes(pc.dictionary_encode(col).combine_chunks().take(pa.array(order)), rb)
+    return _Texts(pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)), local
 
 
-def _local_codes(meta: pa.Array, rb: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+def _local_codes(d: pa.DictionaryArray, rb: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(distinct texts of each chunk concatenated, their offsets per chunk, each row's index
-    among its chunk's texts), of texts ``meta``: a dictionary array, or plain texts taken as
-    distinct (each chunk's texts are its entries')."""
-    if not pa.types.is_dictionary(meta.type):
-        return meta, rb.copy(), np.arange(int(rb[-1]), dtype=np.int64) - np.repeat(rb[:-1], np.diff(rb))
-    d = meta
+    among its chunk's texts), of dictionary-encoded texts ``d``."""
     g = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     n_chunks, n_values = len(rb) - 1, len(d.dictionary)
     chunk = np.repeat(np.arange(n_chunks, dtype=np.int64), np.diff(rb))
@@ -225,22 +259,17 @@ class LogChunkFormat:
         order = np.lexsort((tv, dense_ranks(stream.dictionary)[codes]))
         times = pa.array(tv[order])
         codes = codes[order]
-        lines = take_strings(pc.fill_null(table.column("line"), ""), order)
-        if lines.nbytes + len(lines) >= 1 << 31:  # "\n" after each line must not overflow int32 offsets
-            lines = lines.cast(pa.large_string())
-        meta = _metadata(table, order)
-        offsets, data = string_parts(lines)
+        # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
+        term_off, term = take_lines(pc.fill_null(table.column("line"), ""), order)
+        n = len(order)
+        offsets = term_off - np.arange(n + 1)  # of the lines themselves
         rb = _chunk_bounds(codes, offsets)
         n_chunks = len(rb) - 1
-        byte_bounds = offsets[rb]
-        mv = memoryview(data)
-        has_nl = np.zeros(n_chunks, dtype=bool)
-        if _NEWLINE.search(mv) is not None:  # rare: look chunk by chunk (no copy: re reads the buffer)
-            has_nl[:] = [_NEWLINE.search(mv, int(byte_bounds[i]), int(byte_bounds[i + 1])) is not None
-                         for i in range(n_chunks)]
-        # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
-        term_off, term = string_parts(pc.binary_join_element_wise(lines, "", "\n"))
         text_at = term_off[rb]
+        has_nl = np.zeros(n_chunks, dtype=bool)
+        if newlines(term, 0, len(term)) > n:  # rare: look chunk by chunk
+            has_nl[:] = [newlines(term, int(text_at[i]), int(text_at[i + 1])) > rb[i + 1] - rb[i]
+                         for i in range(n_chunks)]
         tmpl, t_at, digits, d_at, hexes, h_at, split = split_chunks(term, text_at, ~has_nl)
         plain = cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS)
         vctx = zstandard.ZstdCompressor(compression_params=VAR_ZSTD_PARAMS)
@@ -250,9 +279,10 @@ class LogChunkFormat:
         frame_size = np.empty(n_chunks, np.int64)
         vlen = np.zeros(n_chunks, np.int64)
         for i in range(n_chunks):
-            if has_nl[i]:
+            if has_nl[i]:  # the lines' lengths, then the lines without the newlines after them
                 lens = np.diff(offsets[rb[i]:rb[i + 1] + 1]).astype("<u4")
-                raw = b"".join([lens.tobytes(), mv[byte_bounds[i]:byte_bounds[i + 1]]])
+                ends = term_off[rb[i] + 1:rb[i + 1] + 1] - 1 - text_at[i]
+                raw = b"".join([lens.tobytes(), np.delete(term[text_at[i]:text_at[i + 1]], ends).tobytes()])
             else:  # the template (the text itself when not split)
                 raw = memoryview(tmpl[t_at[i]:t_at[i + 1]])
             if dicts[i] < 0:
@@ -270,10 +300,9 @@ class LogChunkFormat:
                 vlen[i] = len(dframe) + h_at[i + 1] - h_at[i]
                 frame_len[i] += vlen[i]
                 frame_size[i] = text_at[i + 1] - text_at[i]
-        values, value_offsets, local = _local_codes(meta, rb)
+        values, local = _metadata(table, order, rb)
         return _assemble(out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frame_len, frame_size,
-                         ~has_nl, chunk_signatures(term, text_at), times.to_numpy(),
-                         pa.ListArray.from_arrays(pa.array(value_offsets.astype(np.int32)), values), local, dicts, vlen)
+                         ~has_nl, chunk_signatures(term, text_at), times.to_numpy(), values, local, dicts, vlen)
 
     def merge(self, blocks: Sequence) -> pa.Buffer | None:
         """One block of the chunks of ``blocks`` (all of this format, else None), ordered by
@@ -309,7 +338,7 @@ class LogChunkFormat:
             times.append(t[lo:lo + r.rows[i]])
             local.append(codes[lo:lo + r.rows[i]])
             sigs.append(r.grams[i])
-        values = pa.concat_arrays([v for *_, v, _ in parts]).take(pa.array(order))
+        values = _Texts(pa.concat_arrays([v for *_, v, _ in parts]).take(pa.array(order)))
         # dictionary chunks, as indexes into the merged block
         base = np.concatenate([[0], np.cumsum([len(r.rows) for r, *_ in parts])])
         old = np.concatenate([np.where(r.dict_of >= 0, r.dict_of + base[k], -1) for k, (r, *_) in enumerate(parts)])
