@@ -109,7 +109,7 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
     ]
     dsink = pa.BufferOutputStream()
     # a text per entry (OTLP records): nothing for a dictionary to share
-    with pq.ParquetWriter(dsink, DIR_SCHEMA, compression="zstd", compression_level=1,
+    with pq.ParquetWriter(dsink, DIR_SCHEMA, compression="zstd", compression_level=1, write_statistics=False,
                           use_dictionary=["stream"] if values.distinct(len(tv)) else ["stream", "meta_values.list.element"]
                           ) as w:
         for c0 in range(0, max(n_chunks, 1), _DIR_ROW_GROUP):
