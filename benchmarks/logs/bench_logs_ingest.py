@@ -9,11 +9,16 @@ CPU for that (its whole CPU, from the kernel's account of the exited child, less
 spent before the load). The blocks' size is compared with the raw lines.
 
 With ``--otlp`` the same lines go to ``/v1/logs`` as OTLP records shaped like the OpenTelemetry
-SDK's (trace context, observed time, code attributes); MB/s counts the lines alone, and then the
-request bodies as sent (OTLP: uncompressed protobuf, also carrying each record's ids, times and
-attributes; Loki push: snappy-compressed).
+SDK's (trace context, observed time, code attributes); MB/s counts the lines alone, then the
+entries as Loki counts them for its rate limits and ``bytes_received`` (each line with its
+structured metadata's names and values, ``detected_level`` left out), then the request bodies as
+sent (OTLP: uncompressed protobuf; Loki push: snappy-compressed).
+
+``--head-max-rows N`` below ``--lines`` has the head cut into blocks during the load, as a
+running server does: the ingest figure then counts those cuts (and any compaction).
 
 Usage: python benchmarks/logs/bench_logs_ingest.py [--lines 500000] [--batch 5000] [--streams 20] [--otlp]
+[--head-max-rows N]
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ import psutil
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from kms.logs.batch import LogBatch, LogStream
+from kms.logs.ingest import decode_logs
 from kms.logs.loki_push import encode_push
+from kms.metrics.storage.labels import parse_labels_text
 from kms.testing import KmsProcess
 
 PATHS = ["/api/cart", "/api/checkout", "/api/users/{id}", "/static/app.js", "/health", "/api/search?q={q}"]
@@ -83,6 +90,21 @@ def make_requests(n_lines: int, batch: int, n_streams: int, start_ns: int, otlp:
     return reqs, raw
 
 
+def loki_bytes(reqs: list[bytes], raw: int, n_lines: int, otlp: bool) -> int:
+    """What Loki counts of the entries (``util.EntryTotalSize``): each line's bytes and its
+    structured metadata's names and values, ``detected_level`` left out; the OTLP records'
+    metadata as the stack maps it, from its own decoder."""
+    if not otlp:
+        return raw - n_lines  # no metadata; raw counts a newline a line
+    total = 0
+    for body in reqs:
+        t = decode_logs(body).batch.table()
+        total += sum(len(x) for x in t.column("line").to_pylist())
+        for text in t.column("metadata").to_pylist():
+            total += sum(len(k) + len(v) for k, v in parse_labels_text(text or "{}").items() if k != "detected_level")
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=500_000)
@@ -90,14 +112,17 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=20)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf to /v1/logs instead of Loki push")
+    ap.add_argument("--head-max-rows", type=int, default=0, help="cut the head into blocks at this many rows "
+                    "during the load (default: keep the whole load in the head until the shutdown)")
     a = ap.parse_args()
     os.sched_setaffinity(0, {1})
     reqs, raw = make_requests(a.lines, a.batch, a.streams, time.time_ns() - a.lines * 1000, a.otlp)
+    counted = loki_bytes(reqs, raw, a.lines, a.otlp)
     path, ctype = ("/v1/logs", "application/x-protobuf") if a.otlp else ("/loki/api/v1/push", "application/x-protobuf")
     with tempfile.TemporaryDirectory() as d:
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         kms = KmsProcess(Path(d) / "kms", ["--ingestion-rate-bytes", "0", "--max-request-bytes", str(64 << 20),
-                                           "--head-max-rows", str(a.lines + 1)], cpu=0).start()
+                                           "--head-max-rows", str(a.head_max_rows or a.lines + 1)], cpu=0).start()
         try:
             def send(body: bytes) -> None:
                 with httpx.Client(base_url=kms.url, timeout=60) as c:
@@ -122,10 +147,10 @@ def main() -> None:
     print(f"push ingest, lines/s          {a.lines / secs:,.0f}")
     print(f"push ingest, MB/s raw         {raw / secs / 1e6:.1f}")
     print(f"server CPU, s per 100k lines  {cpu / a.lines * 1e5:.2f} ({a.lines / cpu:,.0f} lines/s per busy core)")
-    print(f"MB/s per busy core            {raw / cpu / 1e6:.1f} of lines, {sum(map(len, reqs)) / cpu / 1e6:.1f} of "
-          f"request bodies as sent")
-    print(f"  with the cut to blocks      {raw / cpu_all / 1e6:.1f} of lines ({cpu_all - cpu:.2f} s of CPU for the cut "
-          f"and shutdown)")
+    print(f"MB/s per busy core            {raw / cpu / 1e6:.1f} of lines, {counted / cpu / 1e6:.1f} as Loki counts "
+          f"entries, {sum(map(len, reqs)) / cpu / 1e6:.1f} of request bodies as sent")
+    print(f"  with the cut to blocks      {raw / cpu_all / 1e6:.1f} of lines, {counted / cpu_all / 1e6:.1f} as Loki "
+          f"counts entries ({cpu_all - cpu:.2f} s of CPU for the cut and shutdown)")
     print(f"bytes per line on disk        {blocks / a.lines:.1f} (raw {raw / a.lines:.1f}; {blocks / raw:.2f}x raw)")
     print(f"peak RSS, MiB                 {peak / 2**20:.0f}")
 
