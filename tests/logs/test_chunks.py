@@ -50,6 +50,7 @@ def block_of(tmp_path, table: pa.Table):
 def small_chunks(monkeypatch):
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 64)  # many chunks, some of one line
     monkeypatch.setattr(chunks, "_DIR_ROW_GROUP", 4)
+    monkeypatch.setattr(chunks, "_ENCODE_CHUNKS", 5)  # encoded a few chunks at a time, streams across runs
 
 
 @pytest.mark.parametrize("newlines", [True, False])

@@ -67,6 +67,7 @@ ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, ch
 #: a split chunk's digits (few repeats) compressed alone, matches of 4 bytes or more
 VAR_ZSTD_PARAMS = zstandard.ZstdCompressionParameters(window_log=15, hash_log=14, chain_log=14, search_log=1,
                                                       min_match=4, strategy=zstandard.STRATEGY_FAST)
+_ENCODE_CHUNKS = 1024  # chunks encoded together: ~8 MB of lines
 _SAMPLE_ROWS = 4096  # metadata texts looked at to decide whether to dictionary-encode them
 _DIR_ROW_GROUP = 1024  # chunks: a filtered read decodes times and metadata of these row groups only
 
@@ -241,6 +242,53 @@ def _dictionary_chunks(chunk_streams: np.ndarray) -> np.ndarray:
     return np.where(first, -1, idx).astype(np.int32)
 
 
+class _Frames:
+    """A block's frames, compressed a run of chunks at a time (``add``), with each chunk's frame
+    length, bytes it decompresses to, variables' length and whether it is stored with lengths."""
+
+    def __init__(self, n_chunks: int, dicts: np.ndarray):
+        self.dicts = dicts
+        self.out: list = [MAGIC]
+        self.length = np.empty(n_chunks, np.int64)
+        self.size = np.empty(n_chunks, np.int64)
+        self.vlen = np.zeros(n_chunks, np.int64)
+        self.has_nl = np.zeros(n_chunks, dtype=bool)
+        self.plain = self.cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS)
+        self.vctx = zstandard.ZstdCompressor(compression_params=VAR_ZSTD_PARAMS)
+
+    def add(self, c0: int, term: np.ndarray, term_off: np.ndarray, rows: np.ndarray, has_nl: np.ndarray,
+            parts: tuple) -> None:
+        """Chunks ``c0``.. of ``term`` (their lines each followed by a newline, at ``term_off``;
+        chunk ``c0 + j`` of entries ``rows[j]`` to ``rows[j + 1] - 1``), split as ``parts``
+        (``split_chunks``)."""
+        text_at = term_off[rows]
+        tmpl, t_at, digits, d_at, hexes, h_at, split = parts
+        dicts, out = self.dicts, self.out
+        for j in range(len(text_at) - 1):
+            i = c0 + j
+            if has_nl[j]:  # the lines' lengths, then the lines without the newlines after them
+                at = term_off[rows[j]:rows[j + 1] + 1]
+                lens = (np.diff(at) - 1).astype("<u4")
+                raw = b"".join([lens.tobytes(), np.delete(term[at[0]:at[-1]], at[1:] - 1 - at[0]).tobytes()])
+            else:  # the template (the text itself when not split)
+                raw = memoryview(tmpl[t_at[j]:t_at[j + 1]])
+            if dicts[i] < 0:
+                frame = self.plain.compress(raw)
+                if i + 1 < len(dicts) and dicts[i + 1] == i:  # the stream's next chunks use these bytes
+                    self.cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS, dict_data=zstandard.ZstdCompressionDict(
+                        bytes(raw[:DICT_BYTES]), dict_type=zstandard.DICT_TYPE_RAWCONTENT))
+            else:
+                frame = self.cctx.compress(raw)
+            out.append(frame)
+            self.length[i], self.size[i], self.has_nl[i] = len(frame), len(raw), has_nl[j]
+            if split[j]:  # then the digits' frame (if any) and the hex ids' bytes
+                dframe = self.vctx.compress(memoryview(digits[d_at[j]:d_at[j + 1]])) if d_at[j + 1] > d_at[j] else b""
+                out += [dframe, hexes[h_at[j]:h_at[j + 1]].tobytes()]
+                self.vlen[i] = len(dframe) + h_at[j + 1] - h_at[j]
+                self.length[i] += self.vlen[i]
+                self.size[i] = text_at[j + 1] - text_at[j]
+
+
 class LogChunkFormat:
     """The ``BlockFormat`` of the ``logs`` signal (``kms.storage.types``)."""
 
@@ -259,50 +307,31 @@ class LogChunkFormat:
         order = np.lexsort((tv, dense_ranks(stream.dictionary)[codes]))
         times = pa.array(tv[order])
         codes = codes[order]
-        # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
-        term_off, term = take_lines(pc.fill_null(table.column("line"), ""), order)
-        n = len(order)
-        offsets = term_off - np.arange(n + 1)  # of the lines themselves
+        lines = pc.fill_null(table.column("line"), "")
+        sizes = pc.binary_length(lines).to_numpy()
+        offsets = np.concatenate([[0], np.cumsum(sizes[order], dtype=np.int64)])  # of the lines in block order
         rb = _chunk_bounds(codes, offsets)
         n_chunks = len(rb) - 1
-        text_at = term_off[rb]
-        has_nl = np.zeros(n_chunks, dtype=bool)
-        if newlines(term, 0, len(term)) > n:  # rare: look chunk by chunk
-            has_nl[:] = [newlines(term, int(text_at[i]), int(text_at[i + 1])) > rb[i + 1] - rb[i]
-                         for i in range(n_chunks)]
-        tmpl, t_at, digits, d_at, hexes, h_at, split = split_chunks(term, text_at, ~has_nl)
-        plain = cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS)
-        vctx = zstandard.ZstdCompressor(compression_params=VAR_ZSTD_PARAMS)
         dicts = _dictionary_chunks(codes[rb[:-1]])
-        out: list[bytes] = [MAGIC]
-        frame_len = np.empty(n_chunks, np.int64)
-        frame_size = np.empty(n_chunks, np.int64)
-        vlen = np.zeros(n_chunks, np.int64)
-        for i in range(n_chunks):
-            if has_nl[i]:  # the lines' lengths, then the lines without the newlines after them
-                lens = np.diff(offsets[rb[i]:rb[i + 1] + 1]).astype("<u4")
-                ends = term_off[rb[i] + 1:rb[i + 1] + 1] - 1 - text_at[i]
-                raw = b"".join([lens.tobytes(), np.delete(term[text_at[i]:text_at[i + 1]], ends).tobytes()])
-            else:  # the template (the text itself when not split)
-                raw = memoryview(tmpl[t_at[i]:t_at[i + 1]])
-            if dicts[i] < 0:
-                frame = plain.compress(raw)
-                if i + 1 < n_chunks and dicts[i + 1] == i:  # the stream's next chunks use these bytes
-                    cctx = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMS, dict_data=zstandard.ZstdCompressionDict(
-                        bytes(raw[:DICT_BYTES]), dict_type=zstandard.DICT_TYPE_RAWCONTENT))
-            else:
-                frame = cctx.compress(raw)
-            out.append(frame)
-            frame_len[i], frame_size[i] = len(frame), len(raw)
-            if split[i]:  # then the digits' frame (if any) and the hex ids' bytes
-                dframe = vctx.compress(memoryview(digits[d_at[i]:d_at[i + 1]])) if d_at[i + 1] > d_at[i] else b""
-                out += [dframe, hexes[h_at[i]:h_at[i + 1]].tobytes()]
-                vlen[i] = len(dframe) + h_at[i + 1] - h_at[i]
-                frame_len[i] += vlen[i]
-                frame_size[i] = text_at[i + 1] - text_at[i]
+        frames = _Frames(n_chunks, dicts)
+        sigs = np.zeros((n_chunks, BITS // 8), np.uint8)
+        # a few MB of lines at a time: every buffer stays in the heap for reuse (fresh pages cost
+        # ~10 us each to fault in here, and a whole block's buffers were a few hundred MB)
+        for c0 in range(0, n_chunks, _ENCODE_CHUNKS):
+            c1 = min(c0 + _ENCODE_CHUNKS, n_chunks)
+            r0 = rb[c0]
+            # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
+            term_off, term = take_lines(lines, order[r0:rb[c1]])
+            text_at = term_off[rb[c0:c1 + 1] - r0]
+            has_nl = np.zeros(c1 - c0, dtype=bool)
+            if newlines(term, 0, len(term)) > rb[c1] - r0:  # rare: look chunk by chunk
+                has_nl[:] = [newlines(term, int(text_at[j]), int(text_at[j + 1])) > rb[c0 + j + 1] - rb[c0 + j]
+                             for j in range(c1 - c0)]
+            frames.add(c0, term, term_off, rb[c0:c1 + 1] - r0, has_nl, split_chunks(term, text_at, ~has_nl))
+            sigs[c0:c1] = chunk_signatures(term, text_at)
         values, local = _metadata(table, order, rb)
-        return _assemble(out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frame_len, frame_size,
-                         ~has_nl, chunk_signatures(term, text_at), times.to_numpy(), values, local, dicts, vlen)
+        return _assemble(frames.out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frames.length, frames.size,
+                         ~frames.has_nl, sigs, times.to_numpy(), values, local, dicts, frames.vlen)
 
     def merge(self, blocks: Sequence) -> pa.Buffer | None:
         """One block of the chunks of ``blocks`` (all of this format, else None), ordered by
