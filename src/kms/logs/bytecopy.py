@@ -56,8 +56,9 @@ def take_strings(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> pa.Array
     if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         return arr.take(pa.array(order))
-    out, out_offsets = _take(*_values(col), np.asarray(order, np.int64))
-    return pa.Array.from_buffers(col.type, len(order), [None, pa.py_buffer(out_offsets), pa.py_buffer(out)])
+    out, out_offsets = _take(*_values(col), np.asarray(order, np.int64), -1)
+    return pa.Array.from_buffers(col.type, len(order), [None, pa.py_buffer(out_offsets.astype(np.int32)),
+                                                        pa.py_buffer(out)])
 
 
 def take_lines(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +68,7 @@ def take_lines(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> tuple[np.n
     page to fault in). Offsets are int64: no 2 GiB limit."""
     if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         raise ValueError("take_lines takes a string column without nulls")
-    out, offsets = _take_lines(*_values(col), np.asarray(order, np.int64))
+    out, offsets = _take(*_values(col), np.asarray(order, np.int64), 10)
     return offsets, out
 
 
@@ -91,29 +92,20 @@ def _values(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _take_lines(address, length, order):  # pragma: no cover
+def _take(address, length, order, end):  # pragma: no cover
+    """The values at ``address`` (``length`` bytes each) in ``order``, each followed by byte
+    ``end`` unless it is negative: (bytes, int64 offsets)."""
     n = len(order)
+    extra = 1 if end >= 0 else 0
     offsets = np.zeros(n + 1, np.int64)
     for i in range(n):
-        offsets[i + 1] = offsets[i] + length[order[i]] + 1
+        offsets[i + 1] = offsets[i] + length[order[i]] + extra
     out = np.empty(offsets[n], np.uint8)
     for i in range(n):
         r = order[i]
         copy_from_address(out, offsets[i], address[r], length[r])
-        out[offsets[i + 1] - 1] = 10
-    return out, offsets
-
-
-@njit(cache=True, nogil=True)
-def _take(address, length, order):  # pragma: no cover
-    n = len(order)
-    offsets = np.zeros(n + 1, np.int32)
-    for i in range(n):
-        offsets[i + 1] = offsets[i] + length[order[i]]
-    out = np.empty(offsets[n], np.uint8)
-    for i in range(n):
-        r = order[i]
-        copy_from_address(out, offsets[i], address[r], length[r])
+        if extra:
+            out[offsets[i + 1] - 1] = end
     return out, offsets
 
 
