@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kms.logs.bytecopy import take_lines, take_strings
+from kms.logs.bytecopy import Strings, take_strings
 
 
 def _values(rnd: random.Random, n: int) -> list[str]:
@@ -43,16 +43,18 @@ def test_nulls_fall_back_to_arrow():
 
 
 @pytest.mark.parametrize("large", [False, True])
-def test_take_lines_ends_each_value_with_a_newline(large):
+def test_lines_end_each_value_with_a_newline(large):
     rnd = random.Random(7)
     typ = pa.large_string() if large else pa.string()
     chunks = [pa.array(_values(rnd, rnd.randrange(0, 200)), typ) for _ in range(5)]
     chunks[1] = chunks[1].slice(3)
     col = pa.chunked_array(chunks, typ)
     order = np.random.default_rng(7).permutation(len(col))[: len(col) - 9]
-    offsets, data = take_lines(col, order)
+    source = Strings(col)
+    offsets, data = source.lines(order)
     want = [v.encode() + b"\n" for v in col.take(pa.array(order)).to_pylist()]
     assert data.tobytes() == b"".join(want)
     assert offsets.tolist() == np.concatenate([[0], np.cumsum([len(w) for w in want])]).tolist()
+    assert source.take(order).to_pylist() == col.take(pa.array(order)).to_pylist()  # the same values, located once
     with pytest.raises(ValueError):
-        take_lines(pa.array(["a", None]), np.array([0, 1]))
+        Strings(pa.array(["a", None]))

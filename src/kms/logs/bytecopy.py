@@ -1,6 +1,6 @@
 """Byte ranges moved with memcpy: ``copy_bytes`` (LLVM's memcpy inside numba kernels),
-``take_strings`` (a string column's values in a given order) and ``take_lines`` (the same, each
-followed by a newline).
+``take_strings`` and ``Strings`` (a string column's values in a given order, or each followed by
+a newline).
 
 A byte loop over ranges of varying length does not vectorise (about 0.9 ns a byte here); memcpy
 moves the same ranges of ~100 bytes at ~0.04 ns a byte. An intrinsic rather than a ctypes call,
@@ -15,7 +15,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["copy_bytes", "copy_from_address", "take_lines", "take_strings", "warm"]
+__all__ = ["Strings", "copy_bytes", "copy_from_address", "take_strings", "warm"]
 
 
 @intrinsic
@@ -49,6 +49,32 @@ def copy_from_address(typingctx, dst, dst_at, address, n):  # pragma: no cover (
     return sig, codegen
 
 
+class Strings:
+    """A string or binary column without nulls, each value located once (its first byte's address
+    and its length), then taken in any order as often as needed (a block cut takes its lines and
+    metadata texts a few MB at a time). Holds the column, so its buffers stay alive."""
+
+    def __init__(self, col: pa.Array | pa.ChunkedArray):
+        if col.null_count or not any(f(col.type) for f in (pa.types.is_string, pa.types.is_binary,
+                                                            pa.types.is_large_string, pa.types.is_large_binary)):
+            raise ValueError("Strings takes a string or binary column without nulls")
+        self.col = col
+        self.address, self.length = _values(col)
+
+    def take(self, order: np.ndarray) -> pa.Array:
+        """``col.take(order)`` as one array (int32 offsets: under 2 GiB of values)."""
+        out, offsets = _take(self.address, self.length, np.asarray(order, np.int64), -1)
+        typ = pa.binary() if pa.types.is_binary(self.col.type) or pa.types.is_large_binary(self.col.type) else pa.string()
+        return pa.Array.from_buffers(typ, len(order), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(out)])
+
+    def lines(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, bytes) of the values in ``order``, each followed by a newline, in one pass:
+        taking them and then joining each with ``"\n"`` wrote every byte twice. Offsets are
+        int64: no 2 GiB limit."""
+        out, offsets = _take(self.address, self.length, np.asarray(order, np.int64), 10)
+        return offsets, out
+
+
 def take_strings(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> pa.Array:
     """``col.take(order)`` as one array, for a string (or binary) column without nulls and
     ``order`` a permutation or selection of its rows (no row twice). The values are copied from
@@ -56,20 +82,7 @@ def take_strings(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> pa.Array
     if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         return arr.take(pa.array(order))
-    out, out_offsets = _take(*_values(col), np.asarray(order, np.int64), -1)
-    return pa.Array.from_buffers(col.type, len(order), [None, pa.py_buffer(out_offsets.astype(np.int32)),
-                                                        pa.py_buffer(out)])
-
-
-def take_lines(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, bytes) of the values of a string column without nulls in ``order``, each
-    followed by a newline, in one pass: ``take_strings`` and then a join of each value with
-    ``"\n"`` wrote every byte twice, into buffers of a block's size (fresh memory here, ~10 µs a
-    page to fault in). Offsets are int64: no 2 GiB limit."""
-    if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        raise ValueError("take_lines takes a string column without nulls")
-    out, offsets = _take(*_values(col), np.asarray(order, np.int64), 10)
-    return offsets, out
+    return Strings(col).take(order)
 
 
 def _values(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,5 +124,4 @@ def _take(address, length, order, end):  # pragma: no cover
 
 def warm() -> None:
     """Compile (or load from numba's cache) the kernels before the first block cut needs them."""
-    take_strings(pa.array(["a", "b"]), np.array([1, 0]))
-    take_lines(pa.array(["a", "b"]), np.array([1, 0]))
+    Strings(pa.array(["a", "b"])).lines(np.array([1, 0]))

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
-from kms.logs.bytecopy import take_lines, take_strings
+from kms.logs.bytecopy import Strings
 from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
 from kms.storage.sort import dense_ranks
@@ -159,7 +159,7 @@ class _Texts:
     records), the entries' texts taken from the source rows (``col``, in block ``order``, chunk
     row bounds ``rb``) only when asked for."""
 
-    def __init__(self, lists: pa.ListArray | None = None, col: pa.ChunkedArray | None = None,
+    def __init__(self, lists: pa.ListArray | None = None, col: Strings | None = None,
                  order: np.ndarray | None = None, rb: np.ndarray | None = None):
         self.lists, self.col, self.order, self.rb = lists, col, order, rb
 
@@ -179,7 +179,7 @@ class _Texts:
             return self.lists.slice(c0, c1 - c0)
         lo, hi = int(self.rb[c0]), int(self.rb[c1])
         return pa.ListArray.from_arrays(pa.array((self.rb[c0:c1 + 1] - lo).astype(np.int32)),
-                                        take_strings(self.col, self.order[lo:hi]))
+                                        self.col.take(self.order[lo:hi]))
 
 
 def _metadata(table: pa.Table, order: np.ndarray, rb: np.ndarray) -> tuple[_Texts, np.ndarray]:
@@ -190,7 +190,7 @@ def _metadata(table: pa.Table, order: np.ndarray, rb: np.ndarray) -> tuple[_Text
     col = pc.fill_null(table.column("metadata"), "{}")
     sample = col.slice(0, _SAMPLE_ROWS)
     if len(sample) >= 256 and 2 * len(pc.unique(sample)) > len(sample):
-        return _Texts(col=col, order=order, rb=rb), np.arange(int(rb[-1]), dtype=np.int64) - np.repeat(rb[:-1],
+        return _Texts(col=Strings(col), order=order, rb=rb), np.arange(int(rb[-1]), dtype=np.int64) - np.repeat(rb[:-1],
                                                                                                         np.diff(rb))
     values, offsets, local = _local_codes(pc.dictionary_encode(col).combine_chunks().take(pa.array(order)), rb)
     return _Texts(pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)), local
@@ -307,9 +307,8 @@ class LogChunkFormat:
         order = np.lexsort((tv, dense_ranks(stream.dictionary)[codes]))
         times = pa.array(tv[order])
         codes = codes[order]
-        lines = pc.fill_null(table.column("line"), "")
-        sizes = pc.binary_length(lines).to_numpy()
-        offsets = np.concatenate([[0], np.cumsum(sizes[order], dtype=np.int64)])  # of the lines in block order
+        source = Strings(pc.fill_null(table.column("line"), ""))
+        offsets = np.concatenate([[0], np.cumsum(source.length[order])])  # of the lines in block order
         rb = _chunk_bounds(codes, offsets)
         n_chunks = len(rb) - 1
         dicts = _dictionary_chunks(codes[rb[:-1]])
@@ -321,7 +320,7 @@ class LogChunkFormat:
             c1 = min(c0 + _ENCODE_CHUNKS, n_chunks)
             r0 = rb[c0]
             # every line followed by "\n", in one buffer: a chunk's frame input is one slice of it
-            term_off, term = take_lines(lines, order[r0:rb[c1]])
+            term_off, term = source.lines(order[r0:rb[c1]])
             text_at = term_off[rb[c0:c1 + 1] - r0]
             has_nl = np.zeros(c1 - c0, dtype=bool)
             if newlines(term, 0, len(term)) > rb[c1] - r0:  # rare: look chunk by chunk
