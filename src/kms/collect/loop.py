@@ -45,8 +45,9 @@ def _iso(t: float) -> str:
 
 
 class ScrapeLoop:
-    """State read by the targets page (``health``, ``last_error``, ...) is replaced whole after
-    each scrape; readers in other threads see either the old or the new values."""
+    """State read by the targets page (``health``, ``last_error``, ...) is replaced whole once a
+    scrape's samples are prepared, before they are stored (and again if storing them fails);
+    readers in other threads see either the old or the new values."""
 
     def __init__(self, job: ScrapeJob, target: Target, client: ScrapeClient, writer: BatchWriter, executor: Executor,
                  seed: int = 0, clock: Callable[[], float] = time.time):
@@ -106,18 +107,22 @@ class ScrapeLoop:
             duration = time.perf_counter() - t0
             loop = asyncio.get_running_loop()
             batch, error = await loop.run_in_executor(self.executor, self._prepare, body, ctype, ts_ms, duration, error)
+            # the scrape's outcome is shown before its samples can be read, then a failure to store them
+            self._note(start, duration, error)
             try:
                 await asyncio.wrap_future(self.writer.submit(batch))
             except KmsError as e:
-                error = error or f"storing the scraped samples: {e.message}"
+                self._note(start, duration, error or f"storing the scraped samples: {e.message}")
             except Exception as e:  # noqa: BLE001 - as above
                 log.exception("storing the scrape of %s", self.target.url)
-                error = error or f"storing the scraped samples: internal error: {e}"
-            self.health = "down" if error else "up"
-            self.last_error = error
-            self.last_scrape = start
-            self.last_duration = duration
+                self._note(start, duration, error or f"storing the scraped samples: internal error: {e}")
             self.scrapes += 1
+
+    def _note(self, start: float, duration: float, error: str) -> None:
+        self.health = "down" if error else "up"
+        self.last_error = error
+        self.last_scrape = start
+        self.last_duration = duration
 
     def _prepare(self, body: bytes, ctype: str, ts_ms: int, duration: float, error: str) -> tuple[SampleBatch, str]:
         """The batch of one scrape (worker thread) and the scrape's error, if any."""
