@@ -194,8 +194,7 @@ def test_relabeling_drops_targets_and_target_limit(exporters, sink, manager):
     assert data["droppedTargetCounts"] == {"r": 1}
     sink.wait(lambda: len(up_values(sink, job="lim")) >= 2)
     assert set(up_values(sink, job="lim")) == {0.0}
-    # a loop notes its error once its samples are stored, just after the sink has them
-    sink.wait(lambda: len(m.loops("lim")) == 2 and all("target_limit exceeded" in lp.last_error for lp in m.loops("lim")))
+    assert all("target_limit exceeded" in lp.last_error for lp in m.loops("lim"))
 
 
 def test_offsets_spread_targets_deterministically():
