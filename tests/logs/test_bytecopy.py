@@ -1,5 +1,5 @@
-"""``take_strings`` gives what Arrow's ``take`` gives, over chunks, slices, empty and
-multi-byte values, and falls back to ``take`` where it does not apply."""
+"""``Strings.take`` gives what Arrow's ``take`` gives, over chunks, slices, empty and
+multi-byte values; ``Strings.lines`` the same values each followed by a newline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kms.logs.bytecopy import Strings, take_strings
+from kms.logs.bytecopy import Strings
 
 
 def _values(rnd: random.Random, n: int) -> list[str]:
@@ -24,22 +24,22 @@ def test_take_matches_arrow(seed):
     chunks[2] = chunks[2].slice(5, max(0, len(chunks[2]) - 20))  # a chunk with an offset
     col = pa.chunked_array(chunks, pa.string())
     order = np.random.default_rng(seed).permutation(len(col))
-    got = take_strings(col, order)
+    got = Strings(col).take(order)
     assert got.equals(col.take(pa.array(order)).combine_chunks())
     got.validate(full=True)
     part = order[: len(order) // 3]  # a selection
-    assert take_strings(col, part).equals(col.take(pa.array(part)).combine_chunks())
+    assert Strings(col).take(part).equals(col.take(pa.array(part)).combine_chunks())
 
 
 def test_binary_single_array_and_empty():
     arr = pa.array([b"\x00\x01", b"", b"abc"], pa.binary())
-    assert take_strings(arr, np.array([2, 0, 1])).to_pylist() == [b"abc", b"\x00\x01", b""]
-    assert take_strings(pa.chunked_array([], pa.string()), np.zeros(0, np.int64)).to_pylist() == []
+    assert Strings(arr).take(np.array([2, 0, 1])).to_pylist() == [b"abc", b"\x00\x01", b""]
+    assert Strings(pa.chunked_array([], pa.string())).take(np.zeros(0, np.int64)).to_pylist() == []
 
 
-def test_nulls_fall_back_to_arrow():
-    col = pa.chunked_array([pa.array(["a", None]), pa.array(["c"])])
-    assert take_strings(col, np.array([1, 2, 0])).to_pylist() == [None, "c", "a"]
+def test_nulls_are_refused():
+    with pytest.raises(ValueError):
+        Strings(pa.chunked_array([pa.array(["a", None]), pa.array(["c"])]))
 
 
 @pytest.mark.parametrize("large", [False, True])

@@ -1,11 +1,10 @@
-"""Byte ranges moved with memcpy: ``copy_bytes`` (LLVM's memcpy inside numba kernels),
-``take_strings`` and ``Strings`` (a string column's values in a given order, or each followed by
-a newline).
+"""Byte ranges moved with memcpy: ``copy_bytes`` (LLVM's memcpy inside numba kernels) and
+``Strings`` (a string column's values in a given order, or each followed by a newline).
 
 A byte loop over ranges of varying length does not vectorise (about 0.9 ns a byte here); memcpy
 moves the same ranges of ~100 bytes at ~0.04 ns a byte. An intrinsic rather than a ctypes call,
 so kernels using it stay cacheable. Arrow's ``take`` of a string column of many chunks costs
-about 4 ns a byte (a block cut of OTLP records: 0.4 s of its 0.9 s); ``take_strings`` ~0.3."""
+about 4 ns a byte (a block cut of OTLP records: 0.4 s of its 0.9 s); ``Strings.take`` ~0.3."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["Strings", "copy_bytes", "copy_from_address", "take_strings", "warm"]
+__all__ = ["Strings", "copy_bytes", "copy_from_address", "warm"]
 
 
 @intrinsic
@@ -73,16 +72,6 @@ class Strings:
         int64: no 2 GiB limit."""
         out, offsets = _take(self.address, self.length, np.asarray(order, np.int64), 10)
         return offsets, out
-
-
-def take_strings(col: pa.Array | pa.ChunkedArray, order: np.ndarray) -> pa.Array:
-    """``col.take(order)`` as one array, for a string (or binary) column without nulls and
-    ``order`` a permutation or selection of its rows (no row twice). The values are copied from
-    where they lie in each chunk: no chunks combined first."""
-    if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        return arr.take(pa.array(order))
-    return Strings(col).take(order)
 
 
 def _values(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
