@@ -14,6 +14,7 @@ import pytest
 
 from kms.logs.logql.ast import FilterValue, LineFilter
 from kms.logs.logql.linefilter import filter_mask, required_literals
+from kms.logs.recordids import joined, no_ids
 from kms.logs.schema import LOG_SCHEMA, LOGS
 from kms.logs.storage import StoreLogSource, chunks
 from kms.logs.storage.chunks import Literal, LogChunkReader, ReadCounter, exact_groups
@@ -29,15 +30,30 @@ WORDS = ["upstream", "timeout", "Refused", "GET", "/api/cart", "ok", "", "é", "
          "status=500", "12345", "4bf92f3577b34da6a3ce929d0e0e4736", "id=cafe0123456789ab,", "7", "\x01"]
 
 
+def random_ids(rnd: random.Random) -> bytes:
+    """Record ids (``recordids``): none, or a trace id, span id and observed time, each maybe zeros (none)."""
+    if rnd.random() < 0.4:
+        return b""
+    parts = [rnd.randbytes(16), rnd.randbytes(8), rnd.randrange(-2, 1 << 63).to_bytes(8, "little", signed=True)]
+    return b"".join(p if rnd.random() < 0.8 else bytes(len(p)) for p in parts)
+
+
 def random_table(rnd: random.Random, n: int, newlines: bool = True) -> pa.Table:
     words = WORDS if newlines else [w for w in WORDS if "\n" not in w]
     streams = [f'{{app="s{k}"}}' for k in range(5)]
+    meta = [rnd.choice(["{}", '{detected_level="info"}', '{trace_id="ab"}', '{a="x",z="\\\\"}']) for _ in range(n)]
     return pa.table({
         "time_ns": [rnd.randrange(1000) for _ in range(n)],
         "stream": [rnd.choice(streams) for _ in range(n)],
         "line": [" ".join(rnd.choice(words) for _ in range(rnd.randrange(6))) for _ in range(n)],
-        "metadata": [rnd.choice(["{}", '{detected_level="info"}', '{trace_id="ab"}']) for _ in range(n)],
+        "metadata": meta,
+        "ids": [b"" if "trace_id" in m else random_ids(rnd) for m in meta],
     }, schema=LOG_SCHEMA)
+
+
+def as_read(table: pa.Table) -> pa.Table:
+    """``table`` as reads answer it: plain texts, record ids in the metadata texts."""
+    return joined(table)
 
 
 def block_of(tmp_path, table: pa.Table):
@@ -60,7 +76,7 @@ def test_round_trip(tmp_path, small_chunks, newlines):
     r = b.reader()
     assert (r.dict_of >= 0).any() and (r.dict_of < 0).sum() == len(r.stream_texts)  # a dictionary chunk a stream
     assert (r.vlen > 0).any() and (r.vlen == 0).any()  # chunks split (linevars) and whole
-    assert r.read_all().equals(sort_table(table, LOGS.sort_by))
+    assert joined(r.read_all()).equals(as_read(sort_table(table, LOGS.sort_by)))
 
 
 def test_time_deltas_take_each_chunks_own_width(tmp_path, small_chunks):
@@ -76,11 +92,11 @@ def test_time_deltas_take_each_chunks_own_width(tmp_path, small_chunks):
     d = pq.read_table(pa.BufferReader(data[off:off + n]))
     widths = {len(b) // k for b, k in zip(d.column("deltas").to_pylist(), d.column("rows").to_pylist(), strict=True)}
     assert widths == {1, 8}
-    want = sort_table(table, LOGS.sort_by)
-    assert r.read_all().equals(want)
+    want = as_read(sort_table(table, LOGS.sort_by))
+    assert joined(r.read_all()).equals(want)
     holds = pc.match_substring(pc.field("line"), "upstream")
     got = pa.concat_tables(r.select_lines(lambda s: True, 0, 10**13, [[Literal("upstream")]])).filter(holds)
-    assert got.select(want.column_names).equals(want.filter(holds))
+    assert got.equals(want.filter(holds))
 
 
 def test_blocks_without_dictionaries_stay_readable(tmp_path, monkeypatch):
@@ -110,21 +126,22 @@ def test_blocks_without_dictionaries_stay_readable(tmp_path, monkeypatch):
     path.write_bytes(data[:off] + buf + chunks.TRAILER.pack(off, len(buf), magic))
     r = LogChunkReader(b.objstore, b.meta, LOGS)
     assert (r.dict_of == -1).all()
-    assert r.read_all().equals(sort_table(table, LOGS.sort_by))
+    assert joined(r.read_all()).equals(as_read(sort_table(table, LOGS.sort_by)))
     holds = pc.match_substring(pc.field("line"), "upstream")
     got = pa.concat_tables(r.select_lines(lambda s: True, 0, 10**6, [[Literal("upstream")]])).filter(holds)
-    want = sort_table(table, LOGS.sort_by).filter(holds)
-    assert want.num_rows and got.select(want.column_names).equals(want)
+    want = as_read(sort_table(table, LOGS.sort_by)).filter(holds)
+    assert want.num_rows and got.equals(want)
 
 
 def test_scan_filters_and_projects_like_arrow(tmp_path, small_chunks):
     table = random_table(random.Random(2), 400)
-    want_all = sort_table(table, LOGS.sort_by)
+    want_all = as_read(sort_table(table, LOGS.sort_by)).append_column("ids", no_ids(table.num_rows))
     r = block_of(tmp_path, table).reader()
     t = pc.field("time_ns")
     for expr in (None, (t >= 100) & (t <= 300), pc.field("stream").isin(["{app=\"s1\"}", "{app=\"s3\"}"]) & (t < 500),
                  pc.field("line") == "ok", t > 5000):
-        for columns in (["time_ns", "stream"], ["stream", "line", "metadata", "time_ns"], ["line", "time_ns"]):
+        for columns in (["time_ns", "stream"], ["stream", "line", "metadata", "time_ns"], ["line", "time_ns"],
+                        ["metadata", "ids", "time_ns"]):
             want = (want_all if expr is None else want_all.filter(expr)).select(columns)
             got = list(r.scan(expr, columns, True))
             got = pa.concat_tables(got) if got else want.schema.empty_table()
@@ -150,7 +167,7 @@ def test_select_lines_keeps_every_hit(tmp_path, small_chunks, seed):
         got = list(r.select_lines(lambda s, keep=keep: s in keep, 200, 700, groups, counter))
         got = pa.concat_tables(got) if got else None
         got_hits = [] if got is None else got.filter(filter_mask(f, got.column("line").combine_chunks())).to_pylist()
-        base = sort_table(table, LOGS.sort_by)
+        base = as_read(sort_table(table, LOGS.sort_by))
         base = base.filter(pc.field("stream").isin(list(keep)) & (pc.field("time_ns") >= 200) & (pc.field("time_ns") <= 700))
         want = base.filter(filter_mask(f, base.column("line").combine_chunks())).to_pylist()
         assert got_hits == want, (op, value)
@@ -251,8 +268,8 @@ def test_compaction_merges_format_2_blocks_without_decoding(tmp_path, small_chun
         blocks = store.snapshot("t", "logs")[1]
         assert len(blocks) == 1 and blocks[0].meta.rows == 600 and blocks[0].meta.format_version == 2
         keys = [("stream", "ascending"), ("time_ns", "ascending"), ("line", "ascending"), ("metadata", "ascending")]
-        got = pa.concat_tables(blocks[0].reader().scan(None, list(LOG_SCHEMA.names), False)).sort_by(keys)
-        assert got.equals(pa.concat_tables(tables).sort_by(keys))
+        got = joined(pa.concat_tables(blocks[0].reader().scan(None, list(LOG_SCHEMA.names), False))).sort_by(keys)
+        assert got.equals(as_read(pa.concat_tables(tables)).sort_by(keys))
         f = LineFilter("|=", (FilterValue("upstream"),))
         hits = pa.concat_tables(blocks[0].reader().select_lines(lambda s: True, 0, 10**12, [[Literal("upstream")]]))
         want = got.filter(filter_mask(f, got.column("line").combine_chunks()))
@@ -269,7 +286,7 @@ def test_select_lines_with_several_filters(tmp_path, small_chunks):
     groups = [[Literal(x, cs) for x, cs in lits] for f in filters if (lits := required_literals(f))]
     assert len(groups) == 2
     got = pa.concat_tables(r.select_lines(lambda s: True, 0, 10**6, groups))
-    base = sort_table(table, LOGS.sort_by)
+    base = as_read(sort_table(table, LOGS.sort_by))
     for f in filters:
         got = got.filter(filter_mask(f, got.column("line").combine_chunks()))
         base = base.filter(filter_mask(f, base.column("line").combine_chunks()))
@@ -284,9 +301,10 @@ def test_round_trip_with_distinct_metadata_per_entry(tmp_path, small_chunks, rep
     table = random_table(rnd, 10_000, newlines=False)
     table = table.set_column(3, "metadata", pa.array(['{trace_id="0"}'] * repeated_first + [
         f'{{trace_id="{rnd.getrandbits(64):016x}"}}' for _ in range(table.num_rows - repeated_first)]))
+    table = table.set_column(4, "ids", no_ids(table.num_rows))
     b = block_of(tmp_path, table)
     assert len(b.reader().rows) * table.num_rows > 1 << 24
-    assert b.reader().read_all().equals(sort_table(table, LOGS.sort_by))
+    assert joined(b.reader().read_all()).equals(as_read(sort_table(table, LOGS.sort_by)))
 
 
 @pytest.mark.parametrize("small", [True, False])
@@ -299,7 +317,7 @@ def test_directory_columns_of_picked_entries(tmp_path, monkeypatch, small):
     table = random_table(rnd, 3000, newlines=False)
     table = table.set_column(0, "time_ns", pa.array(sorted(rnd.randrange(10**12) * 1000 for _ in range(3000))))
     r = block_of(tmp_path, table).reader()
-    base = sort_table(table, LOGS.sort_by)
+    base = as_read(sort_table(table, LOGS.sort_by))
     with r._open() as f:
         d = chunks.Directory(r, f)
         for ids in (np.arange(len(r.rows)), np.arange(0, len(r.rows), 3), np.array([len(r.rows) - 1])):

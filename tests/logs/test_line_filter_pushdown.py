@@ -123,9 +123,10 @@ def old_format_store(tmp_path):
     objstore = LocalObjectStore(tmp_path / "blocks")
     rows = [(t, '{app="web",env="prod"}' if t % 2 else '{app="api",env="prod"}', f"{'web' if t % 2 else 'api'}-{t}")
             for t in range(40)]
+    old_schema = pa.schema([f for f in LOG_SCHEMA if f.name != "ids"])  # before record ids
     table = pa.table({"time_ns": [r[0] for r in rows], "stream": [r[1] for r in rows], "line": [r[2] for r in rows],
-                      "metadata": ["{}"] * len(rows)}, schema=LOG_SCHEMA)
-    block = write_block(objstore, dataclasses.replace(LOGS, block_format=None), "a", table)
+                      "metadata": ["{}"] * len(rows)}, schema=old_schema)
+    block = write_block(objstore, dataclasses.replace(LOGS, block_format=None, schema=old_schema), "a", table)
     assert block.meta.format_version == 1
     store = Store(StoreConfig(data_dir=tmp_path), objstore, [LOGS])
     store.open()

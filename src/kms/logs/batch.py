@@ -10,10 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kms.logs.recordids import id_chars, id_matrix, no_ids
 from kms.logs.schema import LOG_SCHEMA
 from kms.metrics.storage.labels import labels_text
 
-__all__ = ["LogStream", "LogBatch", "NO_METADATA", "LEVEL_NAMES", "NO_LEVEL", "line_bytes"]
+__all__ = ["LogStream", "LogBatch", "NO_METADATA", "LEVEL_NAMES", "NO_LEVEL", "line_bytes", "text_bytes"]
 
 #: The metadata of an entry without structured metadata (shared, read-only).
 NO_METADATA: MappingProxyType = MappingProxyType({})
@@ -30,9 +31,11 @@ class LogStream:
     (``of_columns``): ``lines`` then makes the list when first asked, ``line_array`` the array.
     ``levels``, when set (by ``enrich``), is the ``detected_level`` of each entry (int8 indexes
     of ``LEVEL_NAMES``, or NO_LEVEL), added to its structured metadata when the table is built
-    (so ingest never copies a metadata dict)."""
+    (so ingest never copies a metadata dict). ``ids``, when set, are the entries' record ids
+    (``recordids``: OTLP trace and span ids, observed times), kept out of their texts."""
 
-    __slots__ = ("labels", "times", "metadata", "levels", "texts", "meta_counts", "meta_sizes", "_list", "_array")
+    __slots__ = ("labels", "times", "metadata", "levels", "texts", "meta_counts", "meta_sizes", "ids", "_list",
+                 "_array")
 
     def __init__(self, labels: dict[str, str], times: list[int] | None = None, lines: list[str] | None = None,
                  metadata: list | None = None):
@@ -46,18 +49,20 @@ class LogStream:
         self.texts: pa.Array | None = None
         self.meta_counts: np.ndarray | None = None
         self.meta_sizes: np.ndarray | None = None
+        self.ids: pa.Array | None = None
         self._list: list[str] | None = lines if lines is not None else []
         self._array: pa.Array | None = None
 
     @classmethod
     def of_columns(cls, labels: dict[str, str], times: list[int], lines: pa.Array, texts: pa.Array | None = None,
-                   meta_counts: np.ndarray | None = None, meta_sizes: np.ndarray | None = None) -> LogStream:
+                   meta_counts: np.ndarray | None = None, meta_sizes: np.ndarray | None = None,
+                   ids: pa.Array | None = None) -> LogStream:
         """A stream whose lines are a string array, its entries without structured metadata or
-        with theirs as final texts (``texts``, with the number of pairs and characters of each,
-        as ``Validator`` checks them)."""
+        with theirs as final texts (``texts`` and record ``ids``, with the number of pairs and
+        characters of each, as ``Validator`` checks them)."""
         s = cls(labels, times, None, [NO_METADATA] * len(times))
         s._list, s._array = None, lines
-        s.texts, s.meta_counts, s.meta_sizes = texts, meta_counts, meta_sizes
+        s.texts, s.meta_counts, s.meta_sizes, s.ids = texts, meta_counts, meta_sizes, ids
         return s
 
     def __repr__(self) -> str:
@@ -105,10 +110,12 @@ class LogBatch:
         texts = list(_LEVEL_TEXTS)  # level k alone is text k; no metadata and no level is the last
         index: dict[tuple, int] = {}
         meta: list[np.ndarray | pa.Array] = []  # per stream: indexes into texts, or its own texts
+        ids: list[pa.Array] = []
         for s in self.streams:
             n = len(s.times)
             times += s.times
             lines.append(s.line_array())
+            ids.append(s.ids if s.ids is not None else no_ids(n))
             if s.texts is not None:
                 meta.append(s.texts)
                 continue
@@ -135,21 +142,34 @@ class LogBatch:
         # (a text per stream, not per row, until this take)
         counts = np.fromiter((len(s.times) for s in self.streams), np.int64, len(self.streams))
         stream_texts = pa.array([s.text for s in self.streams], pa.string())
-        streams = stream_texts.take(pa.array(np.repeat(np.arange(len(counts), dtype=np.int32), counts)))
+        streams = pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(len(counts), dtype=np.int32), counts)),
+                                                 stream_texts)
         known = pa.array(texts, pa.string())
-        if meta and all(not isinstance(m, pa.Array) for m in meta):
-            metadata = known.take(pa.array(np.concatenate(meta).astype(np.int32)))
+        if all(not isinstance(m, pa.Array) for m in meta):
+            metadata = pa.DictionaryArray.from_arrays(
+                pa.array(np.concatenate(meta) if meta else np.zeros(0), pa.int32()), known)
         else:
-            metadata = _concat([m if isinstance(m, pa.Array) else known.take(pa.array(m)) for m in meta])
+            metadata = _dict_concat([m if isinstance(m, pa.Array) else
+                                     pa.DictionaryArray.from_arrays(pa.array(m, pa.int32()), known) for m in meta])
         return pa.Table.from_arrays(
-            [pa.array(times, pa.int64()), streams, _concat(lines), metadata], schema=LOG_SCHEMA)
+            [pa.array(times, pa.int64()), streams, _concat(lines), metadata, _concat(ids, pa.binary())],
+            schema=LOG_SCHEMA)
 
 
-def _concat(arrays: list[pa.Array]) -> pa.Array:
-    """The string arrays as one: without a copy when they are consecutive slices of one array
-    (the streams of an OTLP request, decoded in stream order), else concatenated."""
+def _dict_concat(arrays: list[pa.DictionaryArray]) -> pa.DictionaryArray:
+    """Dictionary arrays as one: their codes concatenated when they share one dictionary (the
+    streams of an OTLP request), else with their dictionaries unified."""
+    d = arrays[0].dictionary
+    if all(a.dictionary.equals(d) for a in arrays[1:]):
+        return pa.DictionaryArray.from_arrays(_concat([a.indices for a in arrays], pa.int32()), d)
+    return pa.chunked_array(arrays).combine_chunks()
+
+
+def _concat(arrays: list[pa.Array], kind: pa.DataType | None = None) -> pa.Array:
+    """The string (or binary) arrays as one: without a copy when they are consecutive slices of
+    one array (the streams of an OTLP request, decoded in stream order), else concatenated."""
     if not arrays:
-        return pa.array([], pa.string())
+        return pa.array([], kind or pa.string())
     first = arrays[0]
     bufs = first.buffers()
 
@@ -168,5 +188,16 @@ def line_bytes(table: pa.Table) -> int:
     """Bytes of lines and structured metadata of a ``logs`` table, what Loki's rate limit counts."""
     if not table.num_rows:
         return 0
-    md = pc.sum(pc.binary_length(table.column("metadata"))).as_py() - 2 * table.num_rows
+    md = int(text_bytes(table.column("metadata")).sum()) - 2 * table.num_rows
+    ids = table.column("ids")
+    if pc.sum(pc.binary_length(ids)).as_py():
+        md += int(id_chars(id_matrix(ids)).sum())
     return int(pc.sum(pc.binary_length(table.column("line"))).as_py() or 0) + int(md or 0)
+
+
+def text_bytes(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The UTF-8 size of each text of a string or dictionary column."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out = [pc.binary_length(c.dictionary).to_numpy(zero_copy_only=False)[c.indices.to_numpy(zero_copy_only=False)]
+           if pa.types.is_dictionary(c.type) else pc.binary_length(c).to_numpy(zero_copy_only=False) for c in chunks]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)

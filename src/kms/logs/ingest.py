@@ -29,6 +29,7 @@ from kms.errors import BadInput
 from kms.logs.batch import LogBatch, LogStream
 from kms.logs.enrich import DETECTED_LEVEL, level_of_severity, normalise
 from kms.logs.record_wire import PER_RECORD_KEYS, R_OBSERVED, R_SCOPE, R_TIME, record_columns, walk_request
+from kms.logs.recordids import ids_array
 
 __all__ = ["DecodedLogs", "decode_logs", "INDEX_ATTRIBUTES", "label_name", "any_value_string"]
 
@@ -166,9 +167,9 @@ def decode_logs(body: bytes, now_ns: int | None = None) -> DecodedLogs:
                 md = dict(scope_md)
                 if len(rec.attributes):
                     _attrs(md, rec.attributes)
-                if tid:
+                if any(tid):  # an id of zeros is none (Loki: ``IsEmpty``)
                     md["trace_id"] = tid.hex()
-                if sid:
+                if any(sid):
                     md["span_id"] = sid.hex()
                 sev = rec.severity_number
                 if sev:
@@ -228,7 +229,8 @@ def _decode_columns(body: bytes, now_ns: int) -> DecodedLogs | None:
     columns = record_columns(w, scope_mds, order)
     if columns is None:
         return None
-    lines, texts, n_pairs, size = columns
+    lines, texts, ids, n_pairs, size = columns
+    ids = ids_array(ids)
     t, observed = recs[order, R_TIME], recs[order, R_OBSERVED]
     times = np.where(t != 0, t, np.where(observed != 0, observed, now_ns))
     bounds = np.searchsorted(stream[order], np.arange(len(labels) + 1)).tolist()
@@ -238,5 +240,6 @@ def _decode_columns(body: bytes, now_ns: int) -> DecodedLogs | None:
             batch.streams.append(LogStream(index))
             continue
         batch.streams.append(LogStream.of_columns(index, times[lo:hi].tolist(), lines.slice(lo, hi - lo),
-                                                  texts.slice(lo, hi - lo), n_pairs[lo:hi], size[lo:hi]))
+                                                  texts.slice(lo, hi - lo), n_pairs[lo:hi], size[lo:hi],
+                                                  ids.slice(lo, hi - lo)))
     return DecodedLogs(batch)

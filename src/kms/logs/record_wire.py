@@ -25,6 +25,7 @@ from numba import njit
 
 from kms.logs.bytecopy import copy_bytes
 from kms.logs.enrich import DETECTED_LEVEL, level_of_severity, normalise
+from kms.logs.recordids import IDS_BYTES
 from kms.metrics.storage.labels import labels_text
 
 __all__ = ["WireRequest", "walk_request", "record_columns", "PER_RECORD_KEYS", "warm"]
@@ -49,7 +50,6 @@ _BUILTIN = {DETECTED_LEVEL: _FROM_LEVEL, "flags": _FROM_FLAGS, "observed_timesta
             "severity_number": _FROM_SEVERITY, "severity_text": _FROM_SEVERITY_TEXT, "span_id": _FROM_SPAN,
             "trace_id": _FROM_TRACE, "dropped_attributes_count": _FROM_DROPPED, "event_name": _FROM_EVENT}
 assert _BUILTIN.keys() == PER_RECORD_KEYS
-_HEX_CHARS = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
 _TRUE_FALSE = np.frombuffer(b"truefalse", np.uint8).copy()  # a boolean attribute, as pdata's AsString writes it
 _LEVELS = [level_of_severity(i) for i in range(26)]  # by severity number, 25 standing for all above 24
 
@@ -92,9 +92,10 @@ def walk_request(body: bytes) -> WireRequest | None:
 
 
 def record_columns(w: WireRequest, scope_mds: list[dict[str, str]],
-                   order: np.ndarray) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray] | None:
-    """(lines, structured metadata texts as ``labels_text`` writes them, the number of pairs of
-    each and their size in characters as ``Validator`` counts it) of the records taken in
+                   order: np.ndarray) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(lines, structured metadata texts as ``labels_text`` writes them but without the record
+    ids (dictionary-encoded: each distinct text once), the record ids (a ``recordids.id_matrix``), the number of pairs of each record and
+    their size in characters as ``Validator`` counts it, ids included) of the records taken in
     ``order``, each record's pairs its scope's (``scope_mds``) and its own; None where the
     record-by-record mapping decides (see the module doc) or a string is not UTF-8."""
     recs, attrs, buf = w.records, w.attributes, w.buf
@@ -135,23 +136,26 @@ def record_columns(w: WireRequest, scope_mds: list[dict[str, str]],
                       + (attrs[:, A_VALUE_LEN] + 10).sum())
     bound = n * int(2 + (key_off[1:] - key_off[:-1] + 2).sum() + value_len.max(initial=0, axis=0).sum() + 4 * 20
                     + 48 + np.diff(level_off).max()) + strings
-    status, data, offsets, count, size = _texts(
+    ids = np.zeros((n, IDS_BYTES), np.uint8)
+    status, data, offsets, codes, count, size = _texts(
         buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars, scope_buf, value_at, value_len,
-        value_chars, level_buf, level_off, level_of, _HEX_CHARS, bound)
+        value_chars, level_buf, level_off, level_of, bound, ids)
     if status:
         return None  # one name twice in a record
     lines_data, line_offsets = _gather(buf, recs[:, R_BODY_AT], recs[:, R_BODY_LEN], order)
     if offsets[-1] >= 1 << 31 or line_offsets[-1] >= 1 << 31:
         return None
-    texts = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    values = pa.Array.from_buffers(pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                                   pa.py_buffer(data)])
+    texts = pa.DictionaryArray.from_arrays(pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(codes)]), values)
     lines = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(line_offsets.astype(np.int32)),
                                                    pa.py_buffer(lines_data)])
     try:  # strings in protobuf are UTF-8: as the protobuf decoder, refuse what is not
-        texts.validate(full=True)
+        values.validate(full=True)
         lines.validate(full=True)
     except pa.ArrowInvalid:
         return None
-    return lines, texts, count, size
+    return lines, texts, ids, count, size
 
 
 def _attribute_names(w: WireRequest) -> tuple[list[str], np.ndarray] | None:
@@ -506,39 +510,50 @@ def _put_int(out, o, v):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put_hex(out, o, buf, at, n, hex_chars):  # pragma: no cover
-    for q in range(n):
-        b = buf[at + q]
-        out[o + 2 * q] = hex_chars[b >> 4]
-        out[o + 2 * q + 1] = hex_chars[b & 15]
-    return o + 2 * n, 2 * n
+def _nonzero(buf, at, n):  # pragma: no cover
+    for q in range(at, at + n):
+        if buf[q]:
+            return True
+    return False
 
 
 @njit(cache=True, nogil=True)
 def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars, scope_buf, value_at, value_len,
-           value_chars, level_buf, level_off, level_of, hex_chars, bound):  # pragma: no cover
+           value_chars, level_buf, level_off, level_of, bound, ids):  # pragma: no cover
     """Each record's metadata text (records taken in ``order``), written into ``bound`` bytes:
-    (status, text bytes, offsets, pairs, characters). Scope values come escaped, with their
-    characters counted."""
+    (status, distinct text bytes, their offsets, each record's code among them, pairs,
+    characters): records of a scope mostly share one text. Scope values come escaped, with their
+    characters counted. The record ids (trace and span id, observed time) go to ``ids`` (one
+    ``recordids`` row a record), not into the text; they count in the pairs and characters."""
     n = len(order)
-    offsets = np.zeros(n + 1, np.int64)
+    offsets = np.zeros(n + 1, np.int64)  # of the distinct texts
+    codes = np.zeros(n, np.int32)  # each record's text among them
     count = np.zeros(n, np.int64)
     size = np.zeros(n, np.int64)
     own = np.full(len(kind), -1, np.int64)  # the record's attribute of each key
     out = np.empty(bound, np.uint8)
+    digits = np.empty(24, np.uint8)
+    mask = 1
+    while mask < 2 * n:
+        mask *= 2
+    table = np.full(mask, -1, np.int64)  # open addressing: hash slot -> distinct text
+    mask -= 1
+    distinct = 0
     o = 0
     for i in range(n):
+        start = o
         r = order[i]
         s = recs[r, R_SCOPE]
         a0 = recs[r, R_ATTR_FIRST]
         a1 = a0 + recs[r, R_ATTR_COUNT]
         for a in range(a0, a1):
             if own[attr_slot[a]] >= 0:
-                return 1, out, offsets, count, size  # a name twice in the record
+                return 1, out, offsets, codes, count, size  # a name twice in the record
             own[attr_slot[a]] = a
         out[o] = 0x7B  # {
         o += 1
         pairs = 0
+        written = 0
         chars = 0
         for j in range(len(kind)):
             k = kind[j]
@@ -556,17 +571,31 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
                 present = recs[r, R_SEVERITY] != 0
             elif k == _FROM_SEVERITY_TEXT:
                 present = recs[r, R_TEXT_LEN] > 0
-            elif k == _FROM_SPAN:
-                present = recs[r, R_SPAN_AT] >= 0
+            elif k == _FROM_SPAN:  # an id of zeros is none (Loki: ``IsEmpty``)
+                present = recs[r, R_SPAN_AT] >= 0 and _nonzero(buf, recs[r, R_SPAN_AT], 8)
             elif k == _FROM_TRACE:
-                present = recs[r, R_TRACE_AT] >= 0
+                present = recs[r, R_TRACE_AT] >= 0 and _nonzero(buf, recs[r, R_TRACE_AT], 16)
             elif k == _FROM_DROPPED:
                 present = recs[r, R_DROPPED] != 0
             else:
                 present = recs[r, R_EVENT_LEN] > 0
             if not present:
                 continue
-            if pairs:
+            if k == _FROM_OBSERVED or k == _FROM_SPAN or k == _FROM_TRACE:
+                pairs += 1
+                if k == _FROM_OBSERVED:
+                    v = recs[r, R_OBSERVED]
+                    for q in range(8):
+                        ids[i, 24 + q] = (v >> (8 * q)) & 0xFF
+                    chars += key_chars[j] + _put_int(digits, 0, v)[1]
+                elif k == _FROM_SPAN:
+                    copy_bytes(ids[i], 16, buf, recs[r, R_SPAN_AT], 8)
+                    chars += key_chars[j] + 16
+                else:
+                    copy_bytes(ids[i], 0, buf, recs[r, R_TRACE_AT], 16)
+                    chars += key_chars[j] + 32
+                continue
+            if written:
                 out[o] = 0x2C  # ,
                 o += 1
             o = _copy(out, o, key_buf, key_off[j], key_off[j + 1] - key_off[j])
@@ -588,16 +617,10 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
                 o = _copy(out, o, level_buf, level_off[lv], c)
             elif k == _FROM_FLAGS:
                 o, c = _put_int(out, o, recs[r, R_FLAGS])
-            elif k == _FROM_OBSERVED:
-                o, c = _put_int(out, o, recs[r, R_OBSERVED])
             elif k == _FROM_SEVERITY:
                 o, c = _put_int(out, o, recs[r, R_SEVERITY])
             elif k == _FROM_SEVERITY_TEXT:
                 o, c = _put_escaped(out, o, buf, recs[r, R_TEXT_AT], recs[r, R_TEXT_LEN])
-            elif k == _FROM_SPAN:
-                o, c = _put_hex(out, o, buf, recs[r, R_SPAN_AT], 8, hex_chars)
-            elif k == _FROM_TRACE:
-                o, c = _put_hex(out, o, buf, recs[r, R_TRACE_AT], 16, hex_chars)
             elif k == _FROM_DROPPED:
                 o, c = _put_int(out, o, recs[r, R_DROPPED])
             else:
@@ -605,15 +628,41 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
             out[o] = 0x22  # "
             o += 1
             pairs += 1
+            written += 1
             chars += key_chars[j] + c
         out[o] = 0x7D  # }
         o += 1
         for a in range(a0, a1):
             own[attr_slot[a]] = -1
-        offsets[i + 1] = o
         count[i] = pairs
         size[i] = chars
-    return 0, out[:o].copy(), offsets, count, size
+        # the text once: a record whose text an earlier one wrote takes that one's code
+        h = np.uint64(14695981039346656037)
+        for q in range(start, o):
+            h = (h ^ np.uint64(out[q])) * np.uint64(1099511628211)
+        slot = np.int64(h & np.uint64(mask))
+        while True:
+            d = table[slot]
+            if d < 0:
+                table[slot] = distinct
+                offsets[distinct + 1] = o
+                codes[i] = distinct
+                distinct += 1
+                break
+            if offsets[d + 1] - offsets[d] == o - start and _same(out, offsets[d], start, o - start):
+                codes[i] = d
+                o = start
+                break
+            slot = (slot + 1) & mask
+    return 0, out[:o].copy(), offsets[:distinct + 1].copy(), codes, count, size
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same(out, a, b, n):  # pragma: no cover
+    for q in range(n):
+        if out[a + q] != out[b + q]:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)

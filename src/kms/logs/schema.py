@@ -2,11 +2,12 @@
 
 - ``time_ns``: the entry's timestamp, unix nanoseconds.
 - ``stream``: the canonical label text (``kms.metrics.storage.labels.labels_text``, names sorted)
-  of the entry's index labels, e.g. ``{service_name="api"}``. A plain string in Arrow so the
-  row-group min/max statistics prune by stream (pyarrow ignores the statistics of dictionary
-  columns); Parquet still dictionary-encodes it on disk.
+  of the entry's index labels, e.g. ``{service_name="api"}``, dictionary-encoded (``TEXT``).
 - ``line``: the log line.
-- ``metadata``: the label text of the entry's structured metadata (``{}`` when none).
+- ``metadata``: the label text of the entry's structured metadata (``{}`` when none), without
+  its record ids.
+- ``ids``: the entry's record ids (``kms.logs.recordids``: an OTLP record's trace id, span id
+  and observed time, 32 bytes; empty when none), part of its structured metadata when read.
 
 Blocks are sorted by stream, then time, so the rows of one stream are contiguous: a block of
 format 2 (``storage/chunks.py``) holds chunks of one stream each, and a stream selector reads
@@ -21,14 +22,18 @@ import pyarrow as pa
 from kms.logs.storage.chunks import LOG_CHUNKS
 from kms.storage.types import SignalSpec
 
-__all__ = ["LOG_SCHEMA", "LOGS"]
+__all__ = ["LOG_SCHEMA", "LOGS", "TEXT"]
 
+#: the stream and metadata texts, each distinct text once a table: an OTLP request's records of
+#: one scope share their metadata text, every entry of a stream its stream text
+TEXT = pa.dictionary(pa.int32(), pa.string())
 LOG_SCHEMA = pa.schema(
     [
         ("time_ns", pa.int64()),
-        ("stream", pa.string()),
+        ("stream", TEXT),
         ("line", pa.string()),
-        ("metadata", pa.string()),
+        ("metadata", TEXT),
+        ("ids", pa.binary()),
     ]
 )
 

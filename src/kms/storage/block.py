@@ -256,6 +256,17 @@ def referenced_columns(expr: pc.Expression, names: list[str]) -> list[str]:
     return [n for n in names if re.search(r"(?<![\w])" + re.escape(n) + r"(?![\w])", text)]
 
 
+def with_added_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the nullable columns of ``schema`` it lacks (added to a signal after it
+    was written: a WAL record or block of an older version) as nulls, in ``schema``'s order."""
+    missing = [f for f in schema if f.nullable and table.schema.get_field_index(f.name) < 0]
+    if not missing:
+        return table
+    for f in missing:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select([n for n in schema.names if n in table.schema.names])
+
+
 class ParquetBlockReaderV1:
     """Reads format-1 blocks. The Parquet footer is read once and kept; each scan prunes row
     groups by their statistics (``ParquetFileFragment.subset``), then for a selective filter
@@ -274,6 +285,7 @@ class ParquetBlockReaderV1:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
         self._fragment = frag
         self._metadata = frag.metadata
+        self._names = set(frag.physical_schema.names)
 
     def row_groups(self, expr: pc.Expression | None) -> list[int]:
         if expr is None:
@@ -282,22 +294,27 @@ class ParquetBlockReaderV1:
 
     def read_all(self) -> pa.Table:
         with self.objstore.open(self.key) as f:
-            return self._conform(self._file(f).read())
+            return self._conform(with_added_columns(self._file(f).read(), self.schema))
 
     def _file(self, f: pa.NativeFile) -> pq.ParquetFile:
         # pre_buffer coalesces the column chunks of a row group into few ranged GETs on S3.
         return pq.ParquetFile(f, metadata=self._metadata, pre_buffer=self.objstore.remote)
 
-    def _conform(self, t: pa.Table) -> pa.Table:
+    def _conform(self, t: pa.Table, wanted: list[str] | None = None) -> pa.Table:
+        if wanted is not None and len(wanted) != t.num_columns:
+            t = with_added_columns(t, pa.schema([self.schema.field(n) for n in wanted]))
         target = pa.schema([self.schema.field(n) for n in t.schema.names])
         return t if t.schema.equals(target) else t.cast(target)
 
     def scan(self, expr: pc.Expression | None, columns: list[str], selective: bool) -> Iterator[pa.Table]:
         """Rows matching ``expr`` (None = all), projected to ``columns``. ``selective``: the caller
-        expects few hits, so read the filter's columns first (late materialization)."""
+        expects few hits, so read the filter's columns first (late materialization). Columns
+        added to the signal after the block was written read as nulls."""
         rgs = self.row_groups(expr)
         if not rgs:
             return
+        wanted = columns
+        columns = [c for c in columns if c in self._names]
         probe_cols = None
         if expr is not None and selective:
             probe_cols = referenced_columns(expr, self.schema.names)
@@ -322,12 +339,12 @@ class ParquetBlockReaderV1:
                     pending.append(t)
                     rows += t.num_rows
                     if rows >= YIELD_ROWS:
-                        yield self._conform(pa.concat_tables(pending))
+                        yield self._conform(pa.concat_tables(pending), wanted)
                         pending, rows = [], 0
         except (OSError, pa.ArrowException) as e:
             raise Unavailable(f"cannot read block {self.key}: {e}", reason="objstore") from e
         if pending:
-            yield self._conform(pa.concat_tables(pending))
+            yield self._conform(pa.concat_tables(pending), wanted)
 
     def _read_rg(self, pf, rg, expr, columns, read_cols, probe_cols) -> pa.Table | None:
         if probe_cols is not None:

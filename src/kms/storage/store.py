@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from kms.errors import BadInput, KmsError, LimitExceeded, Unavailable
 from kms.storage import layout
-from kms.storage.block import Block, BlockMeta, delete_block, write_block
+from kms.storage.block import Block, BlockMeta, delete_block, with_added_columns, write_block
 from kms.storage.bloom import filter_keys, hash_values
 from kms.storage.checkpoint import read_checkpoint, write_checkpoint
 from kms.storage.compact import compact_blocks, plan_compaction, superseded
@@ -136,7 +136,7 @@ class Store:
                 table = rec.table
                 if not table.schema.equals(spec.schema):
                     try:
-                        table = table.cast(spec.schema)
+                        table = with_added_columns(table, spec.schema).cast(spec.schema)
                     except (pa.ArrowException, ValueError) as e:
                         raise Unavailable(
                             f"WAL record at position {rec.pos} ({rec.tenant}/{rec.signal}) does not fit "

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["MAGIC", "TRAILER", "DIR_SCHEMA", "INDEX_COLS", "TIME_COLS", "META_COLS", "OPTIONAL_COLS", "DICT_BYTES", "string_parts"]
+__all__ = ["MAGIC", "TRAILER", "DIR_SCHEMA", "INDEX_COLS", "TIME_COLS", "META_COLS", "ID_COLS", "OPTIONAL_COLS", "DICT_BYTES", "string_parts"]
 
 MAGIC = b"KMSLOGS2"
 TRAILER = struct.Struct("<QQ8s")
@@ -31,13 +31,17 @@ DIR_SCHEMA = pa.schema([
     ("meta_codes", pa.binary()),  # rows x u8/u16/u32 LE (one width a block): index in meta_values; empty: all 0
     ("dict", pa.int32()),  # chunk whose first frame's decompressed bytes are its first frame's zstd dictionary, or -1
     ("vlen", pa.int32()),  # > 0: the chunk is split (``linevars``): its template's frame, then its variables' frame of this length
+    # the entries' record ids (``kms.logs.recordids``), empty when none has any, else rows x 16
+    # trace id bytes, rows x 8 span id bytes, rows x u64 LE observed time minus time (mod 2**64)
+    ("ids", pa.binary()),
 ])
 #: a frame with a dictionary chunk is compressed with that chunk's first DICT_BYTES bytes as zstd
 #: raw-content dictionary (more adds nothing on access logs and slows compression)
 DICT_BYTES = 4096
 #: the directory columns a block written before chunk dictionaries (read as all -1) or split
-#: chunks (all 0) may lack
-OPTIONAL_COLS = ["dict", "vlen"]
+#: chunks (all 0) may lack; and before record ids (none)
+OPTIONAL_COLS = ["dict", "vlen", "ids"]
+ID_COLS = ["ids"]
 
 
 def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ import zstandard
 from numba import njit
 
 from kms.errors import Unavailable
+from kms.logs.recordids import IDS_BYTES, join_texts, no_ids
 from kms.storage import layout
 from kms.storage.block import YIELD_ROWS, BlockMeta, referenced_columns
 from kms.storage.objstore import ObjectStore
@@ -23,6 +24,7 @@ from kms.storage.types import SignalSpec
 from . import linefind
 from .chunklayout import (
     DICT_BYTES,
+    ID_COLS,
     INDEX_COLS,
     MAGIC,
     META_COLS,
@@ -116,6 +118,7 @@ class LogChunkReader:
         self.offset = len(MAGIC) + local_starts(self.length)  # frames follow the magic in chunk order
         self.dict_of = col["dict"].astype(np.int64) if "dict" in col else np.full(len(self.rows), -1, np.int64)
         self.vlen = col["vlen"].astype(np.int64) if "vlen" in col else np.zeros(len(self.rows), np.int64)
+        self.has_ids = "ids" in names  # blocks written before record ids have none
         self._row_groups: dict[int, pa.Table] = {}  # directory row group -> times and metadata
         self._dicts: dict[int, zstandard.ZstdCompressionDict] = {}  # dictionary chunk -> its dictionary
         self._map: memoryview | None = None  # the block file mapped, once a line filter reads it
@@ -129,8 +132,9 @@ class LogChunkReader:
         return [0]
 
     def read_all(self) -> pa.Table:
+        """Every entry, in the signal's schema (record ids in the metadata texts)."""
         parts = list(self.scan(None, list(self.schema.names), False))
-        return pa.concat_tables(parts) if parts else self.schema.empty_table()
+        return pa.concat_tables(parts).cast(self.schema) if parts else self.schema.empty_table()
 
     def scan(self, expr: pc.Expression | None, columns: list[str], selective: bool = False) -> Iterator[pa.Table]:
         """Rows matching ``expr`` projected to ``columns``, in block order. ``expr`` is evaluated on
@@ -143,7 +147,7 @@ class LogChunkReader:
                 for ids in self._groups(np.arange(len(self.rows))):
                     t = self._cheap(d, ids, True).append_column("line", self._lines(f, ids)).filter(expr)
                     if t.num_rows:
-                        yield t.select(columns)
+                        yield _with_ids(t, columns)
             return
         with self._open() as f:
             d = Directory(self, f)
@@ -178,7 +182,7 @@ class LogChunkReader:
                     out["metadata"] = d.columns(ids, True, local)[1]
                 if "line" in columns:
                     out["line"] = self._lines(f, ids).take(pa.array(local))
-                yield pa.table(out).select(columns)
+                yield _with_ids(pa.table(out), columns)
 
     # -- the line-filter path --
     def select_lines(self, keep_stream: Callable[[str], bool], start_ns: int, end_ns: int,
@@ -517,18 +521,22 @@ class Directory:
         self.reader = reader
         self.f = f
         self._pf: pq.ParquetFile | None = None
+        self._ids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _file(self) -> pq.ParquetFile:
+        if self._pf is None:
+            off, n = self.reader._dir_at
+            self._pf = pq.ParquetFile(pa.BufferReader(self.f.read_at(n, off)))
+        return self._pf
 
     def _row_group(self, rg: int) -> _RowGroup:
         # decoded row groups are kept by the reader: ~3 bytes an entry, read once per block
         cache = self.reader._row_groups
         t = cache.get(rg)
         if t is None:
-            if self._pf is None:
-                off, n = self.reader._dir_at
-                self._pf = pq.ParquetFile(pa.BufferReader(self.f.read_at(n, off)))
             r = self.reader
             rows = int(r.row_start[r.rg_start[rg + 1]] - r.row_start[r.rg_start[rg]])
-            t = cache[rg] = _RowGroup(self._pf.read_row_group(rg, columns=TIME_COLS + META_COLS), rows,
+            t = cache[rg] = _RowGroup(self._file().read_row_group(rg, columns=TIME_COLS + META_COLS), rows,
                                       r.rows[r.rg_start[rg]:r.rg_start[rg + 1]])
         return t
 
@@ -597,7 +605,10 @@ class Directory:
                 at = pick[a:b]
             index = g.vstart[chunk_of[at] - r.rg_start[rg]] + g.codes[entries[at] - first[rg]]
             meta.append(g.values.take(pa.array(index)))
-        return times, (meta[1] if len(meta) == 2 else pa.concat_arrays(meta))
+        texts = meta[1] if len(meta) == 2 else pa.concat_arrays(meta)
+        if pick is not None:
+            chunk_of, entries = chunk_of[pick], entries[pick]
+        return times, self._joined(texts, chunk_of, entries - r.row_start[chunk_of], times)
 
     def _picked(self, ids: np.ndarray, pick: np.ndarray, with_meta: bool) -> tuple[np.ndarray, pa.Array | None]:
         """``columns`` of a few entries: each time is its chunk's first time plus the sum of its
@@ -626,7 +637,58 @@ class Directory:
         times = r.min_ns[c] + sums * unit
         if not with_meta:
             return times, None
-        return times, (meta[0] if len(meta) == 1 else pa.concat_arrays(meta))
+        return times, self._joined(meta[0] if len(meta) == 1 else pa.concat_arrays(meta), c, e - s, times)
+
+    def _joined(self, texts: pa.Array, chunks: np.ndarray, local: np.ndarray, times: np.ndarray) -> pa.Array:
+        """The metadata ``texts`` of entries (row ``local`` of chunk ``chunks``, at ``times``)
+        with their record ids."""
+        if not self.reader.has_ids or not len(texts):
+            return texts
+        return join_texts(texts, self._id_rows(chunks, local, times))
+
+    def _id_group(self, rg: int) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, bytes) of the record ids of the chunks of directory row group ``rg``
+        (kept for this read only: 32 bytes an entry)."""
+        got = self._ids.get(rg)
+        if got is None:
+            got = self._ids[rg] = string_parts(self._file().read_row_group(rg, columns=ID_COLS).column(0)
+                                               .combine_chunks())
+        return got
+
+    def _id_rows(self, chunks: np.ndarray, local: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """The record ids (``recordids.id_matrix`` rows) of entries ``local`` of ``chunks``."""
+        r = self.reader
+        out = np.zeros((len(chunks), IDS_BYTES), np.uint8)
+        rgs = np.searchsorted(r.rg_start, chunks, "right") - 1
+        for rg in np.unique(rgs).tolist():
+            sel = np.flatnonzero(rgs == rg)
+            off, data = self._id_group(rg)
+            ci = chunks[sel] - r.rg_start[rg]
+            has = off[ci + 1] > off[ci]
+            if not has.any():
+                continue
+            sel, ci = sel[has], ci[has]
+            b, k, j = off[ci], r.rows[chunks[sel]], local[sel]
+            out[sel, :16] = data[(b + 16 * j)[:, None] + np.arange(16)]
+            out[sel, 16:24] = data[(b + 16 * k + 8 * j)[:, None] + np.arange(8)]
+            delta = np.ascontiguousarray(data[(b + 24 * k + 8 * j)[:, None] + np.arange(8)]).view("<u8").reshape(-1)
+            out[sel, 24:] = (delta + times[sel].astype(np.uint64)).view(np.uint8).reshape(-1, 8)
+        return out
+
+    def id_blobs(self) -> pa.Array:
+        """The record ids of every chunk, as stored (``chunks._id_blobs``)."""
+        r = self.reader
+        if not r.has_ids:
+            return no_ids(len(r.rows))
+        return pa.concat_arrays([self._file().read_row_group(rg, columns=ID_COLS).column(0).combine_chunks()
+                                 for rg in range(len(r.rg_start) - 1)])
+
+
+def _with_ids(t: pa.Table, columns: list[str]) -> pa.Table:
+    """``t`` (metadata texts already with their record ids) as ``columns``: ``ids`` empty."""
+    if "ids" in columns:
+        t = t.append_column("ids", no_ids(t.num_rows))
+    return t.select(columns)
 
 
 def _deltas(blobs: pa.Array, chunk_rows: np.ndarray, n: int) -> np.ndarray:

@@ -10,9 +10,10 @@ any, and the bytes of its hex ids. A stream's first chunk is compressed alone; i
 needle skips more of) compress about as well as large ones. Everything else lives in a small
 Parquet "directory", one row per chunk: its stream, time bounds, frames' length, lines' size,
 dictionary chunk, variables' frame length, trigram signature (``grams.py``), its entries' time
-deltas (in the block's time unit, as narrow as the chunk's fit) and structured metadata (the chunk's
-distinct texts, and a code per entry unless it has one text). Frames follow the magic in chunk
-order. ``data.parquet`` is::
+deltas (in the block's time unit, as narrow as the chunk's fit), structured metadata (the chunk's
+distinct texts, and a code per entry unless it has one text) and its entries' record ids
+(``_id_blobs``: OTLP trace and span ids and observed times as bytes, joined into the metadata
+texts only when read). Frames follow the magic in chunk order. ``data.parquet`` is::
 
     "KMSLOGS2" | frames | directory (Parquet) | directory offset u64 | directory length u64 | "KMSLOGS2"
 
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from kms.logs.bytecopy import Strings
+from kms.logs.recordids import IDS_BYTES, id_matrix, no_ids
 from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
 from kms.storage.sort import dense_ranks
@@ -74,11 +76,12 @@ _DIR_ROW_GROUP = 1024  # chunks: a filtered read decodes times and metadata of t
 
 def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarray,
               frame_size: np.ndarray, sep: np.ndarray, sigs: np.ndarray, tv: np.ndarray, values: _Texts,
-              local: np.ndarray, dicts: np.ndarray, vlen: np.ndarray) -> pa.Buffer:
+              local: np.ndarray, dicts: np.ndarray, vlen: np.ndarray, id_blobs: pa.Array) -> pa.Buffer:
     """The block file: ``out`` (magic and frames, in chunk order), then the directory of its chunks (row bounds
     ``rb``; ``values``: each chunk's metadata texts; ``local``: each entry's index in them, not
     stored for chunks of one text; ``dicts``: each frame's dictionary chunk or -1; ``vlen``: the
-    length of each chunk's variables' frame, 0 if not split). The directory is written a row
+    length of each chunk's variables' frame, 0 if not split; ``id_blobs``: each chunk's record
+    ids, ``_id_blobs``). The directory is written a row
     group at a time, the metadata texts of its chunks taken then: a block of OTLP records holds
     ~230 characters of them an entry, whose copy in block order was the cut's largest buffer."""
     n_chunks = len(rb) - 1
@@ -107,6 +110,7 @@ def _assemble(out: list, streams: pa.Array, rb: np.ndarray, frame_len: np.ndarra
                      np.concatenate([[0], np.cumsum(np.where(coded, rows, 0))]), width),
         pa.array(dicts.astype(np.int32)),
         pa.array(vlen.astype(np.int32)),
+        id_blobs,
     ]
     dsink = pa.BufferOutputStream()
     # a text per entry (OTLP records): nothing for a dictionary to share
@@ -144,6 +148,31 @@ def _delta_blobs(deltas: np.ndarray, rb: np.ndarray) -> pa.Array:
         out[at] = deltas[entries].astype(f"<u{w}").view(np.uint8)
     return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
                                                         pa.py_buffer(out)])
+
+
+def _id_blobs(ids: pa.ChunkedArray, order: np.ndarray, rb: np.ndarray, tv: np.ndarray) -> pa.Array:
+    """Each chunk's record ids (chunk row bounds ``rb`` in block ``order``, times ``tv`` in block
+    order): empty if none of its entries has any, else its trace ids, then its span ids, then
+    its observed times as differences from the entries' times (mostly one value: compressed
+    to nearly nothing by the directory's zstd)."""
+    n_chunks = len(rb) - 1
+    if not n_chunks or not pc.sum(pc.binary_length(ids)).as_py():
+        return no_ids(n_chunks)
+    m = id_matrix(ids)[order]
+    delta = np.ascontiguousarray(m[:, 24:]).view("<u8").reshape(-1) - tv.astype(np.uint64)  # mod 2**64
+    rows = np.diff(rb)
+    has = np.add.reduceat(m.any(axis=1).astype(np.int64), rb[:-1]) > 0
+    sizes = np.where(has, rows * IDS_BYTES, 0)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    out = np.empty(int(offsets[-1]), np.uint8)
+    for c in np.flatnonzero(has).tolist():
+        a, b, o = int(rb[c]), int(rb[c + 1]), int(offsets[c])
+        k = b - a
+        out[o:o + 16 * k] = m[a:b, :16].reshape(-1)
+        out[o + 16 * k:o + 24 * k] = m[a:b, 16:24].reshape(-1)
+        out[o + 24 * k:o + 32 * k] = delta[a:b].view(np.uint8)
+    return pa.BinaryArray.from_buffers(pa.binary(), n_chunks, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                               pa.py_buffer(out)])
 
 
 def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
@@ -184,12 +213,13 @@ class _Texts:
 
 def _metadata(table: pa.Table, order: np.ndarray, rb: np.ndarray) -> tuple[_Texts, np.ndarray]:
     """(each chunk's distinct metadata texts, each entry's index among its chunk's), of chunk
-    row bounds ``rb`` in block ``order``. The texts are dictionary-encoded, unless a sample of
-    them is mostly distinct (trace ids, times: OTLP records), where hashing every text would
-    find nothing to share and cost ~1 us a row: then each entry's text is its chunk's own."""
+    row bounds ``rb`` in block ``order``. The texts come dictionary-encoded (``schema.TEXT``);
+    plain strings (a table of another source) are dictionary-encoded, unless a sample of them is
+    mostly distinct (ids in them), where hashing every text would find nothing to share and
+    cost ~1 us a row: then each entry's text is its chunk's own."""
     col = pc.fill_null(table.column("metadata"), "{}")
     sample = col.slice(0, _SAMPLE_ROWS)
-    if len(sample) >= 256 and 2 * len(pc.unique(sample)) > len(sample):
+    if not pa.types.is_dictionary(col.type) and len(sample) >= 256 and 2 * len(pc.unique(sample)) > len(sample):
         return _Texts(col=Strings(col), order=order, rb=rb), np.arange(int(rb[-1]), dtype=np.int64) - np.repeat(rb[:-1],
                                                                                                         np.diff(rb))
     values, offsets, local = _local_codes(pc.dictionary_encode(col).combine_chunks().take(pa.array(order)), rb)
@@ -329,8 +359,10 @@ class LogChunkFormat:
             frames.add(c0, term, term_off, rb[c0:c1 + 1] - r0, has_nl, split_chunks(term, text_at, ~has_nl))
             sigs[c0:c1] = chunk_signatures(term, text_at)
         values, local = _metadata(table, order, rb)
+        tv = times.to_numpy()
         return _assemble(frames.out, stream.dictionary.take(pa.array(codes[rb[:-1]])), rb, frames.length, frames.size,
-                         ~frames.has_nl, sigs, times.to_numpy(), values, local, dicts, frames.vlen)
+                         ~frames.has_nl, sigs, tv, values, local, dicts, frames.vlen,
+                         _id_blobs(table.column("ids"), order, rb, tv))
 
     def merge(self, blocks: Sequence) -> pa.Buffer | None:
         """One block of the chunks of ``blocks`` (all of this format, else None), ordered by
@@ -345,7 +377,7 @@ class LogChunkFormat:
             ids = np.arange(len(r.rows))
             times, _ = d.columns(ids, False)
             values, local = d.meta_codes(ids)
-            parts.append((r, data, times, values, local))
+            parts.append((r, data, times, values, local, d.id_blobs()))
         stream = np.concatenate([np.asarray(r.stream_texts, dtype=object)[r.stream_codes] for r, *_ in parts])
         first = np.concatenate([r.min_ns for r, *_ in parts])
         order = np.lexsort((first, stream))
@@ -358,7 +390,7 @@ class LogChunkFormat:
         row_starts = [local_starts(r.rows) for r, *_ in parts]
         times, local, sigs = [], [], []
         for j, (k, i) in enumerate(zip(owner[order].tolist(), index[order].tolist(), strict=True)):
-            r, data, t, _, codes = parts[k]
+            r, data, t, _, codes, _ = parts[k]
             off, ln = int(r.offset[i]), int(r.length[i])
             out.append(memoryview(data)[off:off + ln])
             frame_len[j], frame_size[j] = ln, r.size[i]
@@ -366,7 +398,7 @@ class LogChunkFormat:
             times.append(t[lo:lo + r.rows[i]])
             local.append(codes[lo:lo + r.rows[i]])
             sigs.append(r.grams[i])
-        values = _Texts(pa.concat_arrays([v for *_, v, _ in parts]).take(pa.array(order)))
+        values = _Texts(pa.concat_arrays([v for *_, v, _, _ in parts]).take(pa.array(order)))
         # dictionary chunks, as indexes into the merged block
         base = np.concatenate([[0], np.cumsum([len(r.rows) for r, *_ in parts])])
         old = np.concatenate([np.where(r.dict_of >= 0, r.dict_of + base[k], -1) for k, (r, *_) in enumerate(parts)])
@@ -376,7 +408,8 @@ class LogChunkFormat:
         return _assemble(out, pa.array(stream[order], pa.string()), np.concatenate([[0], np.cumsum(rows)]),
                          frame_len, frame_size, np.concatenate([r.sep for r, *_ in parts])[order],
                          np.stack(sigs), np.concatenate(times), values, np.concatenate(local), dicts,
-                         np.concatenate([r.vlen for r, *_ in parts])[order])
+                         np.concatenate([r.vlen for r, *_ in parts])[order],
+                         pa.concat_arrays([p[-1] for p in parts]).take(pa.array(order)))
 
     def reader(self, objstore: ObjectStore, meta: BlockMeta, spec: SignalSpec) -> LogChunkReader:
         return LogChunkReader(objstore, meta, spec)

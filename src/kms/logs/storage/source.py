@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from kms.logs.logql.ast import LineFilter
 from kms.logs.logql.linefilter import filter_mask, required_literals
+from kms.logs.recordids import joined
 from kms.logs.schema import LOGS
 from kms.logs.source import LOG_BATCH_SCHEMA, Direction, QueryStats
 from kms.logs.storage.chunks import Literal, LogChunkReader, ReadCounter, exact_groups
@@ -198,7 +199,7 @@ class StoreLogSource:
         kept = 0
         last = end_ns - 1  # inclusive
         when = (pc.field("time_ns") >= pa.scalar(start_ns, pa.int64())) & (pc.field("time_ns") <= pa.scalar(last, pa.int64()))
-        columns = ["time_ns", "stream", "line", "metadata"]
+        columns = ["time_ns", "stream", "line", "metadata", "ids"]
         # the chunks' search decides every filter: their hits need no text, nor filtering again
         textless = not lines and len(groups) == len(filters) and exact_groups(groups)
         for tenant in self.tenants:
@@ -237,7 +238,7 @@ class StoreLogSource:
                 stats: QueryStats | None = None) -> list[pa.Table]:
         parts = []
         for tenant, m, flt, selective in reads:
-            for t in self._scan(tenant, lo, hi, ("stream", "line", "metadata"), flt, selective):
+            for t in self._scan(tenant, lo, hi, ("stream", "line", "metadata", "ids"), flt, selective):
                 if stats is not None:
                     stats.lines_processed += t.num_rows
                     stats.bytes_processed += int(pc.sum(pc.binary_length(t.column("line"))).as_py() or 0)
@@ -246,7 +247,7 @@ class StoreLogSource:
                         break
                     t = t.filter(filter_mask(f, t.column("line").combine_chunks()))
                 if t.num_rows:
-                    parts.append(_shown(t, m))
+                    parts.append(_shown(joined(t), m))
         return parts
 
     def streams(self, matchers: list[Matcher], start_ns: int, end_ns: int) -> list[dict[str, str]]:
@@ -324,7 +325,7 @@ def _keep_hits(t: pa.Table, m: _Streams, filters: Sequence[LineFilter], matched:
             break
         t = t.filter(filter_mask(f, t.column("line").combine_chunks()))
     if t.num_rows:
-        parts.append(_shown(t, m))
+        parts.append(_shown(joined(t), m))  # record ids into the texts of the hits only
     return kept + t.num_rows
 
 
