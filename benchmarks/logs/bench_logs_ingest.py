@@ -39,6 +39,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from kms.logs.batch import LogBatch, LogStream
 from kms.logs.ingest import decode_logs
 from kms.logs.loki_push import encode_push
+from kms.logs.recordids import joined
 from kms.metrics.storage.labels import parse_labels_text
 from kms.testing import KmsProcess
 
@@ -98,7 +99,7 @@ def loki_bytes(reqs: list[bytes], raw: int, n_lines: int, otlp: bool) -> int:
         return raw - n_lines  # no metadata; raw counts a newline a line
     total = 0
     for body in reqs:
-        t = decode_logs(body).batch.table()
+        t = joined(decode_logs(body).batch.table())  # the record ids as metadata pairs
         total += sum(len(x) for x in t.column("line").to_pylist())
         for text in t.column("metadata").to_pylist():
             total += sum(len(k) + len(v) for k, v in parse_labels_text(text or "{}").items() if k != "detected_level")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
 
 from kms import __version__
@@ -170,7 +171,12 @@ def _up(args: argparse.Namespace) -> int:
         asyncio.run(stack.run())
     except KeyboardInterrupt:
         pass
-    return 0
+    # Stopped cleanly: every row is in blocks or the WAL, every file closed. Leave without the
+    # interpreter's teardown, which spent ~0.3 s of CPU freeing memory the OS takes back at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _grafana(args: argparse.Namespace) -> int:

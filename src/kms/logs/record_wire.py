@@ -540,9 +540,16 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
     mask -= 1
     distinct = 0
     o = 0
+    base_pairs = base_chars = 0  # of the record before, without its ids
     for i in range(n):
         start = o
         r = order[i]
+        id_pairs, id_chars = _record_ids(buf, recs, r, ids[i], digits)
+        if i and _same_inputs(buf, recs, attrs, attr_slot, level_of, r, order[i - 1]):
+            codes[i] = codes[i - 1]  # the same text as the record before: only the ids differ
+            count[i] = base_pairs + id_pairs
+            size[i] = base_chars + id_chars
+            continue
         s = recs[r, R_SCOPE]
         a0 = recs[r, R_ATTR_FIRST]
         a1 = a0 + recs[r, R_ATTR_COUNT]
@@ -557,6 +564,8 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
         chars = 0
         for j in range(len(kind)):
             k = kind[j]
+            if k == _FROM_OBSERVED or k == _FROM_SPAN or k == _FROM_TRACE:
+                continue  # (``_record_ids``)
             if k == _FROM_SCOPE:
                 present = value_at[s, j] >= 0
             elif k == _FROM_ATTRIBUTE:
@@ -565,35 +574,15 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
                 present = True
             elif k == _FROM_FLAGS:
                 present = recs[r, R_FLAGS] != 0
-            elif k == _FROM_OBSERVED:
-                present = recs[r, R_TIME] != 0 and recs[r, R_OBSERVED] != 0
             elif k == _FROM_SEVERITY:
                 present = recs[r, R_SEVERITY] != 0
             elif k == _FROM_SEVERITY_TEXT:
                 present = recs[r, R_TEXT_LEN] > 0
-            elif k == _FROM_SPAN:  # an id of zeros is none (Loki: ``IsEmpty``)
-                present = recs[r, R_SPAN_AT] >= 0 and _nonzero(buf, recs[r, R_SPAN_AT], 8)
-            elif k == _FROM_TRACE:
-                present = recs[r, R_TRACE_AT] >= 0 and _nonzero(buf, recs[r, R_TRACE_AT], 16)
             elif k == _FROM_DROPPED:
                 present = recs[r, R_DROPPED] != 0
             else:
                 present = recs[r, R_EVENT_LEN] > 0
             if not present:
-                continue
-            if k == _FROM_OBSERVED or k == _FROM_SPAN or k == _FROM_TRACE:
-                pairs += 1
-                if k == _FROM_OBSERVED:
-                    v = recs[r, R_OBSERVED]
-                    for q in range(8):
-                        ids[i, 24 + q] = (v >> (8 * q)) & 0xFF
-                    chars += key_chars[j] + _put_int(digits, 0, v)[1]
-                elif k == _FROM_SPAN:
-                    copy_bytes(ids[i], 16, buf, recs[r, R_SPAN_AT], 8)
-                    chars += key_chars[j] + 16
-                else:
-                    copy_bytes(ids[i], 0, buf, recs[r, R_TRACE_AT], 16)
-                    chars += key_chars[j] + 32
                 continue
             if written:
                 out[o] = 0x2C  # ,
@@ -634,9 +623,16 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
         o += 1
         for a in range(a0, a1):
             own[attr_slot[a]] = -1
-        count[i] = pairs
-        size[i] = chars
-        # the text once: a record whose text an earlier one wrote takes that one's code
+        base_pairs, base_chars = pairs, chars
+        count[i] = pairs + id_pairs
+        size[i] = chars + id_chars
+        # the text once: a record whose text an earlier one wrote takes that one's code (most
+        # often the one before it, of the same scope: compared before any hashing)
+        if i and offsets[codes[i - 1] + 1] - offsets[codes[i - 1]] == o - start \
+                and _same_bytes(out, offsets[codes[i - 1]], start, o - start):
+            codes[i] = codes[i - 1]
+            o = start
+            continue
         h = np.uint64(14695981039346656037)
         for q in range(start, o):
             h = (h ^ np.uint64(out[q])) * np.uint64(1099511628211)
@@ -649,7 +645,7 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
                 codes[i] = distinct
                 distinct += 1
                 break
-            if offsets[d + 1] - offsets[d] == o - start and _same(out, offsets[d], start, o - start):
+            if offsets[d + 1] - offsets[d] == o - start and _same_bytes(out, offsets[d], start, o - start):
                 codes[i] = d
                 o = start
                 break
@@ -658,9 +654,61 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _same(out, a, b, n):  # pragma: no cover
+def _record_ids(buf, recs, r, row, digits):  # pragma: no cover
+    """Writes record ``r``'s ids into ``row`` (``recordids``; an id of zeros is none, as Loki's
+    ``IsEmpty``; an observed time only with a time): (their pairs, their characters)."""
+    pairs = chars = 0
+    at = recs[r, R_TRACE_AT]
+    if at >= 0 and _nonzero(buf, at, 16):
+        copy_bytes(row, 0, buf, at, 16)
+        pairs += 1
+        chars += 8 + 32
+    at = recs[r, R_SPAN_AT]
+    if at >= 0 and _nonzero(buf, at, 8):
+        copy_bytes(row, 16, buf, at, 8)
+        pairs += 1
+        chars += 7 + 16
+    v = recs[r, R_OBSERVED]
+    if recs[r, R_TIME] != 0 and v != 0:
+        for q in range(8):
+            row[24 + q] = (v >> (8 * q)) & 0xFF
+        pairs += 1
+        chars += 18 + _put_int(digits, 0, v)[1]
+    return pairs, chars
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same_bytes(buf, a, b, n):  # pragma: no cover
     for q in range(n):
-        if out[a + q] != out[b + q]:
+        if buf[a + q] != buf[b + q]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _same_inputs(buf, recs, attrs, attr_slot, level_of, r, p):  # pragma: no cover
+    """Whether records ``r`` and ``p`` have the same metadata text: the same scope, level,
+    flags, severity, dropped count, severity text, event name and attributes (in one order)."""
+    for c in (R_SCOPE, R_FLAGS, R_SEVERITY, R_DROPPED, R_TEXT_LEN, R_EVENT_LEN, R_ATTR_COUNT):
+        if recs[r, c] != recs[p, c]:
+            return False
+    if level_of[r] != level_of[p]:
+        return False
+    if recs[r, R_TEXT_LEN] > 0 and not _same_bytes(buf, recs[r, R_TEXT_AT], recs[p, R_TEXT_AT], recs[r, R_TEXT_LEN]):
+        return False
+    if recs[r, R_EVENT_LEN] > 0 and not _same_bytes(buf, recs[r, R_EVENT_AT], recs[p, R_EVENT_AT],
+                                                    recs[r, R_EVENT_LEN]):
+        return False
+    a, b = recs[r, R_ATTR_FIRST], recs[p, R_ATTR_FIRST]
+    for t in range(recs[r, R_ATTR_COUNT]):
+        x, y = a + t, b + t
+        if attr_slot[x] != attr_slot[y] or attrs[x, A_KIND] != attrs[y, A_KIND]:
+            return False
+        if attrs[x, A_KIND] == _STRING:
+            n = attrs[x, A_VALUE_LEN]
+            if n != attrs[y, A_VALUE_LEN] or not _same_bytes(buf, attrs[x, A_VALUE], attrs[y, A_VALUE], n):
+                return False
+        elif attrs[x, A_VALUE] != attrs[y, A_VALUE]:
             return False
     return True
 

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
+from numba import njit
 
 from kms.logs.bytecopy import Strings
 from kms.logs.recordids import IDS_BYTES, id_matrix, no_ids
@@ -158,21 +159,36 @@ def _id_blobs(ids: pa.ChunkedArray, order: np.ndarray, rb: np.ndarray, tv: np.nd
     n_chunks = len(rb) - 1
     if not n_chunks or not pc.sum(pc.binary_length(ids)).as_py():
         return no_ids(n_chunks)
-    m = id_matrix(ids)[order]
-    delta = np.ascontiguousarray(m[:, 24:]).view("<u8").reshape(-1) - tv.astype(np.uint64)  # mod 2**64
-    rows = np.diff(rb)
-    has = np.add.reduceat(m.any(axis=1).astype(np.int64), rb[:-1]) > 0
-    sizes = np.where(has, rows * IDS_BYTES, 0)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    m = id_matrix(ids)
+    has = np.add.reduceat(m.any(axis=1)[order].astype(np.int64), rb[:-1]) > 0
+    offsets = np.concatenate([[0], np.cumsum(np.where(has, np.diff(rb) * IDS_BYTES, 0))])
     out = np.empty(int(offsets[-1]), np.uint8)
-    for c in np.flatnonzero(has).tolist():
-        a, b, o = int(rb[c]), int(rb[c + 1]), int(offsets[c])
-        k = b - a
-        out[o:o + 16 * k] = m[a:b, :16].reshape(-1)
-        out[o + 16 * k:o + 24 * k] = m[a:b, 16:24].reshape(-1)
-        out[o + 24 * k:o + 32 * k] = delta[a:b].view(np.uint8)
+    _scatter_ids(m, order, tv, rb, has, offsets, out)
     return pa.BinaryArray.from_buffers(pa.binary(), n_chunks, [None, pa.py_buffer(offsets.astype(np.int32)),
                                                                pa.py_buffer(out)])
+
+
+@njit(cache=True, nogil=True)
+def _scatter_ids(m, order, tv, rb, has, offsets, out):  # pragma: no cover
+    """Writes the record ids ``m`` (rows in block ``order``, times ``tv`` in block order) of
+    each chunk that ``has`` them at its ``offsets`` in ``out``, in the ``_id_blobs`` layout."""
+    for c in range(len(rb) - 1):
+        if not has[c]:
+            continue
+        a, b, o = rb[c], rb[c + 1], offsets[c]
+        k = b - a
+        for j in range(k):
+            r = order[a + j]
+            for q in range(16):
+                out[o + 16 * j + q] = m[r, q]
+            for q in range(8):
+                out[o + 16 * k + 8 * j + q] = m[r, 16 + q]
+            observed = np.uint64(0)
+            for q in range(8):
+                observed |= np.uint64(m[r, 24 + q]) << np.uint64(8 * q)
+            delta = observed - np.uint64(tv[a + j])  # mod 2**64
+            for q in range(8):
+                out[o + 24 * k + 8 * j + q] = np.uint8((delta >> np.uint64(8 * q)) & np.uint64(255))
 
 
 def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
