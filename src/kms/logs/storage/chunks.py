@@ -42,13 +42,13 @@ import zstandard
 from numba import njit
 
 from kms.logs.bytecopy import Strings
-from kms.logs.recordids import IDS_BYTES, id_matrix, no_ids
+from kms.logs.recordids import IDS_BYTES, no_ids
 from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
 from kms.storage.sort import dense_ranks
 from kms.storage.types import SignalSpec
 
-from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER
+from .chunklayout import DICT_BYTES, DIR_SCHEMA, MAGIC, TRAILER, string_parts
 from .chunkread import Directory, Literal, LogChunkReader, ReadCounter, exact_groups, local_starts
 from .grams import BITS, chunk_signatures
 from .linefind import newlines
@@ -159,19 +159,21 @@ def _id_blobs(ids: pa.ChunkedArray, order: np.ndarray, rb: np.ndarray, tv: np.nd
     n_chunks = len(rb) - 1
     if not n_chunks or not pc.sum(pc.binary_length(ids)).as_py():
         return no_ids(n_chunks)
-    m = id_matrix(ids)
-    has = np.add.reduceat(m.any(axis=1)[order].astype(np.int64), rb[:-1]) > 0
+    at, data = string_parts(pc.fill_null(ids, b"").combine_chunks())
+    has = np.add.reduceat((np.diff(at) > 0)[order].astype(np.int64), rb[:-1]) > 0
     offsets = np.concatenate([[0], np.cumsum(np.where(has, np.diff(rb) * IDS_BYTES, 0))])
     out = np.empty(int(offsets[-1]), np.uint8)
-    _scatter_ids(m, order, tv, rb, has, offsets, out)
+    _scatter_ids(at, data, order, tv, rb, has, offsets, out)
     return pa.BinaryArray.from_buffers(pa.binary(), n_chunks, [None, pa.py_buffer(offsets.astype(np.int32)),
                                                                pa.py_buffer(out)])
 
 
 @njit(cache=True, nogil=True)
-def _scatter_ids(m, order, tv, rb, has, offsets, out):  # pragma: no cover
-    """Writes the record ids ``m`` (rows in block ``order``, times ``tv`` in block order) of
-    each chunk that ``has`` them at its ``offsets`` in ``out``, in the ``_id_blobs`` layout."""
+def _scatter_ids(at, data, order, tv, rb, has, offsets, out):  # pragma: no cover
+    """Writes the record ids (row ``r``'s at ``data[at[r]:at[r + 1]]``, IDS_BYTES or none;
+    rows in block ``order``, times ``tv`` in block order) of each chunk that ``has`` them at its
+    ``offsets`` in ``out``, in the ``_id_blobs`` layout (zeros for an entry without)."""
+    row = np.zeros(IDS_BYTES, np.uint8)
     for c in range(len(rb) - 1):
         if not has[c]:
             continue
@@ -179,13 +181,17 @@ def _scatter_ids(m, order, tv, rb, has, offsets, out):  # pragma: no cover
         k = b - a
         for j in range(k):
             r = order[a + j]
+            if at[r + 1] - at[r] == IDS_BYTES:
+                m, p = data, at[r]
+            else:
+                m, p = row, 0
             for q in range(16):
-                out[o + 16 * j + q] = m[r, q]
+                out[o + 16 * j + q] = m[p + q]
             for q in range(8):
-                out[o + 16 * k + 8 * j + q] = m[r, 16 + q]
+                out[o + 16 * k + 8 * j + q] = m[p + 16 + q]
             observed = np.uint64(0)
             for q in range(8):
-                observed |= np.uint64(m[r, 24 + q]) << np.uint64(8 * q)
+                observed |= np.uint64(m[p + 24 + q]) << np.uint64(8 * q)
             delta = observed - np.uint64(tv[a + j])  # mod 2**64
             for q in range(8):
                 out[o + 24 * k + 8 * j + q] = np.uint8((delta >> np.uint64(8 * q)) & np.uint64(255))
