@@ -36,11 +36,11 @@ from kms.errors import KmsError
 from kms.generator import Generator, GeneratorSettings
 from kms.generator.remote import RemoteWriter
 from kms.limits import MemoryLimiter, RateLimiter, SeriesLimits
-from kms.logs import bytecopy, record_wire
+from kms.logs import bytecopy, record_wire, recordids
 from kms.logs.api import LokiApi
 from kms.logs.push import push_routes
 from kms.logs.schema import LOGS
-from kms.logs.storage import StoreLogSource, chunkread, linevars
+from kms.logs.storage import StoreLogSource, chunkread, chunks, linevars
 from kms.logs.validate import LogLimits, Validator
 from kms.mallopt import keep_freed_memory
 from kms.metrics.admission import SampleAdmission
@@ -308,7 +308,8 @@ class Stack:
             await asyncio.sleep(0.01)
 
         t_store = time.perf_counter()
-        for warm in (linevars.warm, record_wire.warm, bytecopy.warm, chunkread.warm):  # compiled kernels, loaded before the first use
+        # compiled kernels, loaded before the first use
+        for warm in (linevars.warm, record_wire.warm, bytecopy.warm, chunkread.warm, chunks.warm, recordids.warm):
             await loop.run_in_executor(None, warm)
         await loop.run_in_executor(None, self.store.open)
         log.info("storage opened in %.2fs (backend %s, data dir %s)", time.perf_counter() - t_store,

@@ -44,12 +44,13 @@ _ATTR_COLS = 6
 _STRING, _INT, _BOOL, _OTHER = 0, 1, 2, 3  # AnyValue kinds (an empty AnyValue is the empty string)
 
 # where a metadata pair's value comes from (per key, in the order the keys sort)
-(_FROM_SCOPE, _FROM_ATTRIBUTE, _FROM_LEVEL, _FROM_FLAGS, _FROM_OBSERVED, _FROM_SEVERITY, _FROM_SEVERITY_TEXT,
- _FROM_SPAN, _FROM_TRACE, _FROM_DROPPED, _FROM_EVENT) = range(11)
-_BUILTIN = {DETECTED_LEVEL: _FROM_LEVEL, "flags": _FROM_FLAGS, "observed_timestamp": _FROM_OBSERVED,
-            "severity_number": _FROM_SEVERITY, "severity_text": _FROM_SEVERITY_TEXT, "span_id": _FROM_SPAN,
-            "trace_id": _FROM_TRACE, "dropped_attributes_count": _FROM_DROPPED, "event_name": _FROM_EVENT}
-assert _BUILTIN.keys() == PER_RECORD_KEYS
+(_FROM_SCOPE, _FROM_ATTRIBUTE, _FROM_LEVEL, _FROM_FLAGS, _FROM_SEVERITY, _FROM_SEVERITY_TEXT, _FROM_DROPPED,
+ _FROM_EVENT) = range(8)
+_BUILTIN = {DETECTED_LEVEL: _FROM_LEVEL, "flags": _FROM_FLAGS, "severity_number": _FROM_SEVERITY,
+            "severity_text": _FROM_SEVERITY_TEXT, "dropped_attributes_count": _FROM_DROPPED, "event_name": _FROM_EVENT}
+#: the record's own keys kept as bytes (``recordids``), not in its text (``_record_ids``)
+_ID_KEYS = frozenset({"observed_timestamp", "span_id", "trace_id"})
+assert _BUILTIN.keys() | _ID_KEYS == PER_RECORD_KEYS
 _TRUE_FALSE = np.frombuffer(b"truefalse", np.uint8).copy()  # a boolean attribute, as pdata's AsString writes it
 _LEVELS = [level_of_severity(i) for i in range(26)]  # by severity number, 25 standing for all above 24
 
@@ -106,7 +107,7 @@ def record_columns(w: WireRequest, scope_mds: list[dict[str, str]],
     scope_keys = set().union(*scope_mds)
     if set(attr_names) & (PER_RECORD_KEYS | scope_keys):
         return None  # an attribute overriding a scope's pair or overridden by the record's own
-    keys = sorted(scope_keys | set(attr_names) | PER_RECORD_KEYS)
+    keys = sorted(scope_keys | set(attr_names) | (PER_RECORD_KEYS - _ID_KEYS))
     slot = {k: j for j, k in enumerate(keys)}
     kind = np.array([_BUILTIN.get(k, _FROM_ATTRIBUTE if k in attr_names else _FROM_SCOPE) for k in keys], np.int64)
     prefixes = [labels_text([(k, "")])[1:-2] for k in keys]  # 'name="' (quoted as labels_text would)
@@ -560,12 +561,9 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
         out[o] = 0x7B  # {
         o += 1
         pairs = 0
-        written = 0
         chars = 0
         for j in range(len(kind)):
             k = kind[j]
-            if k == _FROM_OBSERVED or k == _FROM_SPAN or k == _FROM_TRACE:
-                continue  # (``_record_ids``)
             if k == _FROM_SCOPE:
                 present = value_at[s, j] >= 0
             elif k == _FROM_ATTRIBUTE:
@@ -584,7 +582,7 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
                 present = recs[r, R_EVENT_LEN] > 0
             if not present:
                 continue
-            if written:
+            if pairs:
                 out[o] = 0x2C  # ,
                 o += 1
             o = _copy(out, o, key_buf, key_off[j], key_off[j + 1] - key_off[j])
@@ -617,7 +615,6 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
             out[o] = 0x22  # "
             o += 1
             pairs += 1
-            written += 1
             chars += key_chars[j] + c
         out[o] = 0x7D  # }
         o += 1

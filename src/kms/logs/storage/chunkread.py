@@ -667,12 +667,8 @@ class Directory:
             has = off[ci + 1] > off[ci]
             if not has.any():
                 continue
-            sel, ci = sel[has], ci[has]
-            b, k, j = off[ci], r.rows[chunks[sel]], local[sel]
-            out[sel, :16] = data[(b + 16 * j)[:, None] + np.arange(16)]
-            out[sel, 16:24] = data[(b + 16 * k + 8 * j)[:, None] + np.arange(8)]
-            delta = np.ascontiguousarray(data[(b + 24 * k + 8 * j)[:, None] + np.arange(8)]).view("<u8").reshape(-1)
-            out[sel, 24:] = (delta + times[sel].astype(np.uint64)).view(np.uint8).reshape(-1, 8)
+            sel = sel[has]
+            _gather_ids(data, off[ci[has]], r.rows[chunks[sel]], local[sel], times[sel], sel, out)
         return out
 
     def id_blobs(self) -> pa.Array:
@@ -682,6 +678,24 @@ class Directory:
             return no_ids(len(r.rows))
         return pa.concat_arrays([self._file().read_row_group(rg, columns=ID_COLS).column(0).combine_chunks()
                                  for rg in range(len(r.rg_start) - 1)])
+
+
+@njit(cache=True, nogil=True)
+def _gather_ids(data, start, rows, local, times, dest, out):  # pragma: no cover
+    """Row ``dest[i]`` of ``out``: the record ids of entry ``local[i]`` (at ``times[i]``) of the
+    chunk whose ids (``chunks._id_blobs``, ``rows[i]`` entries) start at ``data[start[i]]``."""
+    for i in range(len(start)):
+        b, k, j, row = start[i], rows[i], local[i], dest[i]
+        for q in range(16):
+            out[row, q] = data[b + 16 * j + q]
+        for q in range(8):
+            out[row, 16 + q] = data[b + 16 * k + 8 * j + q]
+        delta = np.uint64(0)
+        for q in range(8):
+            delta |= np.uint64(data[b + 24 * k + 8 * j + q]) << np.uint64(8 * q)
+        observed = delta + np.uint64(times[i])  # mod 2**64
+        for q in range(8):
+            out[row, 24 + q] = np.uint8((observed >> np.uint64(8 * q)) & np.uint64(255))
 
 
 def _with_ids(t: pa.Table, columns: list[str]) -> pa.Table:
@@ -790,6 +804,8 @@ def _local_rows(rows: np.ndarray, row_start: np.ndarray, ids: np.ndarray) -> np.
 def warm() -> None:
     """Compile (or load from numba's cache) the line-filter read's kernels before the first query."""
     linefind.warm()
+    _gather_ids(np.zeros(IDS_BYTES, np.uint8), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, np.int64),
+                np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros((1, IDS_BYTES), np.uint8))
     may_contain(np.zeros((1, BITS // 8), np.uint8), needle_buckets("abc", True))
     for width in (np.uint8, np.uint16, np.uint32, np.uint64):
         _range_sums(np.zeros(2, width), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, np.int64))

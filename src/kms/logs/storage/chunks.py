@@ -440,3 +440,11 @@ class LogChunkFormat:
 LOG_CHUNKS = LogChunkFormat()
 
 
+def warm() -> None:
+    """Compile (or load from numba's cache) the block cut's own kernel before the first cut."""
+    tv = np.ones(1, np.int64)
+    tv.flags.writeable = False  # (times come read-only from Arrow)
+    _scatter_ids(np.array([0, IDS_BYTES]), np.zeros(IDS_BYTES, np.uint8), np.zeros(1, np.int64), tv,
+                 np.array([0, 1]), np.ones(1, bool), np.array([0, IDS_BYTES]), np.zeros(IDS_BYTES, np.uint8))
+
+
