@@ -64,17 +64,20 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, 
     """Poll ``url`` until it answers ``want``; RuntimeError if ``proc`` exits first, TimeoutError after."""
     deadline = time.monotonic() + timeout_s
     last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            r = httpx.get(url, timeout=1.0)
-            if r.status_code == want:
-                return
-            last = r.status_code
-        except httpx.HTTPError as e:
-            last = e
-        time.sleep(0.05)
+    # one client for the whole wait: a client per poll loaded the CA bundle every 50 ms (CPU the
+    # starting process needs); readiness polls of local test processes verify no certificate
+    with httpx.Client(timeout=1.0, verify=False) as client:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            try:
+                r = client.get(url)
+                if r.status_code == want:
+                    return
+                last = r.status_code
+            except httpx.HTTPError as e:
+                last = e
+            time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer {want} within {timeout_s}s (last: {last})")
 
 
