@@ -25,7 +25,7 @@ from numba import njit
 
 from kms.logs.bytecopy import copy_bytes
 from kms.logs.enrich import DETECTED_LEVEL, level_of_severity, normalise
-from kms.logs.recordids import IDS_BYTES
+from kms.logs.recordids import IDS_BYTES, nonzero, put_int, put_u64
 from kms.metrics.storage.labels import labels_text
 
 __all__ = ["WireRequest", "walk_request", "record_columns", "PER_RECORD_KEYS", "warm"]
@@ -490,34 +490,6 @@ def _put_escaped(out, o, src, at, n):  # pragma: no cover
     return o, chars
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _put_int(out, o, v):  # pragma: no cover
-    """Write ``v`` in decimal: (position after it, its characters)."""
-    start = o
-    if v < 0:
-        out[o] = 0x2D
-        o += 1
-    m = np.uint64(v) if v >= 0 else np.uint64(0) - np.uint64(v)  # (|min int64| fits uint64)
-    digits = 1
-    x = m
-    while x >= np.uint64(10):
-        x //= np.uint64(10)
-        digits += 1
-    for k in range(digits - 1, -1, -1):
-        out[o + k] = 0x30 + np.uint8(m % np.uint64(10))
-        m //= np.uint64(10)
-    o += digits
-    return o, o - start
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _nonzero(buf, at, n):  # pragma: no cover
-    for q in range(at, at + n):
-        if buf[q]:
-            return True
-    return False
-
-
 @njit(cache=True, nogil=True)
 def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars, scope_buf, value_at, value_len,
            value_chars, level_buf, level_off, level_of, bound, ids):  # pragma: no cover
@@ -594,7 +566,7 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
                 if attrs[a, A_KIND] == _STRING:
                     o, c = _put_escaped(out, o, buf, attrs[a, A_VALUE], attrs[a, A_VALUE_LEN])
                 elif attrs[a, A_KIND] == _INT:
-                    o, c = _put_int(out, o, attrs[a, A_VALUE])
+                    o, c = put_int(out, o, attrs[a, A_VALUE])
                 else:  # true / false
                     c = 4 if attrs[a, A_VALUE] else 5
                     o = _copy(out, o, _TRUE_FALSE, 0 if c == 4 else 4, c)
@@ -603,13 +575,13 @@ def _texts(buf, recs, attrs, order, attr_slot, kind, key_buf, key_off, key_chars
                 c = level_off[lv + 1] - level_off[lv]
                 o = _copy(out, o, level_buf, level_off[lv], c)
             elif k == _FROM_FLAGS:
-                o, c = _put_int(out, o, recs[r, R_FLAGS])
+                o, c = put_int(out, o, recs[r, R_FLAGS])
             elif k == _FROM_SEVERITY:
-                o, c = _put_int(out, o, recs[r, R_SEVERITY])
+                o, c = put_int(out, o, recs[r, R_SEVERITY])
             elif k == _FROM_SEVERITY_TEXT:
                 o, c = _put_escaped(out, o, buf, recs[r, R_TEXT_AT], recs[r, R_TEXT_LEN])
             elif k == _FROM_DROPPED:
-                o, c = _put_int(out, o, recs[r, R_DROPPED])
+                o, c = put_int(out, o, recs[r, R_DROPPED])
             else:
                 o, c = _put_escaped(out, o, buf, recs[r, R_EVENT_AT], recs[r, R_EVENT_LEN])
             out[o] = 0x22  # "
@@ -656,21 +628,20 @@ def _record_ids(buf, recs, r, row, digits):  # pragma: no cover
     ``IsEmpty``; an observed time only with a time): (their pairs, their characters)."""
     pairs = chars = 0
     at = recs[r, R_TRACE_AT]
-    if at >= 0 and _nonzero(buf, at, 16):
+    if at >= 0 and nonzero(buf, at, 16):
         copy_bytes(row, 0, buf, at, 16)
         pairs += 1
         chars += 8 + 32
     at = recs[r, R_SPAN_AT]
-    if at >= 0 and _nonzero(buf, at, 8):
+    if at >= 0 and nonzero(buf, at, 8):
         copy_bytes(row, 16, buf, at, 8)
         pairs += 1
         chars += 7 + 16
     v = recs[r, R_OBSERVED]
     if recs[r, R_TIME] != 0 and v != 0:
-        for q in range(8):
-            row[24 + q] = (v >> (8 * q)) & 0xFF
+        put_u64(row, 24, np.uint64(v))
         pairs += 1
-        chars += 18 + _put_int(digits, 0, v)[1]
+        chars += 18 + put_int(digits, 0, v)[1]
     return pairs, chars
 
 

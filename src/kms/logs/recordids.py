@@ -19,7 +19,8 @@ from numba import njit
 from kms.logs.bytecopy import copy_bytes
 from kms.logs.storage.chunklayout import string_parts
 
-__all__ = ["IDS_BYTES", "no_ids", "ids_array", "id_matrix", "join_texts", "joined", "id_chars", "warm"]
+__all__ = ["IDS_BYTES", "no_ids", "ids_array", "id_matrix", "join_texts", "joined", "id_chars", "warm", "nonzero", "get_u64",
+           "put_u64", "put_int"]
 
 IDS_BYTES = 32
 TRACE, SPAN, OBSERVED = 0, 16, 24  # byte offsets in an entry's ids
@@ -103,44 +104,68 @@ def id_chars(ids: np.ndarray) -> np.ndarray:
     return _id_chars(np.ascontiguousarray(ids))
 
 
-@njit(cache=True, nogil=True)
-def _present(ids, i, at, n):  # pragma: no cover
+# Small kernels shared by the writers and readers of record ids (``record_wire``, ``chunks``,
+# ``chunkread``); inlined, so they cost no call.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def nonzero(buf, at, n):  # pragma: no cover
+    """Whether ``buf[at:at + n]`` holds a byte other than 0 (an id of zeros is none)."""
     for q in range(at, at + n):
-        if ids[i, q]:
+        if buf[q]:
             return True
     return False
 
 
-@njit(cache=True, nogil=True)
-def _observed(ids, i):  # pragma: no cover
-    v = np.int64(0)
-    for q in range(7, -1, -1):
-        v = (v << 8) | np.int64(ids[i, OBSERVED + q])
+@njit(cache=True, nogil=True, inline="always")
+def get_u64(buf, at):  # pragma: no cover
+    """The little-endian u64 at ``buf[at]``."""
+    v = np.uint64(0)
+    for q in range(8):
+        v |= np.uint64(buf[at + q]) << np.uint64(8 * q)
     return v
 
 
-@njit(cache=True, nogil=True)
-def _digits(v):  # pragma: no cover
-    """Characters of ``v`` in decimal (as ``str(v)``)."""
-    m = np.uint64(v) if v >= 0 else np.uint64(0) - np.uint64(v)
-    d = 1
-    while m >= np.uint64(10):
+@njit(cache=True, nogil=True, inline="always")
+def put_u64(out, at, v):  # pragma: no cover
+    """Write ``v`` (uint64) little-endian at ``out[at]``."""
+    for q in range(8):
+        out[at + q] = np.uint8((v >> np.uint64(8 * q)) & np.uint64(255))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def put_int(out, o, v):  # pragma: no cover
+    """Write ``v`` in decimal: (position after it, its characters)."""
+    start = o
+    if v < 0:
+        out[o] = 0x2D
+        o += 1
+    m = np.uint64(v) if v >= 0 else np.uint64(0) - np.uint64(v)  # (|min int64| fits uint64)
+    digits = 1
+    x = m
+    while x >= np.uint64(10):
+        x //= np.uint64(10)
+        digits += 1
+    for k in range(digits - 1, -1, -1):
+        out[o + k] = 0x30 + np.uint8(m % np.uint64(10))
         m //= np.uint64(10)
-        d += 1
-    return d + (v < 0)
+    o += digits
+    return o, o - start
 
 
 @njit(cache=True, nogil=True)
 def _id_chars(ids):  # pragma: no cover
     out = np.zeros(len(ids), np.int64)
+    digits = np.empty(24, np.uint8)
     for i in range(len(ids)):
+        row = ids[i]
         c = 0
-        if _present(ids, i, TRACE, 16):
+        if nonzero(row, TRACE, 16):
             c += 40
-        if _present(ids, i, SPAN, 8):
+        if nonzero(row, SPAN, 8):
             c += 23
-        if _present(ids, i, OBSERVED, 8):
-            c += 18 + _digits(_observed(ids, i))
+        if nonzero(row, OBSERVED, 8):
+            c += 18 + put_int(digits, 0, np.int64(get_u64(row, OBSERVED)))[1]
         out[i] = c
     return out
 
@@ -156,15 +181,7 @@ def _put_pair(out, o, ids, i, which, keys, key_off, hex_chars):  # pragma: no co
     out[o + 1] = 0x22  # "
     o += 2
     if which == 0:
-        v = _observed(ids, i)
-        d = _digits(v)
-        if v < 0:
-            out[o] = 0x2D
-        m = np.uint64(v) if v >= 0 else np.uint64(0) - np.uint64(v)
-        for k in range(o + d - 1, o + (v < 0) - 1, -1):
-            out[k] = 0x30 + np.uint8(m % np.uint64(10))
-            m //= np.uint64(10)
-        o += d
+        o = put_int(out, o, np.int64(get_u64(ids[i], OBSERVED)))[0]
     else:
         at, width = (SPAN, 8) if which == 1 else (TRACE, 16)
         for q in range(width):
@@ -200,9 +217,9 @@ def _join(data, off, ids, keys, key_off, hex_chars):  # pragma: no cover
     o = 0
     for i in range(n):
         lo, hi = off[i], off[i + 1]
-        has0 = _present(ids, i, OBSERVED, 8)
-        has1 = _present(ids, i, SPAN, 8)
-        has2 = _present(ids, i, TRACE, 16)
+        has0 = nonzero(ids[i], OBSERVED, 8)
+        has1 = nonzero(ids[i], SPAN, 8)
+        has2 = nonzero(ids[i], TRACE, 16)
         if not (has0 or has1 or has2) or hi - lo < 2:
             copy_bytes(out, o, data, lo, hi - lo)
             o += hi - lo

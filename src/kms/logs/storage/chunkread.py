@@ -15,7 +15,7 @@ import zstandard
 from numba import njit
 
 from kms.errors import Unavailable
-from kms.logs.recordids import IDS_BYTES, join_texts, no_ids
+from kms.logs.recordids import IDS_BYTES, get_u64, join_texts, no_ids, put_u64
 from kms.storage import layout
 from kms.storage.block import YIELD_ROWS, BlockMeta, referenced_columns
 from kms.storage.objstore import ObjectStore
@@ -690,12 +690,7 @@ def _gather_ids(data, start, rows, local, times, dest, out):  # pragma: no cover
             out[row, q] = data[b + 16 * j + q]
         for q in range(8):
             out[row, 16 + q] = data[b + 16 * k + 8 * j + q]
-        delta = np.uint64(0)
-        for q in range(8):
-            delta |= np.uint64(data[b + 24 * k + 8 * j + q]) << np.uint64(8 * q)
-        observed = delta + np.uint64(times[i])  # mod 2**64
-        for q in range(8):
-            out[row, 24 + q] = np.uint8((observed >> np.uint64(8 * q)) & np.uint64(255))
+        put_u64(out[row], 24, get_u64(data, b + 24 * k + 8 * j) + np.uint64(times[i]))  # mod 2**64
 
 
 def _with_ids(t: pa.Table, columns: list[str]) -> pa.Table:

@@ -42,7 +42,7 @@ import zstandard
 from numba import njit
 
 from kms.logs.bytecopy import Strings
-from kms.logs.recordids import IDS_BYTES, no_ids
+from kms.logs.recordids import IDS_BYTES, get_u64, no_ids, put_u64
 from kms.storage.block import BlockMeta
 from kms.storage.objstore import ObjectStore
 from kms.storage.sort import dense_ranks
@@ -189,12 +189,7 @@ def _scatter_ids(at, data, order, tv, rb, has, offsets, out):  # pragma: no cove
                 out[o + 16 * j + q] = m[p + q]
             for q in range(8):
                 out[o + 16 * k + 8 * j + q] = m[p + 16 + q]
-            observed = np.uint64(0)
-            for q in range(8):
-                observed |= np.uint64(m[p + 24 + q]) << np.uint64(8 * q)
-            delta = observed - np.uint64(tv[a + j])  # mod 2**64
-            for q in range(8):
-                out[o + 24 * k + 8 * j + q] = np.uint8((delta >> np.uint64(8 * q)) & np.uint64(255))
+            put_u64(out, o + 24 * k + 8 * j, get_u64(m, p + 24) - np.uint64(tv[a + j]))  # mod 2**64
 
 
 def _fixed_blobs(values: np.ndarray, rb: np.ndarray, width: int) -> pa.Array:
